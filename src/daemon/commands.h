@@ -1,0 +1,7 @@
+/* kevd's subcommands; each takes argv with argv[0] = the command's name. */
+#ifndef KEVD_COMMANDS_H
+#define KEVD_COMMANDS_H
+
+int kevd_cmd_inspect(int argc, char **argv);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * kevd's command line: a thin front end that picks a subcommand and leaves
+ * all work to the libraries under src/.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/commands.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: kevd COMMAND [ARGS]\n"
+		"\n"
+		"commands:\n"
+		"  inspect PATH [--json]   show what the pager sees in a kernel image\n"
+		"  version                 print the version\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "inspect"))
+		return kevd_cmd_inspect(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+		printf("kevd %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "kevd: unknown command '%s' (try 'kevd help')\n", argv[1]);
+	return 2;
+}

@@ -1,0 +1,85 @@
+/*
+ * The kernel image model: an ELF file validated once at open and described
+ * as the pager needs it.  PT_LOAD segments are listed by guest-physical
+ * address (p_paddr); a page's content is whatever the file backs it with up
+ * to p_filesz and zeroes up to p_memsz, with no assumption that p_offset and
+ * p_paddr are congruent modulo the page size.  The image keeps its file open
+ * so that pages can be read long after the open; a file truncated or
+ * rewritten after the open is detected when a page is read.
+ */
+#ifndef KEVD_IMAGE_H
+#define KEVD_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "common/types.h"
+
+struct kevd_image;
+
+struct kevd_image_segment {
+	unsigned phdr_index;  /* index of the PT_LOAD in the program headers */
+	kevd_gpa_t paddr;     /* p_paddr */
+	uint64_t vaddr;       /* p_vaddr */
+	uint64_t offset;      /* p_offset */
+	uint64_t filesz;      /* p_filesz */
+	uint64_t memsz;       /* p_memsz */
+	uint32_t flags;       /* p_flags (PF_R/PF_W/PF_X) */
+	uint64_t first_gfn;   /* first guest page the segment touches */
+	uint64_t end_gfn;     /* one past its last page */
+};
+
+/* A maximal run of guest pages backed by the image (segments that share or
+ * abut pages merge into one extent). */
+struct kevd_image_extent {
+	uint64_t first_gfn;
+	uint64_t end_gfn;
+};
+
+enum kevd_image_class { KEVD_IMAGE_ELF64 = 64, KEVD_IMAGE_ELF32 = 32 };
+
+/* Opens and validates PATH.  On failure the message names the file and the
+ * offending header. */
+int kevd_image_open(const char *path, struct kevd_image **out, struct kevd_error *err);
+void kevd_image_free(struct kevd_image *img);
+
+const char *kevd_image_path(const struct kevd_image *img);
+enum kevd_image_class kevd_image_class(const struct kevd_image *img);
+uint64_t kevd_image_file_size(const struct kevd_image *img);
+
+size_t kevd_image_segment_count(const struct kevd_image *img);
+const struct kevd_image_segment *kevd_image_segment(const struct kevd_image *img, size_t i);
+/* The segment whose pages include GFN (the first one if two share it). */
+const struct kevd_image_segment *kevd_image_segment_of(const struct kevd_image *img, uint64_t gfn);
+
+size_t kevd_image_extent_count(const struct kevd_image *img);
+const struct kevd_image_extent *kevd_image_extent(const struct kevd_image *img, size_t i);
+/* Number of distinct guest pages backed by the image. */
+uint64_t kevd_image_pages(const struct kevd_image *img);
+bool kevd_image_has_page(const struct kevd_image *img, uint64_t gfn);
+
+/* e_entry translated to guest-physical: e_entry - (p_vaddr - p_paddr) of the
+ * segment whose virtual range holds it; an e_entry that is already inside a
+ * segment's physical range only (Linux's vmlinux) is taken as physical. */
+kevd_gpa_t kevd_image_entry(const struct kevd_image *img);
+uint64_t kevd_image_elf_entry(const struct kevd_image *img);
+
+/* Xen PVH entry (ELF note "Xen", type 18), if present. */
+bool kevd_image_pvh_entry(const struct kevd_image *img, kevd_gpa_t *entry);
+/* Multiboot2 header within the first 32 KiB, if present. */
+bool kevd_image_multiboot2(const struct kevd_image *img, uint64_t *file_offset);
+
+/* Checks that every segment lies in guest RAM of RAM_BYTES as kevd lays it
+ * out (RAM below the MMIO hole, the rest from 4 GiB). */
+int kevd_image_check_ram(const struct kevd_image *img, uint64_t ram_bytes, struct kevd_error *err);
+
+/* Fills NPAGES pages starting at guest page GFN into BUF: file bytes where a
+ * segment has them, zeroes elsewhere.  Adds the bytes read from the file to
+ * *BYTES_READ.  Fails (ESTALE or EIO) when the file no longer matches what
+ * was validated: truncated, rewritten, or unreadable. */
+int kevd_image_fill(const struct kevd_image *img, uint64_t gfn, size_t npages, void *buf,
+		    uint64_t *bytes_read, struct kevd_error *err);
+
+#endif

@@ -1,0 +1,587 @@
+/*
+ * guest.c - the test guest's ring-3 workload (plus the ring-0 exception
+ * reporter).  Freestanding: no libc, no SSE, no cpuid.
+ *
+ * entry.S enters testguest_main(index) at CPL 3 with IOPL 3 and IF 0 on every
+ * vCPU.  See README.md for the command line and the output format.
+ */
+#include <stdint.h>
+
+#include "testguest.h"
+
+typedef uint64_t u64;
+typedef uint32_t u32;
+typedef uint8_t u8;
+
+/* ---- symbols from entry.S / data.S --------------------------------------- */
+extern const u64 testguest_data[];
+extern const u8 testguest_tail[];
+extern const u8 testguest_tail_end[];
+extern u8 testguest_idt[];
+extern u32 testguest_boot_eax;
+extern u32 testguest_boot_info;
+extern u32 testguest_vcpu_count;
+
+/* The zero region the host tests can look up by name. */
+__attribute__((section(".bss.zero"), aligned(4096)))
+u8 testguest_bss_zero[TESTGUEST_BSS_BYTES];
+
+void testguest_main(u64 index) __attribute__((noreturn, used));
+void testguest_exception(const u64 *frame) __attribute__((noreturn, used));
+
+/* gcc may emit calls to these even when freestanding. */
+void *memset(void *d, int c, unsigned long n);
+void *memcpy(void *d, const void *s, unsigned long n);
+
+void *memset(void *d, int c, unsigned long n)
+{
+	volatile u8 *p = d;
+	while (n--)
+		*p++ = (u8)c;
+	return d;
+}
+
+void *memcpy(void *d, const void *s, unsigned long n)
+{
+	volatile u8 *p = d;
+	const u8 *q = s;
+	while (n--)
+		*p++ = *q++;
+	return d;
+}
+
+/* ---- ports and output ---------------------------------------------------- */
+
+static inline void outb(u32 port, u8 v)
+{
+	__asm__ volatile("outb %0, %w1" : : "a"(v), "Nd"((uint16_t)port) : "memory");
+}
+
+static inline void cpu_relax(void)
+{
+	__asm__ volatile("pause" : : : "memory");
+}
+
+static void putch(char c)
+{
+	outb(TESTGUEST_SERIAL_PORT, (u8)c);
+}
+
+static void puts_(const char *s)
+{
+	while (*s)
+		putch(*s++);
+}
+
+static void put_dec(u64 v)
+{
+	char buf[24];
+	int n = 0;
+
+	do {
+		buf[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		putch(buf[--n]);
+}
+
+static void put_hex(u64 v, int digits)
+{
+	static const char hex[] = "0123456789abcdef";
+	int i;
+
+	puts_("0x");
+	for (i = digits - 1; i >= 0; i--)
+		putch(hex[(v >> (4 * i)) & 15]);
+}
+
+static __attribute__((noreturn)) void guest_exit(u8 v)
+{
+	outb(TESTGUEST_EXIT_PORT, v);
+	for (;;)
+		cpu_relax();
+}
+
+/* ---- ring-0 exception reporter (reached only on errors) ------------------ */
+
+void testguest_exception(const u64 *frame)
+{
+	/* frame: vector, error code, rip, cs, rflags, rsp, ss */
+	u64 cr2;
+
+	__asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
+	puts_("\nexception ");
+	put_dec(frame[0]);
+	puts_(" at rip=");
+	put_hex(frame[2], 16);
+	puts_(" err=");
+	put_hex(frame[1], 4);
+	puts_(" cs=");
+	put_hex(frame[3], 4);
+	puts_(" rflags=");
+	put_hex(frame[4], 8);
+	puts_(" rsp=");
+	put_hex(frame[5], 16);
+	puts_(" cr2=");
+	put_hex(cr2, 16);
+	puts_("\nresult: FAIL\n");
+	outb(TESTGUEST_EXIT_PORT, TESTGUEST_EXIT_EXCEPTION);
+	for (;;)
+		__asm__ volatile("cli; hlt");
+}
+
+/* ---- configuration ------------------------------------------------------- */
+
+enum touch_mode { TOUCH_ALL, TOUCH_PERCENT, TOUCH_STRIDE, TOUCH_RANDOM, TOUCH_NONE };
+enum run_mode { RUN_NORMAL, RUN_CRASH, RUN_LOOP, RUN_FLOOD, RUN_FAULT };
+
+static const char *const touch_names[] = { "all", "percent", "stride", "random", "none" };
+
+struct config {
+	enum touch_mode touch;
+	u64 touch_arg;
+	u64 seed;
+	u64 bss_pages;
+	enum run_mode mode;
+	u64 touches;          /* pages= : number of touches per vCPU */
+};
+
+struct vcpu_result {
+	u64 pages;
+	u64 sum;
+	u64 bad;
+	u64 bss_bad;
+} __attribute__((aligned(64)));
+
+static struct config cfg;
+static struct vcpu_result results[TESTGUEST_MAX_VCPUS];
+static u32 config_ready;
+static u32 start_count;
+static u32 done_count;
+
+static int is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Does [s, s+n) start with the NUL-terminated prefix p?  Returns its length. */
+static u64 prefix(const char *s, u64 n, const char *p)
+{
+	u64 i = 0;
+
+	while (p[i]) {
+		if (i >= n || s[i] != p[i])
+			return 0;
+		i++;
+	}
+	return i;
+}
+
+static int token_is(const char *s, u64 n, const char *p)
+{
+	u64 k = prefix(s, n, p);
+	return k != 0 && k == n;
+}
+
+/* Decimal or 0x-hex number filling [s, s+n) exactly. */
+static int parse_u64(const char *s, u64 n, u64 *out)
+{
+	u64 v = 0, i = 0, base = 10;
+
+	if (n > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		i = 2;
+	}
+	if (i >= n)
+		return 0;
+	for (; i < n; i++) {
+		char c = s[i];
+		u64 d;
+
+		if (c >= '0' && c <= '9')
+			d = (u64)(c - '0');
+		else if (base == 16 && c >= 'a' && c <= 'f')
+			d = (u64)(c - 'a' + 10);
+		else if (base == 16 && c >= 'A' && c <= 'F')
+			d = (u64)(c - 'A' + 10);
+		else
+			return 0;
+		v = v * base + d;
+	}
+	*out = v;
+	return 1;
+}
+
+static void parse_option(const char *s, u64 n)
+{
+	u64 k, v;
+
+	if ((k = prefix(s, n, "touch="))) {
+		s += k;
+		n -= k;
+		if (token_is(s, n, "all"))
+			cfg.touch = TOUCH_ALL;
+		else if (token_is(s, n, "none"))
+			cfg.touch = TOUCH_NONE;
+		else if ((k = prefix(s, n, "percent:")) && parse_u64(s + k, n - k, &v)) {
+			cfg.touch = TOUCH_PERCENT;
+			cfg.touch_arg = v > 100 ? 100 : v;
+		} else if ((k = prefix(s, n, "stride:")) && parse_u64(s + k, n - k, &v)) {
+			cfg.touch = TOUCH_STRIDE;
+			cfg.touch_arg = v ? v : 1;
+		} else if ((k = prefix(s, n, "random:")) && parse_u64(s + k, n - k, &v)) {
+			cfg.touch = TOUCH_RANDOM;
+			cfg.touch_arg = v;
+		}
+	} else if ((k = prefix(s, n, "seed="))) {
+		if (parse_u64(s + k, n - k, &v))
+			cfg.seed = v;
+	} else if ((k = prefix(s, n, "bss="))) {
+		if (parse_u64(s + k, n - k, &v))
+			cfg.bss_pages = v > TESTGUEST_BSS_PAGES ? TESTGUEST_BSS_PAGES : v;
+	} else if ((k = prefix(s, n, "mode="))) {
+		s += k;
+		n -= k;
+		if (token_is(s, n, "crash"))
+			cfg.mode = RUN_CRASH;
+		else if (token_is(s, n, "loop"))
+			cfg.mode = RUN_LOOP;
+		else if (token_is(s, n, "flood"))
+			cfg.mode = RUN_FLOOD;
+		else if (token_is(s, n, "fault"))
+			cfg.mode = RUN_FAULT;
+		else if (token_is(s, n, "normal"))
+			cfg.mode = RUN_NORMAL;
+	}
+}
+
+static void parse_cmdline(const char *s)
+{
+	cfg.touch = TOUCH_ALL;
+	cfg.touch_arg = 0;
+	cfg.seed = 1;
+	cfg.bss_pages = TESTGUEST_BSS_PAGES;
+	cfg.mode = RUN_NORMAL;
+	while (s && *s) {
+		u64 n = 0;
+
+		while (is_space(*s))
+			s++;
+		while (s[n] && !is_space(s[n]))
+			n++;
+		if (n)
+			parse_option(s, n);
+		s += n;
+	}
+	switch (cfg.touch) {
+	case TOUCH_ALL:
+		cfg.touches = TESTGUEST_DATA_PAGES;
+		break;
+	case TOUCH_PERCENT:
+		cfg.touches = (u64)TESTGUEST_DATA_PAGES * cfg.touch_arg / 100;
+		break;
+	case TOUCH_STRIDE:
+		cfg.touches = (TESTGUEST_DATA_PAGES + cfg.touch_arg - 1) / cfg.touch_arg;
+		break;
+	case TOUCH_RANDOM:
+		cfg.touches = cfg.touch_arg;
+		break;
+	default:
+		cfg.touches = 0;
+		break;
+	}
+}
+
+/* ---- boot information ---------------------------------------------------- */
+
+enum boot_kind { BOOT_UNKNOWN, BOOT_MB2, BOOT_PVH };
+
+struct mb2_tag {
+	u32 type;
+	u32 size;
+};
+
+struct mb2_mmap_entry {
+	u64 base;
+	u64 len;
+	u32 type;
+	u32 reserved;
+};
+
+struct hvm_start_info {
+	u32 magic;
+	u32 version;
+	u32 flags;
+	u32 nr_modules;
+	u64 modlist_paddr;
+	u64 cmdline_paddr;
+	u64 rsdp_paddr;
+	u64 memmap_paddr;
+	u32 memmap_entries;
+	u32 reserved;
+};
+
+struct hvm_memmap_entry {
+	u64 addr;
+	u64 size;
+	u32 type;
+	u32 reserved;
+};
+
+static const struct mb2_tag *mb2_find(u32 info, u32 type)
+{
+	const u8 *base = (const u8 *)(uintptr_t)info;
+	u32 total = *(const u32 *)base;
+	u32 off = 8;
+
+	while (off + 8 <= total) {
+		const struct mb2_tag *t = (const struct mb2_tag *)(base + off);
+
+		if (t->type == 0 || t->size < 8)
+			break;
+		if (t->type == type)
+			return t;
+		off += (t->size + 7) & ~7u;
+	}
+	return 0;
+}
+
+static void print_mmap_entry(u64 base, u64 len, u32 type)
+{
+	puts_("mmap: base=");
+	put_hex(base, 16);
+	puts_(" len=");
+	put_hex(len, 16);
+	puts_(" type=");
+	put_dec(type);
+	putch('\n');
+}
+
+static void print_mmap(enum boot_kind kind, u32 info)
+{
+	if (kind == BOOT_MB2) {
+		const struct mb2_tag *t = mb2_find(info, 6);
+		const u8 *p, *end;
+		u32 esize;
+
+		if (!t || t->size < 16)
+			return;
+		esize = ((const u32 *)t)[2];
+		if (esize < sizeof(struct mb2_mmap_entry))
+			return;
+		p = (const u8 *)t + 16;
+		end = (const u8 *)t + t->size;
+		for (; p + esize <= end; p += esize) {
+			const struct mb2_mmap_entry *e = (const void *)p;
+			print_mmap_entry(e->base, e->len, e->type);
+		}
+	} else if (kind == BOOT_PVH) {
+		const struct hvm_start_info *si = (const void *)(uintptr_t)info;
+		const struct hvm_memmap_entry *e;
+		u32 i;
+
+		if (si->version < 1 || !si->memmap_paddr)
+			return;
+		e = (const void *)(uintptr_t)si->memmap_paddr;
+		for (i = 0; i < si->memmap_entries; i++)
+			print_mmap_entry(e[i].addr, e[i].size, e[i].type);
+	}
+}
+
+static const char *boot_cmdline(enum boot_kind kind, u32 info)
+{
+	if (kind == BOOT_MB2) {
+		const struct mb2_tag *t = mb2_find(info, 1);
+		return t ? (const char *)(t + 1) : "";
+	}
+	if (kind == BOOT_PVH) {
+		const struct hvm_start_info *si = (const void *)(uintptr_t)info;
+		return si->cmdline_paddr ? (const char *)(uintptr_t)si->cmdline_paddr : "";
+	}
+	return "";
+}
+
+/* ---- the work ------------------------------------------------------------ */
+
+static void check_page(u64 page, u64 *sum, u64 *bad)
+{
+	const u64 *p = testguest_data + page * TESTGUEST_WORDS_PER_PAGE;
+	u64 w0 = page * TESTGUEST_WORDS_PER_PAGE;
+	u64 s = 0, b = 0;
+	u32 j;
+
+	for (j = 0; j < TESTGUEST_WORDS_PER_PAGE; j++) {
+		u64 w = p[j];
+		s += w;
+		b += (w != testguest_word(w0 + j));
+	}
+	*sum += s;
+	*bad += b;
+}
+
+static void touch_data(struct vcpu_result *r)
+{
+	u64 i, sum = 0, bad = 0, state = cfg.seed;
+
+	for (i = 0; i < cfg.touches; i++) {
+		u64 page;
+
+		switch (cfg.touch) {
+		case TOUCH_STRIDE:
+			page = i * cfg.touch_arg;
+			break;
+		case TOUCH_RANDOM:
+			page = testguest_random_page(&state);
+			break;
+		default:
+			page = i;
+			break;
+		}
+		check_page(page, &sum, &bad);
+	}
+	r->pages = cfg.touches;
+	r->sum = sum;
+	r->bad = bad;
+}
+
+static u64 check_bss(void)
+{
+	const volatile u64 *z = (const volatile u64 *)testguest_bss_zero;
+	const volatile u8 *p;
+	u64 i, bad = 0, n = cfg.bss_pages * TESTGUEST_WORDS_PER_PAGE;
+
+	for (i = 0; i < n; i++)
+		bad += (z[i] != 0);
+	/* The page holding the end of p_filesz: tail bytes are 1..100, the
+	 * rest of the page (part of p_memsz only) must be zero. */
+	for (i = 0; i < TESTGUEST_TAIL_BYTES; i++)
+		bad += (testguest_tail[i] != (u8)(i + 1));
+	p = testguest_tail_end;
+	while (((uintptr_t)p & (TESTGUEST_PAGE_SIZE - 1)) != 0)
+		bad += (*p++ != 0);
+	return bad;
+}
+
+static __attribute__((noreturn)) void spin_forever(void)
+{
+	for (;;)
+		cpu_relax();
+}
+
+static void wait_u32(u32 *p, u32 value)
+{
+	while (__atomic_load_n(p, __ATOMIC_ACQUIRE) < value)
+		cpu_relax();
+}
+
+static __attribute__((noreturn)) void crash(void)
+{
+	/* Make every IDT gate not-present, then fault: #GP -> #NP -> #DF ->
+	 * triple fault (shutdown).  Ring 3 can write the IDT because every page
+	 * is mapped user-writable. */
+	volatile u8 *idt = testguest_idt;
+	u32 i;
+
+	for (i = 0; i < 32 * 16; i++)
+		idt[i] = 0;
+	__asm__ volatile("" : : : "memory");
+	(void)*(volatile u64 *)0x8000000000000000ull;    /* non-canonical: #GP */
+	spin_forever();
+}
+
+void testguest_main(u64 index)
+{
+	u32 nvcpus = testguest_vcpu_count;
+	struct vcpu_result *r = &results[index];
+	u32 i;
+
+	if (index == 0) {
+		u32 info = testguest_boot_info;
+		enum boot_kind kind = BOOT_UNKNOWN;
+		const char *cmdline;
+
+		if (testguest_boot_eax == TESTGUEST_MB2_BOOT_MAGIC)
+			kind = BOOT_MB2;
+		else if (*(const volatile u32 *)(uintptr_t)info == TESTGUEST_PVH_MAGIC)
+			kind = BOOT_PVH;
+		puts_("testguest: boot=");
+		puts_(kind == BOOT_MB2 ? "multiboot2" : kind == BOOT_PVH ? "pvh" : "unknown");
+		puts_(" vcpus=");
+		put_dec(nvcpus);
+		putch('\n');
+		if (kind == BOOT_UNKNOWN) {
+			puts_("result: FAIL\n");
+			guest_exit(TESTGUEST_EXIT_BADBOOT);
+		}
+		cmdline = boot_cmdline(kind, info);
+		puts_("cmdline: ");
+		puts_(cmdline);
+		putch('\n');
+		parse_cmdline(cmdline);
+		switch (cfg.mode) {
+		case RUN_CRASH:
+			crash();
+		case RUN_LOOP:
+			spin_forever();
+		case RUN_FLOOD:
+			for (;;)
+				putch('x');
+		case RUN_FAULT:
+			(void)*(volatile u64 *)0x8000000000000000ull;
+			spin_forever();
+		default:
+			break;
+		}
+		print_mmap(kind, info);
+		puts_("touch: mode=");
+		puts_(touch_names[cfg.touch]);
+		puts_(" pages=");
+		put_dec(cfg.touches);
+		putch('\n');
+		__atomic_store_n(&config_ready, 1, __ATOMIC_RELEASE);
+	} else {
+		wait_u32(&config_ready, 1);
+	}
+
+	/* Start together, touch the same pages in the same order. */
+	__atomic_fetch_add(&start_count, 1, __ATOMIC_ACQ_REL);
+	wait_u32(&start_count, nvcpus);
+	touch_data(r);
+	r->bss_bad = check_bss();
+	__atomic_fetch_add(&done_count, 1, __ATOMIC_ACQ_REL);
+	if (index != 0)
+		spin_forever();
+
+	wait_u32(&done_count, nvcpus);
+	{
+		u64 bss_bad = 0;
+		int ok = 1;
+
+		for (i = 0; i < nvcpus; i++) {
+			const struct vcpu_result *v = &results[i];
+
+			puts_("vcpu ");
+			put_dec(i);
+			puts_(": pages=");
+			put_dec(v->pages);
+			puts_(" sum=");
+			put_hex(v->sum, 16);
+			puts_(" bad=");
+			put_dec(v->bad);
+			putch('\n');
+			bss_bad += v->bss_bad;
+			if (v->bad || v->sum != results[0].sum || v->pages != results[0].pages)
+				ok = 0;
+		}
+		puts_("bss: pages=");
+		put_dec(cfg.bss_pages);
+		puts_(" bad=");
+		put_dec(bss_bad);
+		putch('\n');
+		if (bss_bad)
+			ok = 0;
+		puts_(ok ? "result: ok\n" : "result: FAIL\n");
+		guest_exit(ok ? TESTGUEST_EXIT_OK : TESTGUEST_EXIT_FAIL);
+	}
+}

@@ -1,0 +1,513 @@
+/*
+ * The lazy pager against real userfaultfd faults from plain threads:
+ * exactly-once loading under contention (with and without fault-around),
+ * content byte for byte, statistics, EEXIST handling, eager mode, failures
+ * that must end every fault without a hang, and the error paths.
+ * Skips (77) where userfaultfd cannot be opened.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "elfbuild.h"
+#include "pager/pager.h"
+
+#define MEM_BYTES (16u << 20)
+#define BASE_GFN 0x100u     /* the default image loads at 1 MiB */
+#define MAX_PAGES 4096
+
+struct fixture {
+	char *path;
+	struct eb_elf elf;
+	struct kevd_image *img;
+	struct kevd_pager *pager;
+	unsigned char *mem;
+	int loads[MAX_PAGES];      /* atomic: times each page was loaded */
+	int failures;              /* atomic: on_failure calls */
+	char failure_msg[KEVD_ERROR_MSG_MAX];
+};
+
+static void on_load(void *arg, uint64_t first, size_t n)
+{
+	struct fixture *f = arg;
+
+	for (size_t i = 0; i < n; i++)
+		__atomic_fetch_add(&f->loads[first + i - BASE_GFN], 1, __ATOMIC_RELAXED);
+}
+
+static void on_failure(void *arg, kevd_gpa_t gpa, const struct kevd_error *err)
+{
+	struct fixture *f = arg;
+
+	snprintf(f->failure_msg, sizeof(f->failure_msg), "%s", err->msg);
+	__atomic_fetch_add(&f->failures, 1, __ATOMIC_RELEASE);
+}
+
+static struct fixture *setup(uint64_t file_pages, uint64_t zero_pages, const struct kevd_pager_config *cfg_in,
+			     bool start)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct kevd_pager_config cfg = { 0 };
+	struct kevd_error err = KEVD_ERROR_INIT;
+
+	if (cfg_in)
+		cfg = *cfg_in;
+	cfg.on_load = on_load;
+	cfg.on_failure = on_failure;
+	cfg.cb_arg = f;
+	f->path = elfbuild_tmppath("pager");
+	elfbuild_default(&f->elf, file_pages, zero_pages);
+	ck_assert_int_eq(elfbuild_write(&f->elf, f->path), 0);
+	if (kevd_image_open(f->path, &f->img, &err) < 0)
+		ck_abort_msg("%s", err.msg);
+	f->mem = mmap(NULL, MEM_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ck_assert_ptr_ne(f->mem, MAP_FAILED);
+	if (kevd_pager_new(f->img, &cfg, &f->pager, &err) < 0)
+		ck_abort_msg("%s", err.msg);
+	if (kevd_pager_add_memory(f->pager, KEVD_GPA(0), f->mem, MEM_BYTES, &err) < 0)
+		ck_abort_msg("%s", err.msg);
+	if (start && kevd_pager_start(f->pager, &err) < 0)
+		ck_abort_msg("%s", err.msg);
+	return f;
+}
+
+static void teardown(struct fixture *f)
+{
+	kevd_pager_free(f->pager);
+	kevd_image_free(f->img);
+	munmap(f->mem, MEM_BYTES);
+	unlink(f->path);
+	free(f->path);
+	free(f);
+}
+
+/* Checks every image page against the file, byte for byte, zeroes past
+ * p_filesz and outside the segment. */
+static void check_content(struct fixture *f, uint64_t pages)
+{
+	const struct eb_seg *s = &f->elf.seg[0];
+
+	for (uint64_t g = 0; g < pages; g++) {
+		const unsigned char *p = f->mem + ((BASE_GFN + g) << 12);
+
+		for (unsigned i = 0; i < 4096; i++) {
+			uint64_t off = (g << 12) + i;
+			uint8_t want = off < s->filesz ? elfbuild_byte(s->offset + off) : 0;
+
+			if (p[i] != want)
+				ck_abort_msg("page %llu byte %u: %u, want %u", (unsigned long long)g, i, p[i], want);
+		}
+	}
+}
+
+struct toucher {
+	struct fixture *f;
+	pthread_barrier_t *barrier;
+	const uint32_t *order;   /* page indices to touch */
+	size_t n;
+	pid_t tid;
+	uint64_t sum;
+};
+
+static void *touch_main(void *arg)
+{
+	struct toucher *t = arg;
+
+	t->tid = (pid_t)syscall(SYS_gettid);
+	pthread_barrier_wait(t->barrier);
+	for (size_t i = 0; i < t->n; i++)
+		t->sum += *(volatile unsigned char *)(t->f->mem + ((BASE_GFN + t->order[i]) << 12) + 77);
+	return NULL;
+}
+
+/* NT threads touch ORDER (all the same order, at the same time). */
+static void storm(struct fixture *f, int nt, const uint32_t *order, size_t n, struct toucher *ts)
+{
+	pthread_barrier_t b;
+	pthread_t th[16];
+
+	pthread_barrier_init(&b, NULL, (unsigned)nt);
+	for (int i = 0; i < nt; i++) {
+		ts[i] = (struct toucher){ .f = f, .barrier = &b, .order = order, .n = n };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, touch_main, &ts[i]), 0);
+	}
+	for (int i = 0; i < nt; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&b);
+}
+
+/* Exactly once, fault-around off: 8 threads, many rounds, sequential and
+ * random subsets; pages_loaded must equal the distinct pages touched. */
+START_TEST(exactly_once_no_window)
+{
+	enum { FILE_PAGES = 300, ZERO_PAGES = 60, PAGES = FILE_PAGES + 1 + ZERO_PAGES, NT = 8 };
+	struct kevd_pager_config cfg = { .window_pages = 1, .handler_threads = 1 + (unsigned)_i % 4 };
+
+	for (int round = 0; round < 6; round++) {
+		struct fixture *f = setup(FILE_PAGES, ZERO_PAGES, &cfg, true);
+		uint32_t order[PAGES];
+		bool touched[PAGES] = { false };
+		size_t n = 0, distinct = 0;
+		struct toucher ts[NT];
+		struct kevd_pager_stats st;
+		uint64_t tid_faults = 0, hist = 0;
+		unsigned seed = (unsigned)(round * 31 + _i);
+
+		/* Even rounds: every page in order; odd: a random multiset. */
+		for (size_t i = 0; i < PAGES; i++) {
+			uint32_t g = round % 2 ? (uint32_t)(rand_r(&seed) % PAGES) : (uint32_t)i;
+
+			if (round % 2 && rand_r(&seed) % 3 == 0)
+				continue;
+			order[n++] = g;
+			if (!touched[g]) {
+				touched[g] = true;
+				distinct++;
+			}
+		}
+		storm(f, NT, order, n, ts);
+		kevd_pager_get_stats(f->pager, &st);
+		ck_assert_uint_eq(st.image_pages, PAGES);
+		ck_assert_uint_eq(st.pages_loaded, distinct);
+		ck_assert_uint_eq(st.pages_loaded_demand, distinct);
+		ck_assert_uint_eq(st.pages_loaded_around, 0);
+		ck_assert_uint_eq(st.loads, distinct);
+		ck_assert_uint_ge(st.faults, distinct);
+		ck_assert_uint_eq(st.faults - st.faults_coalesced, distinct);
+		ck_assert_uint_eq(st.load_failures, 0);
+		for (size_t g = 0; g < PAGES; g++)
+			ck_assert_int_eq(f->loads[g], touched[g] ? 1 : 0);
+		/* Faults are attributed to the threads that took them. */
+		for (size_t i = 0; i < st.nthreads; i++) {
+			bool ours = false;
+
+			for (int k = 0; k < NT; k++)
+				ours |= st.threads[i].tid == ts[k].tid;
+			ck_assert_msg(ours, "fault attributed to unknown thread %d", st.threads[i].tid);
+			tid_faults += st.threads[i].faults;
+		}
+		ck_assert_uint_eq(tid_faults + st.faults_other_threads, st.faults);
+		for (int b = 0; b < KEVD_PAGER_HIST_BUCKETS; b++)
+			hist += st.latency_hist[b];
+		ck_assert_uint_eq(hist, st.loads);
+		ck_assert_int_gt(st.first_fault_ns, 0);
+		ck_assert_int_ge(st.last_fault_ns, st.first_fault_ns);
+		/* Untouched pages are still not there: touching them now loads them. */
+		check_content(f, PAGES);
+		kevd_pager_get_stats(f->pager, &st);
+		ck_assert_uint_eq(st.pages_loaded, PAGES);
+		ck_assert_uint_eq(st.bytes_read, f->elf.seg[0].filesz);
+		for (size_t g = 0; g < PAGES; g++)
+			ck_assert_int_eq(f->loads[g], 1);
+		teardown(f);
+	}
+}
+END_TEST
+
+/* Fault-around on: windows race faults and each other; still no page is
+ * loaded twice, and demand + around add up. */
+START_TEST(exactly_once_window)
+{
+	static const unsigned windows[] = { 2, 8, 16, 64 };
+	enum { FILE_PAGES = 500, ZERO_PAGES = 40, PAGES = FILE_PAGES + 1 + ZERO_PAGES, NT = 8 };
+	struct kevd_pager_config cfg = { .window_pages = windows[_i % 4], .handler_threads = 1 + (unsigned)_i % 3 };
+
+	for (int round = 0; round < 4; round++) {
+		struct fixture *f = setup(FILE_PAGES, ZERO_PAGES, &cfg, true);
+		uint32_t order[PAGES];
+		struct toucher ts[NT];
+		struct kevd_pager_stats st;
+		unsigned seed = (unsigned)round + 7;
+
+		for (size_t i = 0; i < PAGES; i++)
+			order[i] = round % 2 ? (uint32_t)(rand_r(&seed) % PAGES) : (uint32_t)(PAGES - 1 - i);
+		storm(f, NT, order, PAGES, ts);
+		check_content(f, PAGES);
+		kevd_pager_get_stats(f->pager, &st);
+		ck_assert_uint_eq(st.pages_loaded, PAGES);
+		ck_assert_uint_eq(st.pages_loaded_demand + st.pages_loaded_around, PAGES);
+		ck_assert_uint_le(st.pages_loaded_demand, PAGES);
+		if (cfg.window_pages >= 8)
+			ck_assert_uint_gt(st.pages_loaded_around, 0);
+		ck_assert_uint_le(st.loads, PAGES);
+		for (size_t g = 0; g < PAGES; g++)
+			ck_assert_int_eq(f->loads[g], 1);
+		teardown(f);
+	}
+}
+END_TEST
+
+/* A page already present when a window arrives must not be overwritten:
+ * the copy reports EEXIST, the pager skips the page and goes on. */
+START_TEST(eexist_skips_present_page)
+{
+	struct kevd_pager_config cfg = { .window_pages = 8 };
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct kevd_error err = KEVD_ERROR_INIT;
+	struct kevd_pager_stats st;
+	unsigned char *present;
+	volatile unsigned char *mine;
+
+	/* Page 3 is populated before registration, as if someone else had
+	 * installed it; the window of the fault on page 1 covers it. */
+	f->path = elfbuild_tmppath("eexist");
+	elfbuild_default(&f->elf, 64, 0);
+	ck_assert_int_eq(elfbuild_write(&f->elf, f->path), 0);
+	ck_assert_int_eq(kevd_image_open(f->path, &f->img, &err), 0);
+	f->mem = mmap(NULL, MEM_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	present = f->mem + ((BASE_GFN + 3) << 12);
+	mine = f->mem + ((BASE_GFN + 1) << 12);
+	memset(present, 0xab, 4096);
+	cfg.on_load = on_load;
+	cfg.cb_arg = f;
+	ck_assert_int_eq(kevd_pager_new(f->img, &cfg, &f->pager, &err), 0);
+	ck_assert_int_eq(kevd_pager_add_memory(f->pager, KEVD_GPA(0), f->mem, MEM_BYTES, &err), 0);
+	ck_assert_int_eq(kevd_pager_start(f->pager, &err), 0);
+
+	ck_assert_uint_eq(*mine, elfbuild_byte(f->elf.seg[0].offset + 4096));
+	kevd_pager_get_stats(f->pager, &st);
+	ck_assert_uint_eq(st.eexist, 1);
+	ck_assert_uint_eq(st.loads, 1);
+	for (int i = 0; i < 4096; i++)
+		ck_assert_uint_eq(present[i], 0xab);
+	/* The pages after the present one in the window were installed too. */
+	ck_assert_uint_eq(f->mem[(BASE_GFN + 5) << 12], elfbuild_byte(f->elf.seg[0].offset + 5 * 4096));
+	kevd_pager_get_stats(f->pager, &st);
+	ck_assert_uint_eq(st.faults, 1);
+	teardown(f);
+}
+END_TEST
+
+START_TEST(eager_mode)
+{
+	struct kevd_pager_config cfg = { .eager = true };
+	struct fixture *f = setup(200, 30, &cfg, true);
+	struct kevd_pager_stats st;
+	enum kevd_page_state state;
+	bool backed;
+	void *host;
+
+	kevd_pager_get_stats(f->pager, &st);
+	ck_assert(st.eager);
+	ck_assert_uint_eq(st.pages_loaded, 231);
+	ck_assert_uint_eq(st.bytes_read, f->elf.seg[0].filesz);
+	ck_assert_uint_eq(st.faults, 0);
+	check_content(f, 231);
+	ck_assert_int_eq(kevd_pager_translate(f->pager, KEVD_GPA(0x100123), &host, &state, &backed), 0);
+	ck_assert_ptr_eq(host, f->mem + 0x100123);
+	ck_assert(backed);
+	ck_assert_int_eq(state, KEVD_PAGE_MAPPED);
+	teardown(f);
+}
+END_TEST
+
+START_TEST(translate_states)
+{
+	struct fixture *f = setup(20, 0, &(struct kevd_pager_config){ .window_pages = 1 }, true);
+	enum kevd_page_state state;
+	bool backed;
+	void *host;
+
+	ck_assert_int_eq(kevd_pager_translate(f->pager, KEVD_GPA(0x105010), &host, &state, &backed), 0);
+	ck_assert_ptr_eq(host, f->mem + 0x105010);
+	ck_assert(backed);
+	ck_assert_int_eq(state, KEVD_PAGE_UNLOADED);
+	ck_assert_uint_eq(*(volatile unsigned char *)host, elfbuild_byte(f->elf.seg[0].offset + 0x5010));
+	ck_assert_int_eq(kevd_pager_translate(f->pager, KEVD_GPA(0x105010), &host, &state, &backed), 0);
+	ck_assert_int_eq(state, KEVD_PAGE_MAPPED);
+	ck_assert_int_eq(kevd_pager_translate(f->pager, KEVD_GPA(0x2000), &host, &state, &backed), 0);
+	ck_assert(!backed);
+	ck_assert_int_eq(state, KEVD_PAGE_MAPPED);
+	ck_assert_int_eq(kevd_pager_translate(f->pager, KEVD_GPA(MEM_BYTES), &host, &state, &backed), -ENOENT);
+	teardown(f);
+}
+END_TEST
+
+/* Failure: the image shrinks under a fault storm.  Every toucher must come
+ * back (SIGBUS on a poisoned page, or the kick a VMM would send), the
+ * owner hears once, and nothing hangs. */
+static __thread sigjmp_buf *fault_jmp;
+
+static void on_signal(int sig)
+{
+	if (fault_jmp)
+		siglongjmp(*fault_jmp, sig);
+}
+
+struct failer {
+	struct fixture *f;
+	pthread_barrier_t *barrier;
+	size_t pages;
+	int stopped_by;     /* signal that ended it, 0 if it finished */
+	size_t reached;
+};
+
+static void *fail_main(void *arg)
+{
+	struct failer *t = arg;
+	sigjmp_buf jb;
+	volatile size_t i = 0;
+	int sig;
+
+	fault_jmp = &jb;
+	sig = sigsetjmp(jb, 1);
+	if (sig) {
+		t->stopped_by = sig;
+		t->reached = i;
+		return NULL;
+	}
+	pthread_barrier_wait(t->barrier);
+	for (; i < t->pages; i++)
+		(void)*(volatile unsigned char *)(t->f->mem + ((BASE_GFN + i) << 12));
+	t->reached = i;
+	return NULL;
+}
+
+START_TEST(truncate_under_storm)
+{
+	enum { FILE_PAGES = 2000, NT = 8 };
+	struct kevd_pager_config cfg = { .window_pages = _i ? 8 : 1, .handler_threads = 2 };
+	struct fixture *f = setup(FILE_PAGES, 0, &cfg, true);
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct failer ts[NT];
+	pthread_t th[NT];
+	pthread_barrier_t b;
+	struct kevd_pager_stats st;
+	struct timespec deadline;
+	bool all_joined = true;
+
+	sigaction(SIGBUS, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	pthread_barrier_init(&b, NULL, NT + 1);
+	for (int i = 0; i < NT; i++) {
+		ts[i] = (struct failer){ .f = f, .barrier = &b, .pages = FILE_PAGES };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, fail_main, &ts[i]), 0);
+	}
+	pthread_barrier_wait(&b);
+	usleep(2000);
+	ck_assert_int_eq(truncate(f->path, 0x10000), 0);
+	/* Wait for the failure report, then kick the touchers as a VMM kicks
+	 * its vCPUs, unless poisoning already woke them. */
+	for (int w = 0; w < 1000 && !__atomic_load_n(&f->failures, __ATOMIC_ACQUIRE); w++)
+		usleep(10000);
+	ck_assert_int_eq(f->failures, 1);
+	ck_assert(kevd_pager_failed(f->pager));
+	ck_assert_ptr_nonnull(strstr(f->failure_msg, "truncated while in use") ?: strstr(f->failure_msg, "size changed"));
+	if (!kevd_pager_poisons(f->pager))
+		for (int i = 0; i < NT; i++)
+			pthread_kill(th[i], SIGUSR1);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 10;
+	for (int i = 0; i < NT; i++)
+		if (pthread_timedjoin_np(th[i], NULL, &deadline) != 0)
+			all_joined = false;
+	ck_assert_msg(all_joined, "a thread still waits on a failed page");
+	kevd_pager_get_stats(f->pager, &st);
+	ck_assert_uint_ge(st.load_failures, 1);
+	ck_assert_uint_ge(st.pages_failed, 1);
+	ck_assert_uint_lt(st.pages_loaded, FILE_PAGES);
+	ck_assert_uint_le(st.pages_loaded + st.pages_failed, st.image_pages);
+	for (int i = 0; i < NT; i++)
+		ck_assert_msg(ts[i].stopped_by == (kevd_pager_poisons(f->pager) ? SIGBUS : SIGUSR1) ||
+			      ts[i].reached == FILE_PAGES,
+			      "thread %d ended at page %zu by signal %d", i, ts[i].reached, ts[i].stopped_by);
+	pthread_barrier_destroy(&b);
+	teardown(f);
+}
+END_TEST
+
+START_TEST(error_paths)
+{
+	struct fixture *f = setup(20, 0, NULL, false);
+	struct kevd_error err = KEVD_ERROR_INIT;
+	struct kevd_pager *p = NULL;
+	unsigned char *small;
+
+	ck_assert_int_eq(kevd_pager_add_memory(f->pager, KEVD_GPA(0x1001), f->mem, 4096, &err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err.msg, "not page aligned"));
+	ck_assert_int_eq(kevd_pager_add_memory(f->pager, KEVD_GPA(0x1000), f->mem, 4096, &err), -EEXIST);
+	ck_assert_int_eq(kevd_pager_new(f->img, &(struct kevd_pager_config){ .handler_threads = 1000 }, &p, &err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err.msg, "handler threads"));
+	ck_assert_int_eq(kevd_pager_new(f->img, &(struct kevd_pager_config){ .window_pages = 4096 }, &p, &err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err.msg, "fault-around window"));
+	ck_assert_ptr_null(p);
+	ck_assert_int_eq(kevd_pager_start(f->pager, &err), 0);
+	ck_assert_int_eq(kevd_pager_start(f->pager, &err), -EBUSY);
+	ck_assert_int_eq(kevd_pager_add_memory(f->pager, KEVD_GPA(MEM_BYTES), f->mem, 4096, &err), -EBUSY);
+	teardown(f);
+
+	/* The image is not in the memory given. */
+	f = setup(20, 0, NULL, false);
+	ck_assert_int_eq(kevd_pager_new(f->img, NULL, &p, &err), 0);
+	small = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_int_eq(kevd_pager_add_memory(p, KEVD_GPA(0), small, 1 << 20, &err), 0);
+	ck_assert_int_eq(kevd_pager_start(p, &err), -ERANGE);
+	ck_assert_ptr_nonnull(strstr(err.msg, "are not all in guest RAM"));
+	kevd_pager_free(p);
+	munmap(small, 1 << 20);
+	teardown(f);
+}
+END_TEST
+
+static bool uffd_available(void)
+{
+	int fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+
+	if (fd >= 0) {
+		close(fd);
+		return true;
+	}
+	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return true;
+	}
+	return false;
+}
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("pager");
+	TCase *t = tcase_create("pager");
+
+	tcase_set_timeout(t, 120);
+	tcase_add_loop_test(t, exactly_once_no_window, 0, 4);
+	tcase_add_loop_test(t, exactly_once_window, 0, 8);
+	tcase_add_test(t, eexist_skips_present_page);
+	tcase_add_test(t, eager_mode);
+	tcase_add_test(t, translate_states);
+	tcase_add_loop_test(t, truncate_under_storm, 0, 2);
+	tcase_add_test(t, error_paths);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	if (!uffd_available()) {
+		fprintf(stderr, "test_pager: userfaultfd cannot be opened here: skipped\n");
+		return 77;
+	}
+	sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
