@@ -3,5 +3,6 @@
 #define KEVD_COMMANDS_H
 
 int kevd_cmd_inspect(int argc, char **argv);
+int kevd_cmd_run(int argc, char **argv);
 
 #endif

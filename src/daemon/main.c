@@ -15,6 +15,7 @@ static void usage(FILE *f)
 		"usage: kevd COMMAND [ARGS]\n"
 		"\n"
 		"commands:\n"
+		"  run --kernel PATH ...   boot one VM in the foreground (kevd run --help)\n"
 		"  inspect PATH [--json]   show what the pager sees in a kernel image\n"
 		"  version                 print the version\n");
 }
@@ -25,6 +26,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (!strcmp(argv[1], "run"))
+		return kevd_cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "inspect"))
 		return kevd_cmd_inspect(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {

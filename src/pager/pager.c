@@ -380,6 +380,10 @@ static void fail_run(struct handler *h, const struct region *rg, uint64_t first,
 
 	bump(&h->c.load_failures, 1);
 	bump(&h->c.pages_failed, end - first);
+	/* The owner hears first, so that it has stopped its vCPUs by the time
+	 * the poison wakes them with SIGBUS; otherwise they would re-enter the
+	 * guest and meet the poison again. */
+	report_failure(p, first, e);
 	if (p->poison) {
 		struct uffdio_poison po = { .range = { .start = host, .len = len }, .mode = 0 };
 
@@ -388,7 +392,6 @@ static void fail_run(struct handler *h, const struct region *rg, uint64_t first,
 	}
 	for (uint64_t g = first; g < end; g++)
 		kevd_pagestate_publish(words[g - first], KEVD_PAGE_FAILED);
-	report_failure(p, first, e);
 }
 
 static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
@@ -421,8 +424,11 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 	}
 	if (!kevd_pagestate_claim(w)) {
 		bump(&h->c.faults_coalesced, 1);
-		kevd_pagestate_wait(w);
-		wake_range(p, addr, KEVD_PAGE_SIZE);
+		/* Wake only onto something: a FAILED page without poison would
+		 * fault again at once, so its thread sleeps until its owner
+		 * stops it. */
+		if (kevd_pagestate_wait(w) == KEVD_PAGE_MAPPED || p->poison)
+			wake_range(p, addr, KEVD_PAGE_SIZE);
 		return;
 	}
 

@@ -1,0 +1,97 @@
+/* JSON views of VMs and pager statistics (see stats_json.h). */
+#include "config.h"
+
+#include "api/stats_json.h"
+
+#define SET(o, k, v) json_object_set_new((o), (k), (v))
+#define INT(x) json_integer((json_int_t)(x))
+
+json_t *kevd_json_pager_stats(const struct kevd_pager_stats *st)
+{
+	json_t *o = json_object(), *hist = json_array(), *threads = json_array();
+
+	SET(o, "mode", json_string(st->eager ? "eager" : "lazy"));
+	SET(o, "handler_threads", INT(st->handler_threads));
+	SET(o, "window_pages", INT(st->window_pages));
+	SET(o, "stripes", INT(st->stripes));
+	SET(o, "image_pages", INT(st->image_pages));
+	SET(o, "pages_loaded", INT(st->pages_loaded));
+	SET(o, "pages_loaded_demand", INT(st->pages_loaded_demand));
+	SET(o, "pages_loaded_around", INT(st->pages_loaded_around));
+	SET(o, "loads", INT(st->loads));
+	SET(o, "faults", INT(st->faults));
+	SET(o, "faults_coalesced", INT(st->faults_coalesced));
+	SET(o, "eexist", INT(st->eexist));
+	SET(o, "eagain", INT(st->eagain));
+	SET(o, "bytes_read", INT(st->bytes_read));
+	SET(o, "load_failures", INT(st->load_failures));
+	SET(o, "pages_failed", INT(st->pages_failed));
+	SET(o, "state_entries", INT(st->state_entries));
+	SET(o, "first_fault_ns", st->first_fault_ns ? INT(st->first_fault_ns) : json_null());
+	SET(o, "last_fault_ns", st->last_fault_ns ? INT(st->last_fault_ns) : json_null());
+	SET(o, "eager_load_ns", INT(st->eager_load_ns));
+	SET(o, "latency_sum_ns", INT(st->latency_sum_ns));
+	for (int b = 0; b < KEVD_PAGER_HIST_BUCKETS; b++) {
+		json_t *le = b == KEVD_PAGER_HIST_BUCKETS - 1 ? json_null() : INT(1ull << b);
+
+		json_array_append_new(hist, json_pack("{s:o,s:I}", "le_us", le, "count",
+						      (json_int_t)st->latency_hist[b]));
+	}
+	SET(o, "latency_histogram", hist);
+	for (size_t i = 0; i < st->nthreads; i++)
+		json_array_append_new(threads, json_pack("{s:i,s:I}", "tid", (int)st->threads[i].tid, "faults",
+							 (json_int_t)st->threads[i].faults));
+	SET(o, "faulting_threads", threads);
+	SET(o, "faults_other_threads", INT(st->faults_other_threads));
+	return o;
+}
+
+json_t *kevd_json_vm(struct kevd_vm *vm)
+{
+	const struct kevd_vm_config *c = kevd_vm_config(vm);
+	json_t *o = json_object(), *vcpus = json_array(), *cfg = json_object();
+	uint64_t start, first, end;
+	char reason[512];
+	int status = kevd_vm_exit_status(vm);
+
+	kevd_vm_reason(vm, reason, sizeof(reason));
+	kevd_vm_times(vm, &start, &first, &end);
+	SET(o, "name", json_string(kevd_vm_name(vm)));
+	SET(o, "state", json_string(kevd_vm_state_name(kevd_vm_state(vm))));
+	SET(o, "reason", json_string(reason));
+	SET(o, "exit_status", status >= 0 ? INT(status) : json_null());
+	SET(cfg, "kernel", json_string(c->kernel));
+	SET(cfg, "memory_mib", INT(c->memory_mib));
+	SET(cfg, "vcpus", INT(c->vcpus));
+	SET(cfg, "cmdline", json_string(c->cmdline ? c->cmdline : ""));
+	SET(cfg, "paging", json_string(c->eager ? "eager" : "lazy"));
+	SET(cfg, "boot_protocol", json_string(kevd_vm_protocol(vm) == KEVD_BOOT_PVH ? "pvh" : "multiboot2"));
+	SET(o, "config", cfg);
+	SET(o, "first_exit_after_ns", first && start ? INT(first - start) : json_null());
+	SET(o, "run_time_ns", end && start ? INT(end - start) : json_null());
+	for (unsigned i = 0; i < kevd_vm_vcpu_count(vm); i++) {
+		struct kevd_vcpu_info vi;
+		json_t *v = json_object(), *ex = json_object();
+
+		kevd_vm_vcpu_info(vm, i, &vi);
+		for (int k = 0; k < KEVD_EXIT_KINDS; k++)
+			SET(ex, kevd_exit_kind_name((enum kevd_exit_kind)k), INT(vi.exits[k]));
+		SET(v, "index", INT(i));
+		SET(v, "exits", ex);
+		SET(v, "pager_faults", INT(vi.pager_faults));
+		json_array_append_new(vcpus, v);
+	}
+	SET(o, "vcpus", vcpus);
+	return o;
+}
+
+json_t *kevd_json_vm_report(struct kevd_vm *vm)
+{
+	struct kevd_pager_stats st;
+	json_t *o = json_object();
+
+	kevd_vm_pager_stats(vm, &st);
+	SET(o, "vm", kevd_json_vm(vm));
+	SET(o, "paging", kevd_json_pager_stats(&st));
+	return o;
+}

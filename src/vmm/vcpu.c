@@ -1,0 +1,379 @@
+/*
+ * vCPUs: creation in kevd's boot state, the run loop, and the kick that
+ * takes a vCPU out of KVM_RUN.
+ *
+ * The run loop is a plain switch on the exit reason.  Every reason is
+ * handled on purpose; the ones that end the guest go through kevd_vm_end(),
+ * which records the first final state and kicks the other vCPUs.
+ *
+ * Kicking: the kicker sets kvm_run.immediate_exit and then signals the
+ * thread.  A vCPU inside KVM_RUN (or asleep on a page fault the pager is
+ * serving) returns with EINTR; one just about to enter returns at once
+ * because of immediate_exit, so no kick is lost between the stop check and
+ * the ioctl.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "vmm/vm_internal.h"
+
+#define KICK_SIGNAL (SIGRTMIN + 1)
+#define MAX_CPUID_ENTRIES 256
+#define BOOT_GDT_GPA 0x500
+#define SEL_CODE32 0x10
+#define SEL_DATA32 0x18
+
+static __thread bool in_vcpu_thread;
+static pthread_once_t signals_once = PTHREAD_ONCE_INIT;
+
+static void on_kick(int sig)
+{
+	(void)sig;
+}
+
+/* A poisoned page (one the pager could not load) reaches a vCPU as SIGBUS
+ * from KVM, which then leaves KVM_RUN with EINTR: nothing to do here, the
+ * pager has already failed the VM.  Anywhere else SIGBUS is a real fault. */
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	(void)si;
+	(void)uc;
+	if (in_vcpu_thread)
+		return;
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_kick };
+	struct sigaction sb = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(KICK_SIGNAL, &sa, NULL);  /* no SA_RESTART: KVM_RUN must return */
+	sigemptyset(&sb.sa_mask);
+	sigaction(SIGBUS, &sb, NULL);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* CPUID as KVM supports it, with this vCPU's APIC ID in the leaves that
+ * carry one; KVM also needs it to allow long mode (EFER.LME) at all. */
+static int setup_cpuid(struct kevd_vm *vm, struct kevd_vcpu *v, struct kevd_error *err)
+{
+	cleanup_free struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + MAX_CPUID_ENTRIES * sizeof(c->entries[0]));
+
+	if (!c)
+		return kevd_error_sys(err, ENOMEM, "vm '%s': cpuid", vm->name);
+	c->nent = MAX_CPUID_ENTRIES;
+	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0)
+		return kevd_error_sys(err, errno, "vm '%s': KVM_GET_SUPPORTED_CPUID", vm->name);
+	for (uint32_t i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+
+		switch (e->function) {
+		case 1:
+			e->ebx = (e->ebx & 0x0000ffffu) | ((uint32_t)vm->nvcpus << 16) | (v->index << 24);
+			e->edx |= 1u << 28;  /* HTT: the count in EBX[23:16] is meaningful */
+			break;
+		case 0xb:
+		case 0x1f:
+			e->edx = v->index;
+			break;
+		default:
+			break;
+		}
+	}
+	if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0)
+		return kevd_error_sys(err, errno, "vm '%s': vcpu %u: KVM_SET_CPUID2", vm->name, v->index);
+	return 0;
+}
+
+static void flat_segment(struct kvm_segment *s, uint16_t sel, uint8_t type)
+{
+	*s = (struct kvm_segment){
+		.base = 0, .limit = 0xffffffff, .selector = sel, .type = type,
+		.present = 1, .dpl = 0, .db = 1, .s = 1, .l = 0, .g = 1,
+	};
+}
+
+/* 32-bit flat protected mode, paging off: the state multiboot2 and PVH
+ * both promise, and kevd's boot protocol for every vCPU. */
+static int setup_regs(struct kevd_vm *vm, struct kevd_vcpu *v, struct kevd_error *err)
+{
+	struct kvm_sregs sr;
+	struct kvm_regs r = { 0 };
+
+	if (ioctl(v->fd, KVM_GET_SREGS, &sr) < 0)
+		return kevd_error_sys(err, errno, "vm '%s': vcpu %u: KVM_GET_SREGS", vm->name, v->index);
+	flat_segment(&sr.cs, SEL_CODE32, 0xb);
+	flat_segment(&sr.ds, SEL_DATA32, 0x3);
+	sr.es = sr.fs = sr.gs = sr.ss = sr.ds;
+	sr.tr = (struct kvm_segment){ .base = 0, .limit = 0x67, .type = 0xb, .present = 1 };
+	sr.ldt = (struct kvm_segment){ .base = 0, .limit = 0xffff, .type = 0x2, .present = 1 };
+	sr.gdt.base = BOOT_GDT_GPA;
+	sr.gdt.limit = 4 * 8 - 1;
+	sr.idt.base = 0;
+	sr.idt.limit = 0;
+	sr.cr0 = 0x11;  /* PE | ET */
+	sr.cr3 = 0;
+	sr.cr4 = 0;
+	sr.efer = 0;
+	if (ioctl(v->fd, KVM_SET_SREGS, &sr) < 0)
+		return kevd_error_sys(err, errno, "vm '%s': vcpu %u: KVM_SET_SREGS", vm->name, v->index);
+
+	r.rflags = 0x2;
+	r.rip = vm->entry.v;
+	r.rbx = vm->boot_info_gpa;
+	r.rdi = vm->nvcpus;
+	if (v->index == 0) {
+		r.rax = vm->protocol == KEVD_BOOT_MULTIBOOT2 ? 0x36d76289u : 0;
+		r.rcx = KEVD_BOOT_MAGIC_BSP;
+		r.rsi = 0;
+	} else {
+		r.rax = KEVD_BOOT_MAGIC_AP;
+		r.rsi = v->index;
+	}
+	if (ioctl(v->fd, KVM_SET_REGS, &r) < 0)
+		return kevd_error_sys(err, errno, "vm '%s': vcpu %u: KVM_SET_REGS", vm->name, v->index);
+	return 0;
+}
+
+int kevd_vcpu_setup(struct kevd_vm *vm, struct kevd_vcpu *v, struct kevd_error *err)
+{
+	int r;
+
+	pthread_once(&signals_once, install_signals);
+	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)v->index);
+	if (v->fd < 0)
+		return kevd_error_sys(err, errno, "vm '%s': KVM_CREATE_VCPU %u", vm->name, v->index);
+	v->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		v->run = NULL;
+		return kevd_error_sys(err, errno, "vm '%s': vcpu %u: mapping kvm_run", vm->name, v->index);
+	}
+	r = setup_cpuid(vm, v, err);
+	if (r < 0)
+		return r;
+	return setup_regs(vm, v, err);
+}
+
+static void snapshot_paging(struct kevd_vcpu *v)
+{
+	struct kvm_sregs *sr = &v->run->s.regs.sregs;
+
+	__atomic_store_n(&v->cr0, sr->cr0, __ATOMIC_RELAXED);
+	__atomic_store_n(&v->cr3, sr->cr3, __ATOMIC_RELAXED);
+	__atomic_store_n(&v->cr4, sr->cr4, __ATOMIC_RELAXED);
+	__atomic_store_n(&v->efer, sr->efer, __ATOMIC_RELAXED);
+}
+
+static void count(struct kevd_vcpu *v, enum kevd_exit_kind k)
+{
+	__atomic_store_n(&v->exits[k], v->exits[k] + 1, __ATOMIC_RELAXED);
+}
+
+static void log_port_once(struct kevd_vm *vm, uint16_t port, bool write)
+{
+	uint8_t bit = (uint8_t)(1u << (port & 7));
+
+	if (__atomic_fetch_or(&vm->ports_logged[port >> 3], bit, __ATOMIC_RELAXED) & bit)
+		return;
+	kevd_info("vm '%s': guest %s unhandled port 0x%x (ignored; logged once)", vm->name,
+		  write ? "wrote" : "read", port);
+}
+
+static void handle_io(struct kevd_vcpu *v)
+{
+	struct kevd_vm *vm = v->vm;
+	struct kvm_run *run = v->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	bool write = run->io.direction == KVM_EXIT_IO_OUT;
+	uint16_t port = run->io.port;
+
+	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
+		if (port >= KEVD_SERIAL_BASE && port < KEVD_SERIAL_BASE + KEVD_SERIAL_PORTS) {
+			kevd_serial_io(vm->serial, port, write, data, run->io.size);
+		} else if (port == KEVD_DEBUG_EXIT_PORT) {
+			if (write) {
+				uint32_t val = 0;
+
+				memcpy(&val, data, run->io.size);
+				kevd_vm_end(vm, KEVD_VM_EXITED, (int)((val << 1) | 1),
+					    "guest wrote 0x%x to the debug exit port", val);
+			} else {
+				memset(data, 0, run->io.size);
+			}
+		} else {
+			if (!write)
+				memset(data, 0xff, run->io.size);
+			log_port_once(vm, port, write);
+		}
+	}
+}
+
+static void handle_hlt(struct kevd_vcpu *v)
+{
+	struct kevd_vm *vm = v->vm;
+	bool all;
+
+	/* No interrupt controller yet, so nothing can wake a halted vCPU:
+	 * park it; when every vCPU is parked the guest is over. */
+	pthread_mutex_lock(&vm->lock);
+	all = ++vm->halted == vm->nvcpus;
+	pthread_mutex_unlock(&vm->lock);
+	if (all)
+		kevd_vm_end(vm, KEVD_VM_EXITED, -1, "every vCPU halted");
+	while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+		/* The kick interrupts the sleep. */
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Returns false when the vCPU must stop. */
+static bool handle_exit(struct kevd_vcpu *v)
+{
+	struct kevd_vm *vm = v->vm;
+	struct kvm_run *run = v->run;
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		count(v, KEVD_EXIT_IO);
+		handle_io(v);
+		return true;
+	case KVM_EXIT_MMIO:
+		count(v, KEVD_EXIT_MMIO);
+		if (!run->mmio.is_write)
+			memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
+		kevd_debug("vm '%s': vcpu %u: MMIO %s at 0x%llx (no device)", vm->name, v->index,
+			   run->mmio.is_write ? "write" : "read", (unsigned long long)run->mmio.phys_addr);
+		return true;
+	case KVM_EXIT_HLT:
+		count(v, KEVD_EXIT_HLT);
+		handle_hlt(v);
+		return false;
+	case KVM_EXIT_SHUTDOWN:
+		count(v, KEVD_EXIT_SHUTDOWN);
+		kevd_vm_end(vm, KEVD_VM_CRASHED, -1, "vcpu %u: triple fault (KVM_EXIT_SHUTDOWN) at rip 0x%llx",
+			    v->index, (unsigned long long)run->s.regs.regs.rip);
+		return false;
+	case KVM_EXIT_INTERNAL_ERROR:
+		count(v, KEVD_EXIT_INTERNAL_ERROR);
+		kevd_vm_end(vm, KEVD_VM_CRASHED, -1,
+			    "vcpu %u: KVM internal error, suberror %u%s at rip 0x%llx", v->index,
+			    run->internal.suberror,
+			    run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ? " (emulation failure)" : "",
+			    (unsigned long long)run->s.regs.regs.rip);
+		return false;
+	case KVM_EXIT_FAIL_ENTRY:
+		count(v, KEVD_EXIT_FAIL_ENTRY);
+		kevd_vm_end(vm, KEVD_VM_CRASHED, -1, "vcpu %u: VM entry failed, hardware reason 0x%llx", v->index,
+			    (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		return false;
+	case KVM_EXIT_SYSTEM_EVENT:
+		count(v, KEVD_EXIT_SYSTEM_EVENT);
+		switch (run->system_event.type) {
+		case KVM_SYSTEM_EVENT_SHUTDOWN:
+			kevd_vm_end(vm, KEVD_VM_EXITED, -1, "guest powered off");
+			break;
+		case KVM_SYSTEM_EVENT_RESET:
+			kevd_vm_end(vm, KEVD_VM_EXITED, -1, "guest asked for a reset");
+			break;
+		default:
+			kevd_vm_end(vm, KEVD_VM_CRASHED, -1, "vcpu %u: system event %u", v->index,
+				    run->system_event.type);
+			break;
+		}
+		return false;
+	case KVM_EXIT_INTR:
+		count(v, KEVD_EXIT_INTR);
+		return true;
+	default:
+		count(v, KEVD_EXIT_OTHER);
+		kevd_vm_end(vm, KEVD_VM_CRASHED, -1, "vcpu %u: unexpected KVM exit reason %u", v->index,
+			    run->exit_reason);
+		return false;
+	}
+}
+
+static void *vcpu_main(void *arg)
+{
+	struct kevd_vcpu *v = arg;
+	struct kevd_vm *vm = v->vm;
+	sigset_t unblock;
+	char name[16];
+
+	in_vcpu_thread = true;
+	__atomic_store_n(&v->tid, (int)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	snprintf(name, sizeof(name), "vcpu-%u", v->index % 1000);
+	pthread_setname_np(pthread_self(), name);
+	sigemptyset(&unblock);
+	sigaddset(&unblock, KICK_SIGNAL);
+	sigaddset(&unblock, SIGBUS);
+	pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
+	v->run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+
+	while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
+		int r = ioctl(v->fd, KVM_RUN, 0);
+		uint64_t zero = 0;
+
+		if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
+			count(v, KEVD_EXIT_INTR);
+			continue;
+		}
+		__atomic_compare_exchange_n(&vm->first_exit_ns, &zero, now_ns(), false,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+		if (r < 0) {
+			int e = errno;
+
+			kevd_vm_end(vm, KEVD_VM_FAILED, -1, "vcpu %u: KVM_RUN: %s", v->index, strerror(e));
+			break;
+		}
+		snapshot_paging(v);
+		if (!handle_exit(v))
+			break;
+	}
+
+	pthread_mutex_lock(&vm->lock);
+	if (--vm->live == 0)
+		pthread_cond_broadcast(&vm->ended);
+	pthread_mutex_unlock(&vm->lock);
+	return NULL;
+}
+
+int kevd_vcpu_start(struct kevd_vcpu *v, struct kevd_error *err)
+{
+	int r = pthread_create(&v->thread, NULL, vcpu_main, v);
+
+	if (r)
+		return kevd_error_sys(err, r, "vm '%s': starting vcpu %u", v->vm->name, v->index);
+	v->started = true;
+	return 0;
+}
+
+void kevd_vcpu_kick(struct kevd_vcpu *v)
+{
+	if (v->run)
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
+	if (v->started)
+		pthread_kill(v->thread, KICK_SIGNAL);
+}

@@ -1,0 +1,126 @@
+/*
+ * One guest: a KVM VM, its RAM, its lazy pager, one thread per vCPU, its
+ * serial console and debug-exit port.  The VMM owns every thread and fd it
+ * creates; kevd_vm_free() stops the guest if it still runs, joins the
+ * threads and releases everything in the reverse order of setup.
+ *
+ * Boot (docs/boot.md): every vCPU starts at the kernel's physical entry in
+ * 32-bit flat protected mode, paging off.  The bootstrap processor gets the
+ * protocol's registers (multiboot2: EAX = 0x36d76289, EBX = the information
+ * structure; PVH: EBX = start_info) plus ECX = 0x6b657664 ("kevd") and EDI =
+ * the vCPU count; application processors start at the same entry with
+ * EAX = 0x6b657641, ESI = their index, EDI = the count and EBX = the same
+ * boot information.
+ */
+#ifndef KEVD_VM_H
+#define KEVD_VM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "common/types.h"
+#include "pager/pager.h"
+
+#define KEVD_VM_MAX_VCPUS 64
+#define KEVD_VM_DEFAULT_CONSOLE (1u << 20)
+#define KEVD_BOOT_MAGIC_BSP 0x6b657664u
+#define KEVD_BOOT_MAGIC_AP 0x6b657641u
+#define KEVD_DEBUG_EXIT_PORT 0xf4
+
+enum kevd_vm_state {
+	KEVD_VM_CREATED,
+	KEVD_VM_RUNNING,
+	KEVD_VM_EXITED,    /* the guest ended itself (debug exit, all vCPUs halted) */
+	KEVD_VM_CRASHED,   /* triple fault, emulation or entry failure */
+	KEVD_VM_FAILED,    /* kevd could not go on (a page failed to load, KVM error) */
+	KEVD_VM_STOPPED,   /* stopped on request */
+};
+
+enum kevd_boot_protocol {
+	KEVD_BOOT_AUTO,        /* PVH if the image has the note, else multiboot2 */
+	KEVD_BOOT_MULTIBOOT2,
+	KEVD_BOOT_PVH,
+};
+
+struct kevd_vm;
+
+/* Called once when the VM reaches a final state, from whichever thread got
+ * it there (a vCPU, a pager thread or the caller of kevd_vm_stop()). */
+typedef void (*kevd_vm_end_fn)(void *arg, struct kevd_vm *vm);
+
+struct kevd_vm_config {
+	const char *name;
+	const char *kernel;          /* ELF image path */
+	uint64_t memory_mib;
+	unsigned vcpus;
+	const char *cmdline;         /* NULL = empty */
+	enum kevd_boot_protocol protocol;
+	bool eager;
+	unsigned pager_threads;      /* 0 = pager default */
+	unsigned window_pages;       /* 0 = pager default, 1 = no fault-around */
+	size_t console_bytes;        /* 0 = KEVD_VM_DEFAULT_CONSOLE */
+	int console_fd;              /* mirror console output here; -1 = none */
+	kevd_vm_end_fn on_end;
+	void *cb_arg;
+};
+
+enum kevd_exit_kind {
+	KEVD_EXIT_IO, KEVD_EXIT_MMIO, KEVD_EXIT_HLT, KEVD_EXIT_SHUTDOWN, KEVD_EXIT_INTR,
+	KEVD_EXIT_INTERNAL_ERROR, KEVD_EXIT_FAIL_ENTRY, KEVD_EXIT_SYSTEM_EVENT, KEVD_EXIT_OTHER,
+	KEVD_EXIT_KINDS
+};
+
+const char *kevd_exit_kind_name(enum kevd_exit_kind k);
+const char *kevd_vm_state_name(enum kevd_vm_state s);
+
+struct kevd_vcpu_info {
+	unsigned index;
+	int tid;                            /* 0 before the thread started */
+	uint64_t exits[KEVD_EXIT_KINDS];
+	uint64_t pager_faults;              /* faults the pager served for this vCPU */
+};
+
+/* Validates the configuration and the image, creates the VM, its memory,
+ * pager and vCPUs and writes the boot information; nothing runs yet. */
+int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struct kevd_error *err);
+/* Starts the pager and the vCPU threads. */
+int kevd_vm_start(struct kevd_vm *vm, struct kevd_error *err);
+/* Asks the VM to stop (kicks every vCPU out of KVM_RUN); returns at once.
+ * A VM already in a final state keeps it; returns true if this call set
+ * the state to stopped. */
+bool kevd_vm_stop(struct kevd_vm *vm, const char *reason);
+/* Waits until every vCPU thread has ended, up to TIMEOUT_MS (-1 = forever);
+ * returns 0, or -ETIMEDOUT. */
+int kevd_vm_wait(struct kevd_vm *vm, int timeout_ms);
+void kevd_vm_free(struct kevd_vm *vm);
+
+enum kevd_vm_state kevd_vm_state(struct kevd_vm *vm);
+/* Copies the reason for the current state (empty while created/running). */
+void kevd_vm_reason(struct kevd_vm *vm, char *buf, size_t len);
+/* The guest's exit status ((v << 1) | 1 for a debug-exit write of v, as
+ * QEMU's isa-debug-exit); -1 if it has not exited that way. */
+int kevd_vm_exit_status(struct kevd_vm *vm);
+const char *kevd_vm_name(const struct kevd_vm *vm);
+const struct kevd_vm_config *kevd_vm_config(const struct kevd_vm *vm);
+enum kevd_boot_protocol kevd_vm_protocol(const struct kevd_vm *vm);
+/* Nanoseconds (CLOCK_MONOTONIC) of start, first guest exit seen, and end. */
+void kevd_vm_times(struct kevd_vm *vm, uint64_t *start_ns, uint64_t *first_exit_ns, uint64_t *end_ns);
+
+unsigned kevd_vm_vcpu_count(const struct kevd_vm *vm);
+void kevd_vm_vcpu_info(struct kevd_vm *vm, unsigned index, struct kevd_vcpu_info *out);
+void kevd_vm_pager_stats(struct kevd_vm *vm, struct kevd_pager_stats *out);
+
+size_t kevd_vm_console_read(struct kevd_vm *vm, uint64_t offset, void *buf, size_t len,
+			    uint64_t *start, uint64_t *end);
+
+/* Host address of GPA and whether its page is loaded. */
+int kevd_vm_translate_gpa(struct kevd_vm *vm, kevd_gpa_t gpa, void **host,
+			  enum kevd_page_state *state, bool *image_backed, struct kevd_error *err);
+/* Guest-virtual to guest-physical through VCPU's page tables (as of its
+ * last exit to kevd). */
+int kevd_vm_translate_gva(struct kevd_vm *vm, unsigned vcpu, kevd_gva_t gva, kevd_gpa_t *gpa,
+			  struct kevd_error *err);
+
+#endif
