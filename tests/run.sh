@@ -1,0 +1,87 @@
+#!/bin/sh
+# `kevd run` end to end: console streamed, statistics printed (text and
+# JSON with the pager's field names), exit statuses, --timeout, SIGINT,
+# and one-line errors for bad images and options.  Skips without /dev/kvm.
+set -eu
+kevd="$top_builddir/kevd"
+guest="$top_builddir/tests/guests/testguest.elf"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+if ! (exec 3<>/dev/kvm) 2>/dev/null; then
+	echo "run.sh: /dev/kvm cannot be opened: skipped"
+	exit 77
+fi
+fail() { echo "run.sh: $*"; exit 1; }
+
+# A good run: status (0 << 1) | 1 = 1 from the debug exit port.
+set +e
+"$kevd" run --kernel "$guest" --vcpus 2 --cmdline "touch=percent:25" > "$tmp/out" 2> "$tmp/err"
+rc=$?
+set -e
+[ "$rc" -eq 1 ] || fail "good run exited $rc"
+grep -q '^result: ok$' "$tmp/out" || fail "console not streamed"
+grep -q "exited: guest wrote 0x0 to the debug exit port (exit status 1)" "$tmp/err" || fail "no end line"
+grep -q "image pages 8924, loaded" "$tmp/err" || fail "no paging statistics"
+
+# JSON: one object after the console, the pager's field names.
+set +e
+"$kevd" run --kernel "$guest" --quiet --json --window 1 --cmdline "touch=stride:4" > "$tmp/json" 2> "$tmp/err"
+rc=$?
+set -e
+[ "$rc" -eq 1 ] || fail "json run exited $rc"
+for f in '"state": "exited"' '"exit_status": 1' '"image_pages": 8924' '"pages_loaded":' '"faults_coalesced":' \
+	 '"eexist":' '"eagain":' '"bytes_read":' '"load_failures": 0' '"latency_histogram":' '"first_fault_ns":' \
+	 '"faulting_threads":' '"window_pages": 1' '"exits":'; do
+	grep -q "$f" "$tmp/json" || fail "JSON lacks $f"
+done
+
+# Crash: status 3 and the reason.
+set +e
+"$kevd" run --kernel "$guest" --quiet --cmdline mode=crash 2> "$tmp/err"
+rc=$?
+set -e
+[ "$rc" -eq 3 ] || fail "crash exited $rc"
+grep -q "crashed: vcpu 0: triple fault" "$tmp/err" || fail "no crash reason"
+
+# --timeout stops a guest that never ends (124), SIGINT too (130), both
+# still print the statistics.
+set +e
+"$kevd" run --kernel "$guest" --quiet --cmdline mode=loop --timeout 1 2> "$tmp/err"
+rc=$?
+set -e
+[ "$rc" -eq 124 ] || fail "timeout exited $rc"
+grep -q "stopped: timeout after 1 s" "$tmp/err" || fail "no timeout reason"
+grep -q "image pages" "$tmp/err" || fail "no statistics after timeout"
+
+"$kevd" run --kernel "$guest" --quiet --vcpus 2 --cmdline mode=loop 2> "$tmp/err" &
+pid=$!
+sleep 1
+kill -INT "$pid"
+set +e
+wait "$pid"
+rc=$?
+set -e
+[ "$rc" -eq 130 ] || fail "SIGINT exited $rc"
+grep -q "stopped: stopped by Interrupt" "$tmp/err" || fail "no SIGINT reason"
+
+# Bad input: one line, non-zero.
+printf 'junk' > "$tmp/bad.elf"
+check_one_line() {
+	expected_rc=$1; pattern=$2; shift 2
+	set +e
+	"$kevd" run "$@" > "$tmp/out" 2> "$tmp/err"
+	rc=$?
+	set -e
+	[ "$rc" -eq "$expected_rc" ] || fail "'$*' exited $rc, expected $expected_rc"
+	[ "$(wc -l < "$tmp/err")" -eq 1 ] || { cat "$tmp/err"; fail "'$*': not one line"; }
+	grep -q -e "$pattern" "$tmp/err" || { cat "$tmp/err"; fail "'$*': no '$pattern'"; }
+}
+check_one_line 1 "image '$tmp/bad.elf': not an ELF file" --kernel "$tmp/bad.elf"
+check_one_line 1 "does not fit in 8 MiB of guest RAM" --kernel "$guest" --memory 8
+check_one_line 1 "0 vCPUs is outside" --kernel "$guest" --vcpus 0
+check_one_line 2 "is not a number" --kernel "$guest" --vcpus many
+check_one_line 2 "is not a number" --kernel "$guest" --memory -5
+check_one_line 2 "--kernel PATH is required"
+check_one_line 2 "is not auto, multiboot2 or pvh" --kernel "$guest" --protocol efi
+check_one_line 2 "at least 1 page" --kernel "$guest" --window 0
+echo "run: ok"

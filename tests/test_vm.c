@@ -1,0 +1,450 @@
+/*
+ * The VMM with the real test guest (tests/guests/): lazy boots with 1, 2,
+ * 4 and 8 vCPUs through both boot protocols, checksums against the data the
+ * guest was built from, exactly-once loading seen from the page states,
+ * partial touching, eager vs lazy, crash, a truncated image, stop while
+ * vCPUs fault, and nothing left behind.  Skips (77) without /dev/kvm or
+ * userfaultfd.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "guests/testguest.h"
+#include "vmm/vm.h"
+
+static char guest[4096];
+static uint64_t data_gpa, bss_zero_gpa;
+
+static uint64_t symbol(const char *path, const char *name)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	Elf *e;
+	Elf_Scn *scn = NULL;
+	uint64_t found = 0;
+
+	if (fd < 0) {
+		fprintf(stderr, "test_vm: %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	elf_version(EV_CURRENT);
+	e = elf_begin(fd, ELF_C_READ, NULL);
+	while ((scn = elf_nextscn(e, scn)) != NULL) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+
+		gelf_getshdr(scn, &sh);
+		if (sh.sh_type != SHT_SYMTAB)
+			continue;
+		d = elf_getdata(scn, NULL);
+		for (size_t i = 0; i < sh.sh_size / sh.sh_entsize; i++) {
+			GElf_Sym s;
+
+			gelf_getsym(d, (int)i, &s);
+			if (!strcmp(elf_strptr(e, sh.sh_link, s.st_name), name))
+				found = s.st_value;
+		}
+	}
+	elf_end(e);
+	close(fd);
+	if (!found) {
+		fprintf(stderr, "test_vm: symbol %s not in %s\n", name, path);
+		exit(1);
+	}
+	return found;
+}
+
+struct run {
+	struct kevd_vm *vm;
+	char console[65536];
+	enum kevd_vm_state state;
+	char reason[512];
+	int status;
+	struct kevd_pager_stats st;
+};
+
+static struct kevd_vm *create(const char *kernel, unsigned vcpus, const char *cmdline, bool eager,
+			      unsigned window, enum kevd_boot_protocol proto)
+{
+	struct kevd_vm_config cfg = {
+		.name = "test", .kernel = kernel, .memory_mib = 128, .vcpus = vcpus, .cmdline = cmdline,
+		.eager = eager, .window_pages = window, .protocol = proto, .console_fd = -1,
+	};
+	struct kevd_error err = KEVD_ERROR_INIT;
+	struct kevd_vm *vm = NULL;
+
+	if (kevd_vm_create(&cfg, &vm, &err) < 0)
+		ck_abort_msg("create: %s", err.msg);
+	return vm;
+}
+
+/* Boots, waits (bounded), collects the outcome; the caller frees run->vm. */
+static void boot(struct run *r, const char *kernel, unsigned vcpus, const char *cmdline, bool eager,
+		 unsigned window, enum kevd_boot_protocol proto)
+{
+	struct kevd_error err = KEVD_ERROR_INIT;
+	size_t n;
+
+	memset(r, 0, sizeof(*r));
+	r->vm = create(kernel, vcpus, cmdline, eager, window, proto);
+	if (kevd_vm_start(r->vm, &err) < 0)
+		ck_abort_msg("start: %s", err.msg);
+	if (kevd_vm_wait(r->vm, 60000) < 0)
+		ck_abort_msg("the guest did not end within 60 s");
+	n = kevd_vm_console_read(r->vm, 0, r->console, sizeof(r->console) - 1, NULL, NULL);
+	r->console[n] = '\0';
+	r->state = kevd_vm_state(r->vm);
+	kevd_vm_reason(r->vm, r->reason, sizeof(r->reason));
+	r->status = kevd_vm_exit_status(r->vm);
+	kevd_vm_pager_stats(r->vm, &r->st);
+}
+
+/* Host-side checksum of data pages [first, end) step STEP, as the guest sums. */
+static uint64_t expected_sum(uint64_t first, uint64_t end, uint64_t step)
+{
+	uint64_t sum = 0;
+
+	for (uint64_t p = first; p < end; p += step)
+		for (uint64_t w = 0; w < TESTGUEST_WORDS_PER_PAGE; w++)
+			sum += testguest_word(p * TESTGUEST_WORDS_PER_PAGE + w);
+	return sum;
+}
+
+static void check_guest_ok(const struct run *r, unsigned vcpus, uint64_t pages, uint64_t sum)
+{
+	char want[128];
+
+	if (r->state != KEVD_VM_EXITED || r->status != 1)
+		ck_abort_msg("guest ended %s (%s), status %d; console:\n%s", kevd_vm_state_name(r->state),
+			     r->reason, r->status, r->console);
+	ck_assert_ptr_nonnull(strstr(r->console, "result: ok\n"));
+	ck_assert_ptr_nonnull(strstr(r->console, "bss: pages=512 bad=0\n"));
+	snprintf(want, sizeof(want), "vcpus=%u\n", vcpus);
+	ck_assert_ptr_nonnull(strstr(r->console, want));
+	for (unsigned i = 0; i < vcpus; i++) {
+		snprintf(want, sizeof(want), "vcpu %u: pages=%llu sum=0x%016llx bad=0\n", i,
+			 (unsigned long long)pages, (unsigned long long)sum);
+		if (!strstr(r->console, want))
+			ck_abort_msg("console lacks '%s':\n%s", want, r->console);
+	}
+}
+
+/* Counts image pages whose state is MAPPED, in total and among data pages
+ * [first, end) of the data image. */
+static uint64_t mapped_pages(struct kevd_vm *vm, uint64_t *data_mapped, uint64_t first, uint64_t end)
+{
+	uint64_t n = 0;
+
+	*data_mapped = 0;
+	for (uint64_t gpa = TESTGUEST_LOAD_ADDR; gpa < bss_zero_gpa + TESTGUEST_BSS_BYTES + (1 << 20); gpa += 4096) {
+		enum kevd_page_state s;
+		bool backed;
+
+		if (kevd_vm_translate_gpa(vm, KEVD_GPA(gpa), NULL, &s, &backed, NULL) < 0 || !backed)
+			continue;
+		if (s == KEVD_PAGE_MAPPED) {
+			uint64_t dp = (gpa - data_gpa) / 4096;
+
+			n++;
+			if (gpa >= data_gpa && dp >= first && dp < end)
+				(*data_mapped)++;
+		}
+	}
+	return n;
+}
+
+/* Exactly once, fault-around off: every vCPU touches all 8192 data pages
+ * at once; the pager loads each image page the guest touched once. */
+START_TEST(lazy_all_vcpus)
+{
+	static const unsigned counts[] = { 1, 2, 4, 8 };
+	unsigned vcpus = counts[_i % 4];
+	enum kevd_boot_protocol proto = _i < 4 ? KEVD_BOOT_PVH : KEVD_BOOT_MULTIBOOT2;
+	struct run r;
+	uint64_t data_mapped, mapped;
+
+	boot(&r, guest, vcpus, "touch=all", false, 1, proto);
+	check_guest_ok(&r, vcpus, TESTGUEST_DATA_PAGES, expected_sum(0, TESTGUEST_DATA_PAGES, 1));
+	ck_assert_ptr_nonnull(strstr(r.console, proto == KEVD_BOOT_PVH ? "boot=pvh" : "boot=multiboot2"));
+	mapped = mapped_pages(r.vm, &data_mapped, 0, TESTGUEST_DATA_PAGES);
+	ck_assert_uint_eq(data_mapped, TESTGUEST_DATA_PAGES);
+	/* pages_loaded counts loads; mapped counts distinct pages: equal
+	 * means no page was loaded twice. */
+	ck_assert_uint_eq(r.st.pages_loaded, mapped);
+	ck_assert_uint_eq(r.st.loads, r.st.pages_loaded);
+	ck_assert_uint_eq(r.st.pages_loaded_around, 0);
+	ck_assert_uint_eq(r.st.faults - r.st.faults_coalesced, r.st.loads);
+	ck_assert_uint_le(r.st.pages_loaded, r.st.image_pages);
+	ck_assert_uint_eq(r.st.load_failures, 0);
+	/* Faults are attributed to vCPUs, and every vCPU took some. */
+	for (unsigned i = 0; i < vcpus; i++) {
+		struct kevd_vcpu_info vi;
+
+		kevd_vm_vcpu_info(r.vm, i, &vi);
+		ck_assert_int_gt(vi.tid, 0);
+		ck_assert_uint_gt(vi.pager_faults, 0);
+	}
+	kevd_vm_free(r.vm);
+}
+END_TEST
+
+/* 10% of the data touched: that 10% is loaded, the rest is not read. */
+START_TEST(lazy_partial)
+{
+	struct run r;
+	uint64_t data_mapped, first_pages = TESTGUEST_DATA_PAGES * 10 / 100, other;
+
+	boot(&r, guest, 2, "touch=percent:10", false, 1, KEVD_BOOT_AUTO);
+	check_guest_ok(&r, 2, first_pages, expected_sum(0, first_pages, 1));
+	mapped_pages(r.vm, &data_mapped, 0, first_pages);
+	ck_assert_uint_eq(data_mapped, first_pages);
+	mapped_pages(r.vm, &other, first_pages, TESTGUEST_DATA_PAGES);
+	ck_assert_uint_eq(other, 0);
+	/* Data is 8192 of the image's pages; the rest is code, page tables,
+	 * stacks and the 512-page zero region the guest checks. */
+	ck_assert_uint_lt(r.st.pages_loaded, first_pages + 800);
+	ck_assert_uint_lt(r.st.bytes_read, (first_pages + 100) * 4096);
+	kevd_vm_free(r.vm);
+
+	boot(&r, guest, 1, "touch=stride:7", false, 0, KEVD_BOOT_AUTO);
+	check_guest_ok(&r, 1, (TESTGUEST_DATA_PAGES + 6) / 7, expected_sum(0, TESTGUEST_DATA_PAGES, 7));
+	ck_assert_uint_gt(r.st.pages_loaded_around, 0);  /* default window brings neighbours */
+	kevd_vm_free(r.vm);
+}
+END_TEST
+
+START_TEST(eager_equals_lazy)
+{
+	struct run lazy, eager;
+	char *a, *b;
+
+	boot(&lazy, guest, 4, "touch=random:3000 seed=99", false, 0, KEVD_BOOT_AUTO);
+	boot(&eager, guest, 4, "touch=random:3000 seed=99", true, 0, KEVD_BOOT_AUTO);
+	ck_assert_int_eq(lazy.state, KEVD_VM_EXITED);
+	ck_assert_int_eq(eager.state, KEVD_VM_EXITED);
+	ck_assert_int_eq(lazy.status, 1);
+	ck_assert_int_eq(eager.status, 1);
+	a = strstr(lazy.console, "touch:");
+	b = strstr(eager.console, "touch:");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_str_eq(a, b);
+	ck_assert(eager.st.eager);
+	ck_assert_uint_eq(eager.st.pages_loaded, eager.st.image_pages);
+	ck_assert_uint_eq(eager.st.faults, 0);
+	ck_assert_uint_lt(lazy.st.pages_loaded, lazy.st.image_pages);
+	kevd_vm_free(lazy.vm);
+	kevd_vm_free(eager.vm);
+}
+END_TEST
+
+START_TEST(crash)
+{
+	struct run r;
+
+	boot(&r, guest, 2, "mode=crash", false, 0, KEVD_BOOT_AUTO);
+	ck_assert_int_eq(r.state, KEVD_VM_CRASHED);
+	ck_assert_ptr_nonnull(strstr(r.reason, "triple fault"));
+	ck_assert_int_eq(r.status, -1);
+	kevd_vm_free(r.vm);
+}
+END_TEST
+
+static int copy_file(const char *from, const char *to)
+{
+	char cmd[2 * 4096 + 16];
+
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", from, to);
+	return system(cmd);
+}
+
+START_TEST(truncated_image_fails_vm)
+{
+	char path[] = "/tmp/kevd-test-vm-XXXXXX";
+	struct kevd_error err = KEVD_ERROR_INIT;
+	struct kevd_vm *vm;
+	char reason[512];
+	int fd = mkstemp(path);
+
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(copy_file(guest, path), 0);
+	vm = create(path, 2, "touch=all", false, 0, KEVD_BOOT_AUTO);
+	/* Validated at create; cut after: the first fault past the cut fails. */
+	ck_assert_int_eq(truncate(path, 1 << 20), 0);
+	ck_assert_int_eq(kevd_vm_start(vm, &err), 0);
+	ck_assert_int_eq(kevd_vm_wait(vm, 30000), 0);
+	ck_assert_int_eq(kevd_vm_state(vm), KEVD_VM_FAILED);
+	kevd_vm_reason(vm, reason, sizeof(reason));
+	ck_assert_ptr_nonnull(strstr(reason, "lazy paging failed"));
+	ck_assert_ptr_nonnull(strstr(reason, path));
+	kevd_vm_free(vm);
+	unlink(path);
+}
+END_TEST
+
+static int count_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	while ((e = readdir(d)) != NULL)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static int count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	int n = 0, c;
+
+	while ((c = fgetc(f)) != EOF)
+		n += c == '\n';
+	fclose(f);
+	return n;
+}
+
+/* Mappings of at least 64 MiB: guest RAM is 128 MiB here. */
+static int count_big_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	unsigned long long a, b;
+	char line[512];
+	int n = 0;
+
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%llx-%llx", &a, &b) == 2 && b - a >= (64ull << 20))
+			n++;
+	fclose(f);
+	return n;
+}
+
+static void stop_round(void)
+{
+	static const unsigned delays_us[] = { 0, 500, 2000, 5000, 20000 };
+
+	for (unsigned i = 0; i < sizeof(delays_us) / sizeof(delays_us[0]); i++) {
+		struct kevd_error err = KEVD_ERROR_INIT;
+		struct kevd_vm *vm = create(guest, 8, "touch=all", false, 1 + (i % 2) * 15, KEVD_BOOT_AUTO);
+		char reason[512];
+
+		ck_assert_int_eq(kevd_vm_start(vm, &err), 0);
+		usleep(delays_us[i]);
+		kevd_vm_stop(vm, "test stop");
+		ck_assert_int_eq(kevd_vm_wait(vm, 10000), 0);
+		kevd_vm_reason(vm, reason, sizeof(reason));
+		ck_assert_msg(kevd_vm_state(vm) == KEVD_VM_STOPPED || kevd_vm_state(vm) == KEVD_VM_EXITED,
+			      "state %s: %s", kevd_vm_state_name(kevd_vm_state(vm)), reason);
+		kevd_vm_free(vm);
+	}
+}
+
+/* Stop at moments when vCPUs are faulting; afterwards no thread, fd or
+ * guest memory is left, and a second round maps nothing more than the
+ * first (glibc keeps malloc arenas and a cache of ended threads' stacks,
+ * so the first round sets the baseline). */
+START_TEST(stop_mid_fault_leaves_nothing)
+{
+	int threads0 = count_dir("/proc/self/task"), fds0 = count_dir("/proc/self/fd");
+	int big0 = count_big_maps(), maps1;
+
+	stop_round();
+	ck_assert_int_eq(count_dir("/proc/self/task"), threads0);
+	ck_assert_int_eq(count_dir("/proc/self/fd"), fds0);
+	ck_assert_int_eq(count_big_maps(), big0);
+	maps1 = count_maps();
+	stop_round();
+	ck_assert_int_eq(count_dir("/proc/self/task"), threads0);
+	ck_assert_int_eq(count_dir("/proc/self/fd"), fds0);
+	ck_assert_int_eq(count_big_maps(), big0);
+	ck_assert_int_le(count_maps(), maps1);
+}
+END_TEST
+
+START_TEST(bad_configs)
+{
+	struct kevd_vm_config cfg = { .name = "bad", .kernel = guest, .memory_mib = 128, .vcpus = 1, .console_fd = -1 };
+	struct kevd_error err = KEVD_ERROR_INIT;
+	struct kevd_vm *vm = NULL;
+
+	cfg.vcpus = 0;
+	ck_assert_int_eq(kevd_vm_create(&cfg, &vm, &err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err.msg, "vm 'bad': 0 vCPUs is outside"));
+	cfg.vcpus = 1;
+	cfg.memory_mib = 16;  /* the image needs about 37 MiB above 1 MiB */
+	ck_assert_int_eq(kevd_vm_create(&cfg, &vm, &err), -ERANGE);
+	ck_assert_ptr_nonnull(strstr(err.msg, "does not fit in 16 MiB of guest RAM"));
+	cfg.memory_mib = 128;
+	cfg.kernel = "/nonexistent.elf";
+	ck_assert_int_eq(kevd_vm_create(&cfg, &vm, &err), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(err.msg, "vm 'bad': image '/nonexistent.elf'"));
+	ck_assert_ptr_null(vm);
+
+	/* Started twice. */
+	cfg.kernel = guest;
+	cfg.cmdline = "touch=none bss=0";
+	ck_assert_int_eq(kevd_vm_create(&cfg, &vm, &err), 0);
+	ck_assert_int_eq(kevd_vm_start(vm, &err), 0);
+	ck_assert_int_eq(kevd_vm_start(vm, &err), -EBUSY);
+	kevd_vm_wait(vm, 10000);
+	kevd_vm_free(vm);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("vm");
+	TCase *t = tcase_create("vm");
+
+	tcase_set_timeout(t, 120);
+	tcase_add_loop_test(t, lazy_all_vcpus, 0, 8);
+	tcase_add_test(t, lazy_partial);
+	tcase_add_test(t, eager_equals_lazy);
+	tcase_add_test(t, crash);
+	tcase_add_test(t, truncated_image_fails_vm);
+	tcase_add_test(t, stop_mid_fault_leaves_nothing);
+	tcase_add_test(t, bad_configs);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	const char *top = getenv("top_builddir");
+	SRunner *sr;
+	int fd, failed;
+
+	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "test_vm: /dev/kvm cannot be opened (%s): skipped\n", strerror(errno));
+		return 77;
+	}
+	close(fd);
+	fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (fd < 0 && (fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC)) < 0) {
+		fprintf(stderr, "test_vm: userfaultfd cannot be opened: skipped\n");
+		return 77;
+	}
+	close(fd);
+	snprintf(guest, sizeof(guest), "%s/tests/guests/testguest.elf", top ? top : ".");
+	data_gpa = symbol(guest, TESTGUEST_SYM_DATA);
+	bss_zero_gpa = symbol(guest, TESTGUEST_SYM_BSS_ZERO);
+	sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
