@@ -50,12 +50,12 @@ json_t *kevd_json_vm(struct kevd_vm *vm)
 {
 	const struct kevd_vm_config *c = kevd_vm_config(vm);
 	json_t *o = json_object(), *vcpus = json_array(), *cfg = json_object();
-	uint64_t start, first, end;
+	struct kevd_vm_times t;
 	char reason[512];
 	int status = kevd_vm_exit_status(vm);
 
 	kevd_vm_reason(vm, reason, sizeof(reason));
-	kevd_vm_times(vm, &start, &first, &end);
+	kevd_vm_times(vm, &t);
 	SET(o, "name", json_string(kevd_vm_name(vm)));
 	SET(o, "state", json_string(kevd_vm_state_name(kevd_vm_state(vm))));
 	SET(o, "reason", json_string(reason));
@@ -67,8 +67,11 @@ json_t *kevd_json_vm(struct kevd_vm *vm)
 	SET(cfg, "paging", json_string(c->eager ? "eager" : "lazy"));
 	SET(cfg, "boot_protocol", json_string(kevd_vm_protocol(vm) == KEVD_BOOT_PVH ? "pvh" : "multiboot2"));
 	SET(o, "config", cfg);
-	SET(o, "first_exit_after_ns", first && start ? INT(first - start) : json_null());
-	SET(o, "run_time_ns", end && start ? INT(end - start) : json_null());
+	/* Durations, not clock readings: CLOCK_MONOTONIC means nothing outside. */
+	SET(o, "create_to_start_ns", t.start_ns ? INT(t.start_ns - t.create_ns) : json_null());
+	SET(o, "create_to_first_run_ns", t.first_run_ns ? INT(t.first_run_ns - t.create_ns) : json_null());
+	SET(o, "start_to_first_exit_ns", t.first_exit_ns ? INT(t.first_exit_ns - t.start_ns) : json_null());
+	SET(o, "run_time_ns", t.end_ns && t.start_ns ? INT(t.end_ns - t.start_ns) : json_null());
 	for (unsigned i = 0; i < kevd_vm_vcpu_count(vm); i++) {
 		struct kevd_vcpu_info vi;
 		json_t *v = json_object(), *ex = json_object();

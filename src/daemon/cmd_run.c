@@ -68,20 +68,20 @@ static void print_text_report(struct kevd_vm *vm)
 {
 	struct kevd_pager_stats st;
 	char reason[512];
-	uint64_t start, first, end;
+	struct kevd_vm_times t;
 	int status = kevd_vm_exit_status(vm);
 
 	kevd_vm_pager_stats(vm, &st);
 	kevd_vm_reason(vm, reason, sizeof(reason));
-	kevd_vm_times(vm, &start, &first, &end);
+	kevd_vm_times(vm, &t);
 	fprintf(stderr, "\n--- kevd: vm '%s' %s: %s", kevd_vm_name(vm), kevd_vm_state_name(kevd_vm_state(vm)), reason);
 	if (status >= 0)
 		fprintf(stderr, " (exit status %d)", status);
 	fprintf(stderr, "\n");
-	if (end && start)
-		fprintf(stderr, "    ran %.3f s", (double)(end - start) / 1e9);
-	if (first && start)
-		fprintf(stderr, ", first exit to kevd after %.3f ms", (double)(first - start) / 1e6);
+	if (t.first_run_ns)
+		fprintf(stderr, "    first guest instruction %.3f ms after create", (double)(t.first_run_ns - t.create_ns) / 1e6);
+	if (t.end_ns && t.start_ns)
+		fprintf(stderr, ", ran %.3f s", (double)(t.end_ns - t.start_ns) / 1e9);
 	fprintf(stderr, "\n    paging: %s", st.eager ? "eager" : "lazy");
 	if (!st.eager)
 		fprintf(stderr, ", %u handler thread(s), fault-around %u page(s)", st.handler_threads, st.window_pages);

@@ -331,6 +331,10 @@ static void *vcpu_main(void *arg)
 	sigaddset(&unblock, SIGBUS);
 	pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
 	v->run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+	/* The guest's first instruction runs in the first KVM_RUN of vCPU 0:
+	 * the closest point to it the VMM can stamp. */
+	if (v->index == 0)
+		__atomic_store_n(&vm->first_run_ns, now_ns(), __ATOMIC_RELAXED);
 
 	while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
 		int r = ioctl(v->fd, KVM_RUN, 0);

@@ -296,6 +296,7 @@ int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struc
 {
 	struct kevd_vm *vm;
 	bool oom = false;
+	uint64_t t0 = now_ns();
 	int r;
 
 	r = check_config(cfg, err);
@@ -304,6 +305,7 @@ int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struc
 	vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return kevd_error_sys(err, ENOMEM, "vm");
+	vm->create_ns = t0;
 	vm->cfg = *cfg;
 	vm->kvm_fd = vm->vm_fd = -1;
 	vm->exit_status = -1;
@@ -502,16 +504,15 @@ const struct kevd_vm_config *kevd_vm_config(const struct kevd_vm *vm) { return &
 enum kevd_boot_protocol kevd_vm_protocol(const struct kevd_vm *vm) { return vm->protocol; }
 unsigned kevd_vm_vcpu_count(const struct kevd_vm *vm) { return vm->nvcpus; }
 
-void kevd_vm_times(struct kevd_vm *vm, uint64_t *start_ns, uint64_t *first_exit_ns, uint64_t *end_ns)
+void kevd_vm_times(struct kevd_vm *vm, struct kevd_vm_times *t)
 {
 	pthread_mutex_lock(&vm->lock);
-	if (start_ns)
-		*start_ns = vm->start_ns;
-	if (end_ns)
-		*end_ns = vm->end_ns;
+	t->create_ns = vm->create_ns;
+	t->start_ns = vm->start_ns;
+	t->end_ns = vm->end_ns;
 	pthread_mutex_unlock(&vm->lock);
-	if (first_exit_ns)
-		*first_exit_ns = __atomic_load_n(&vm->first_exit_ns, __ATOMIC_RELAXED);
+	t->first_run_ns = __atomic_load_n(&vm->first_run_ns, __ATOMIC_RELAXED);
+	t->first_exit_ns = __atomic_load_n(&vm->first_exit_ns, __ATOMIC_RELAXED);
 }
 
 void kevd_vm_vcpu_info(struct kevd_vm *vm, unsigned index, struct kevd_vcpu_info *out)

@@ -105,8 +105,14 @@ int kevd_vm_exit_status(struct kevd_vm *vm);
 const char *kevd_vm_name(const struct kevd_vm *vm);
 const struct kevd_vm_config *kevd_vm_config(const struct kevd_vm *vm);
 enum kevd_boot_protocol kevd_vm_protocol(const struct kevd_vm *vm);
-/* Nanoseconds (CLOCK_MONOTONIC) of start, first guest exit seen, and end. */
-void kevd_vm_times(struct kevd_vm *vm, uint64_t *start_ns, uint64_t *first_exit_ns, uint64_t *end_ns);
+struct kevd_vm_times {
+	uint64_t create_ns;      /* CLOCK_MONOTONIC: kevd_vm_create() called */
+	uint64_t start_ns;       /* kevd_vm_start() called */
+	uint64_t first_run_ns;   /* vCPU 0 entered the guest for the first time */
+	uint64_t first_exit_ns;  /* the first exit to kevd of any vCPU */
+	uint64_t end_ns;         /* the final state was reached; 0 = not yet */
+};
+void kevd_vm_times(struct kevd_vm *vm, struct kevd_vm_times *out);
 
 unsigned kevd_vm_vcpu_count(const struct kevd_vm *vm);
 void kevd_vm_vcpu_info(struct kevd_vm *vm, unsigned index, struct kevd_vcpu_info *out);

@@ -52,7 +52,9 @@ struct kevd_vm {
 	unsigned halted;             /* vCPUs parked after HLT */
 	bool end_notified;
 	int stopping;                /* atomic: vCPUs must leave KVM_RUN and end */
+	uint64_t create_ns;          /* kevd_vm_create entered */
 	uint64_t start_ns, first_exit_ns, end_ns;  /* first_exit_ns: atomic */
+	uint64_t first_run_ns;       /* atomic: vCPU 0 about to enter the guest the first time */
 	uint8_t ports_logged[65536 / 8];  /* atomic bit per port: logged once */
 };
 
