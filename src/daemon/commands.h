@@ -4,5 +4,6 @@
 
 int kevd_cmd_inspect(int argc, char **argv);
 int kevd_cmd_run(int argc, char **argv);
+int kevd_cmd_serve(int argc, char **argv);
 
 #endif

@@ -14,7 +14,10 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: kevd COMMAND [ARGS]\n"
 		"\n"
+		"       kevd [serve] [--config FILE] [--socket PATH] ... (the daemon; kevd serve --help)\n"
+		"\n"
 		"commands:\n"
+		"  serve                   run the daemon (the default)\n"
 		"  run --kernel PATH ...   boot one VM in the foreground (kevd run --help)\n"
 		"  inspect PATH [--json]   show what the pager sees in a kernel image\n"
 		"  version                 print the version\n");
@@ -22,10 +25,11 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
-		usage(stderr);
-		return 2;
-	}
+	if (argc < 2 || (argv[1][0] == '-' && strcmp(argv[1], "--help") && strcmp(argv[1], "-h") &&
+			 strcmp(argv[1], "--version")))
+		return kevd_cmd_serve(argc, argv);
+	if (!strcmp(argv[1], "serve"))
+		return kevd_cmd_serve(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "run"))
 		return kevd_cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "inspect"))

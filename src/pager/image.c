@@ -339,29 +339,26 @@ static int validate(struct kevd_image *img, Elf *elf, struct kevd_error *err)
 	return build_extents(img, err);
 }
 
-int kevd_image_open(const char *path, struct kevd_image **out, struct kevd_error *err)
+int kevd_image_open_fd(int fd, const char *path, struct kevd_image **out, struct kevd_error *err)
 {
 	struct kevd_image *img;
 	Elf *elf;
 	int r;
 
-	if (elf_version(EV_CURRENT) == EV_NONE)
+	if (elf_version(EV_CURRENT) == EV_NONE) {
+		close(fd);
 		return kevd_error_set(err, ENOSYS, "libelf: %s", elf_errmsg(-1));
+	}
 	img = calloc(1, sizeof(*img));
-	if (!img)
+	if (!img) {
+		close(fd);
 		return kevd_error_sys(err, ENOMEM, "image '%s'", path);
-	img->fd = -1;
+	}
+	img->fd = fd;
 	img->path = strdup(path);
 	if (!img->path) {
 		kevd_image_free(img);
 		return kevd_error_sys(err, ENOMEM, "image '%s'", path);
-	}
-	/* O_NONBLOCK so that a FIFO cannot block the open; it is rejected below. */
-	img->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (img->fd < 0) {
-		r = kevd_error_sys(err, errno, "image '%s'", path);
-		kevd_image_free(img);
-		return r;
 	}
 	if (fstat(img->fd, &img->st) < 0) {
 		r = kevd_error_sys(err, errno, "image '%s'", path);
@@ -390,6 +387,17 @@ int kevd_image_open(const char *path, struct kevd_image **out, struct kevd_error
 	}
 	*out = img;
 	return 0;
+}
+
+int kevd_image_open(const char *path, struct kevd_image **out, struct kevd_error *err)
+{
+	/* O_NONBLOCK so that a FIFO cannot block the open; it is rejected as
+	 * not a regular file. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+	if (fd < 0)
+		return kevd_error_sys(err, errno, "image '%s'", path);
+	return kevd_image_open_fd(fd, path, out, err);
 }
 
 void kevd_image_free(struct kevd_image *img)

@@ -43,6 +43,9 @@ enum kevd_image_class { KEVD_IMAGE_ELF64 = 64, KEVD_IMAGE_ELF32 = 32 };
 /* Opens and validates PATH.  On failure the message names the file and the
  * offending header. */
 int kevd_image_open(const char *path, struct kevd_image **out, struct kevd_error *err);
+/* The same for a file already open (the caller resolved it, e.g. beneath an
+ * image directory); takes FD in all cases, PATH only names it in messages. */
+int kevd_image_open_fd(int fd, const char *path, struct kevd_image **out, struct kevd_error *err);
 void kevd_image_free(struct kevd_image *img);
 
 const char *kevd_image_path(const struct kevd_image *img);

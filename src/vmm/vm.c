@@ -300,11 +300,17 @@ int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struc
 	int r;
 
 	r = check_config(cfg, err);
-	if (r < 0)
+	if (r < 0) {
+		if (cfg->kernel_fd_valid)
+			close(cfg->kernel_fd);
 		return r;
+	}
 	vm = calloc(1, sizeof(*vm));
-	if (!vm)
+	if (!vm) {
+		if (cfg->kernel_fd_valid)
+			close(cfg->kernel_fd);
 		return kevd_error_sys(err, ENOMEM, "vm");
+	}
 	vm->create_ns = t0;
 	vm->cfg = *cfg;
 	vm->kvm_fd = vm->vm_fd = -1;
@@ -320,11 +326,15 @@ int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struc
 	vm->cfg.cmdline = vm->cmdline;
 	if (!vm->cfg.console_bytes)
 		vm->cfg.console_bytes = KEVD_VM_DEFAULT_CONSOLE;
+	vm->cfg.kernel_fd_valid = false;
 	if (oom) {
+		if (cfg->kernel_fd_valid)
+			close(cfg->kernel_fd);
 		r = kevd_error_sys(err, ENOMEM, "vm");
 		goto fail;
 	}
-	r = kevd_image_open(vm->kernel, &vm->img, err);
+	r = cfg->kernel_fd_valid ? kevd_image_open_fd(cfg->kernel_fd, vm->kernel, &vm->img, err)
+				 : kevd_image_open(vm->kernel, &vm->img, err);
 	if (r < 0) {
 		kevd_error_prefix(err, "vm '%s'", vm->name);
 		goto fail;

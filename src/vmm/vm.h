@@ -52,7 +52,9 @@ typedef void (*kevd_vm_end_fn)(void *arg, struct kevd_vm *vm);
 
 struct kevd_vm_config {
 	const char *name;
-	const char *kernel;          /* ELF image path */
+	const char *kernel;          /* ELF image path (names it in messages) */
+	bool kernel_fd_valid;        /* open kernel_fd instead of the path */
+	int kernel_fd;               /* taken by kevd_vm_create, even on failure */
 	uint64_t memory_mib;
 	unsigned vcpus;
 	const char *cmdline;         /* NULL = empty */

@@ -1,0 +1,59 @@
+/*
+ * kevd's control plane: JSON over HTTP on a Unix socket (and optionally on
+ * TCP for Prometheus), served by libevent's evhttp on the caller's event
+ * base.  The server owns the VMs created through it.  Everything here runs
+ * on the event loop's thread; VM threads only ever write to an eventfd that
+ * the loop watches (a VM reached its end), they never touch the base.
+ */
+#ifndef KEVD_SERVER_H
+#define KEVD_SERVER_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+
+struct kevd_server_settings {
+	const char *socket_path;
+	unsigned socket_mode;
+	const char *listen;            /* "ADDR:PORT" as configured, for messages; NULL = no TCP */
+	struct sockaddr_storage listen_addr;  /* parsed listen address */
+	socklen_t listen_len;
+	const char *token;             /* bearer token the TCP listener demands; NULL = none */
+	const char *image_dir;
+	size_t max_body_bytes;
+	unsigned request_timeout_s;
+	unsigned max_vms;
+	unsigned max_vcpus;
+	uint64_t max_memory_mib;
+	uint64_t max_total_memory_mib;
+	size_t console_bytes;
+	unsigned pager_threads;
+	unsigned window_pages;
+};
+
+struct kevd_server;
+
+/* Called on the loop thread whenever the number of VMs in each state may
+ * have changed (create, delete, a VM ended). */
+typedef void (*kevd_server_change_fn)(void *arg, struct kevd_server *srv);
+
+int kevd_server_new(struct event_base *base, const struct kevd_server_settings *s,
+		    kevd_server_change_fn on_change, void *arg,
+		    struct kevd_server **out, struct kevd_error *err);
+/* Limits and the token can change at run time (SIGHUP); listeners cannot. */
+int kevd_server_update(struct kevd_server *srv, const struct kevd_server_settings *s,
+		       struct kevd_error *err);
+/* Stops accepting connections, answers 503 from now on, stops every VM
+ * and waits for each to end. */
+void kevd_server_shutdown(struct kevd_server *srv);
+/* Frees the VMs and the listeners; removes the socket file. */
+void kevd_server_free(struct kevd_server *srv);
+
+unsigned kevd_server_vm_count(struct kevd_server *srv);
+unsigned kevd_server_running_count(struct kevd_server *srv);
+
+#endif

@@ -1,0 +1,302 @@
+/*
+ * `kevd serve` (also plain `kevd`): the daemon.  Configuration from the
+ * file, then command-line flags on top; one libevent loop owns the API;
+ * signals arrive as libevent events: SIGTERM/SIGINT stop every VM and
+ * exit 0, SIGHUP re-reads the configuration (limits, token, log level).
+ * Readiness and status go to systemd through $NOTIFY_SOCKET.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/server.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "daemon/commands.h"
+#include "daemon/config.h"
+#include "daemon/notify.h"
+
+#define DEFAULT_CONFIG KEVD_SYSCONFDIR "/kevd/kevd.conf"
+#define MAX_OVERRIDES 16
+
+struct override {
+	const char *section, *key, *value, *origin;
+};
+
+struct daemon {
+	const char *config_path;       /* NULL: the default, which may be absent */
+	struct override ov[MAX_OVERRIDES];
+	size_t nov;
+	struct kevd_config cfg;
+	char *token;                   /* owned: the TCP listener's token */
+	struct event_base *base;       /* owned */
+	struct kevd_server *srv;       /* owned */
+	struct event *sig_term, *sig_int, *sig_hup, *watchdog;  /* owned */
+};
+
+static const char usage_text[] =
+	"usage: kevd [serve] [--config FILE] [--socket PATH] [--image-dir DIR] [--state-dir DIR]\n"
+	"                    [--runtime-dir DIR] [--listen ADDR:PORT] [--log-level LEVEL] [--check-config]\n";
+
+/* File then overrides, then the cross-field checks. */
+static int load_config(struct daemon *d, struct kevd_config *c, struct kevd_error *err)
+{
+	const char *path = d->config_path ? d->config_path : DEFAULT_CONFIG;
+	int r;
+
+	kevd_config_init(c);
+	if (d->config_path || access(path, F_OK) == 0) {
+		r = kevd_config_load(c, path, err);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < d->nov; i++) {
+		r = kevd_config_set(c, d->ov[i].section, d->ov[i].key, d->ov[i].value, d->ov[i].origin, err);
+		if (r < 0)
+			return r;
+	}
+	return kevd_config_validate(c, err);
+}
+
+static int read_token(const char *path, char **out, struct kevd_error *err)
+{
+	cleanup_fclose FILE *f = fopen(path, "re");
+	char buf[512];
+	size_t n;
+	struct stat st;
+
+	*out = NULL;
+	if (!f)
+		return kevd_error_sys(err, errno, "token file '%s'", path);
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 0077))
+		kevd_warn("token file '%s' is readable by group or others", path);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	if (n < 16)
+		return kevd_error_set(err, EINVAL, "token file '%s': the token must be at least 16 characters", path);
+	*out = strdup(buf);
+	return *out ? 0 : kevd_error_sys(err, ENOMEM, "token");
+}
+
+static int settings_from(const struct kevd_config *c, const char *token, struct kevd_server_settings *s,
+			 struct kevd_error *err)
+{
+	*s = (struct kevd_server_settings){
+		.socket_path = c->socket_path, .socket_mode = c->socket_mode, .listen = c->listen,
+		.token = token, .image_dir = c->image_dir, .max_body_bytes = c->max_body_bytes,
+		.request_timeout_s = c->request_timeout_s, .max_vms = c->max_vms, .max_vcpus = c->max_vcpus,
+		.max_memory_mib = c->max_memory_mib, .max_total_memory_mib = c->max_total_memory_mib,
+		.console_bytes = c->console_bytes, .pager_threads = c->pager_threads,
+		.window_pages = c->window_pages,
+	};
+	if (c->listen)
+		return kevd_config_listen_addr(c->listen, &s->listen_addr, &s->listen_len, err);
+	return 0;
+}
+
+static void on_change(void *arg, struct kevd_server *srv)
+{
+	(void)arg;
+	kevd_notifyf("STATUS=%u VMs, %u running", kevd_server_vm_count(srv), kevd_server_running_count(srv));
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)what;
+	kevd_info("%s: stopping every VM and exiting", strsignal((int)sig));
+	kevd_notify("STOPPING=1\nSTATUS=stopping VMs");
+	kevd_server_shutdown(d->srv);
+	event_base_loopbreak(d->base);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct kevd_error err = KEVD_ERROR_INIT;
+	struct kevd_server_settings s;
+	struct kevd_config c;
+	char *token = NULL;
+
+	(void)sig;
+	(void)what;
+	kevd_notify("RELOADING=1");
+	if (load_config(d, &c, &err) < 0 || (c.token_file && read_token(c.token_file, &token, &err) < 0) ||
+	    settings_from(&c, token, &s, &err) < 0 || kevd_server_update(d->srv, &s, &err) < 0) {
+		kevd_err("reload failed, keeping the running configuration: %s", err.msg);
+		free(token);
+		kevd_config_free(&c);
+		kevd_notify("READY=1");
+		return;
+	}
+	if (strcmp(c.socket_path, d->cfg.socket_path) || (c.listen ? 1 : 0) != (d->cfg.listen ? 1 : 0) ||
+	    (c.listen && strcmp(c.listen, d->cfg.listen)))
+		kevd_warn("reload: the API socket and listener change only on restart");
+	kevd_log_set_level(c.log_level);
+	kevd_config_free(&d->cfg);
+	d->cfg = c;
+	free(d->token);
+	d->token = token;
+	kevd_info("configuration reloaded");
+	kevd_notify("READY=1");
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	kevd_notify("WATCHDOG=1");
+}
+
+static int mkdir_parent(const char *path)
+{
+	char dir[4096];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int run_daemon(struct daemon *d)
+{
+	struct kevd_error err = KEVD_ERROR_INIT;
+	struct kevd_server_settings s;
+	uint64_t wd_usec;
+	int rc = 1;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (d->cfg.token_file && read_token(d->cfg.token_file, &d->token, &err) < 0)
+		goto fail;
+	if (settings_from(&d->cfg, d->token, &s, &err) < 0)
+		goto fail;
+	if (mkdir_parent(d->cfg.socket_path) < 0) {
+		kevd_error_sys(&err, errno, "creating the directory of '%s'", d->cfg.socket_path);
+		goto fail;
+	}
+	d->base = event_base_new();
+	if (!d->base) {
+		kevd_error_set(&err, ENOMEM, "event_base_new");
+		goto fail;
+	}
+	if (kevd_server_new(d->base, &s, on_change, d, &d->srv, &err) < 0)
+		goto fail;
+	d->sig_term = evsignal_new(d->base, SIGTERM, on_stop_signal, d);
+	d->sig_int = evsignal_new(d->base, SIGINT, on_stop_signal, d);
+	d->sig_hup = evsignal_new(d->base, SIGHUP, on_hup, d);
+	if (!d->sig_term || !d->sig_int || !d->sig_hup || event_add(d->sig_term, NULL) || event_add(d->sig_int, NULL) ||
+	    event_add(d->sig_hup, NULL)) {
+		kevd_error_set(&err, ENOMEM, "signal events");
+		goto fail;
+	}
+	wd_usec = kevd_notify_watchdog_usec();
+	if (wd_usec) {
+		struct timeval tv = { (time_t)(wd_usec / 2 / 1000000), (suseconds_t)(wd_usec / 2 % 1000000) };
+
+		d->watchdog = event_new(d->base, -1, EV_PERSIST, on_watchdog, d);
+		if (!d->watchdog || event_add(d->watchdog, &tv)) {
+			kevd_error_set(&err, ENOMEM, "watchdog timer");
+			goto fail;
+		}
+	}
+	kevd_info("listening on %s%s%s", d->cfg.socket_path, d->cfg.listen ? " and " : "",
+		  d->cfg.listen ? d->cfg.listen : "");
+	kevd_notify("READY=1\nSTATUS=0 VMs, 0 running");
+	event_base_dispatch(d->base);
+	rc = 0;
+	goto out;
+fail:
+	kevd_err("%s", err.msg);
+out:
+	kevd_server_free(d->srv);
+	if (d->watchdog)
+		event_free(d->watchdog);
+	if (d->sig_term)
+		event_free(d->sig_term);
+	if (d->sig_int)
+		event_free(d->sig_int);
+	if (d->sig_hup)
+		event_free(d->sig_hup);
+	if (d->base)
+		event_base_free(d->base);
+	free(d->token);
+	return rc;
+}
+
+int kevd_cmd_serve(int argc, char **argv)
+{
+	enum { O_CONFIG = 1, O_SOCKET, O_IMAGES, O_STATE, O_RUNTIME, O_LISTEN, O_LOG, O_CHECK, O_HELP };
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, O_CONFIG },
+		{ "socket", required_argument, NULL, O_SOCKET },
+		{ "image-dir", required_argument, NULL, O_IMAGES },
+		{ "state-dir", required_argument, NULL, O_STATE },
+		{ "runtime-dir", required_argument, NULL, O_RUNTIME },
+		{ "listen", required_argument, NULL, O_LISTEN },
+		{ "log-level", required_argument, NULL, O_LOG },
+		{ "check-config", no_argument, NULL, O_CHECK },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct daemon d;
+	struct kevd_error err = KEVD_ERROR_INIT;
+	bool check = false;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		struct override o = { 0 };
+
+		switch (c) {
+		case O_CONFIG: d.config_path = optarg; continue;
+		case O_SOCKET: o = (struct override){ "api", "socket", optarg, "--socket" }; break;
+		case O_IMAGES: o = (struct override){ "paths", "image_dir", optarg, "--image-dir" }; break;
+		case O_STATE: o = (struct override){ "paths", "state_dir", optarg, "--state-dir" }; break;
+		case O_RUNTIME: o = (struct override){ "paths", "runtime_dir", optarg, "--runtime-dir" }; break;
+		case O_LISTEN: o = (struct override){ "api", "listen", optarg, "--listen" }; break;
+		case O_LOG: o = (struct override){ "log", "level", optarg, "--log-level" }; break;
+		case O_CHECK: check = true; continue;
+		case O_HELP: fputs(usage_text, stdout); return 0;
+		default: fputs(usage_text, stderr); return 2;
+		}
+		if (d.nov == MAX_OVERRIDES) {
+			fprintf(stderr, "kevd: too many options\n");
+			return 2;
+		}
+		d.ov[d.nov++] = o;
+	}
+	if (optind != argc) {
+		fprintf(stderr, "kevd: unexpected argument '%s'\n%s", argv[optind], usage_text);
+		return 2;
+	}
+	if (load_config(&d, &d.cfg, &err) < 0) {
+		fprintf(stderr, "kevd: %s\n", err.msg);
+		kevd_config_free(&d.cfg);
+		return 1;
+	}
+	if (check) {
+		kevd_config_dump(&d.cfg, stdout);
+		kevd_config_free(&d.cfg);
+		return 0;
+	}
+	kevd_log_set_level(d.cfg.log_level);
+	rc = run_daemon(&d);
+	kevd_config_free(&d.cfg);
+	return rc;
+}
