@@ -141,10 +141,11 @@ static void reply(struct kevd_server *srv, struct evhttp_request *req, int code,
 	json_decref(j);
 }
 
-static void fail(struct kevd_server *srv, struct evhttp_request *req, int code, const char *fmt, ...)
+/* Answers with an error; returns -1 so that handlers can end with it. */
+static int fail(struct kevd_server *srv, struct evhttp_request *req, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-static void fail(struct kevd_server *srv, struct evhttp_request *req, int code, const char *fmt, ...)
+static int fail(struct kevd_server *srv, struct evhttp_request *req, int code, const char *fmt, ...)
 {
 	char msg[KEVD_ERROR_MSG_MAX];
 	va_list ap;
@@ -155,6 +156,7 @@ static void fail(struct kevd_server *srv, struct evhttp_request *req, int code, 
 	kevd_debug("api: %s %s -> %d: %s", method_name(evhttp_request_get_command(req)),
 		   evhttp_request_get_uri(req), code, msg);
 	reply(srv, req, code, json_pack("{s:s}", "fault_message", msg));
+	return -1;
 }
 
 static void not_allowed(struct kevd_server *srv, struct evhttp_request *req, const char *allow)
@@ -393,7 +395,7 @@ static int image_status(int errnum)
 	}
 }
 
-static void create_vm(struct kevd_server *srv, struct evhttp_request *req)
+static int create_vm(struct kevd_server *srv, struct evhttp_request *req)
 {
 	static const char *const keys[] = { "name", "kernel", "memory_mib", "vcpus", "cmdline", "paging",
 					    "start", "window_pages", "protocol", NULL };
@@ -409,7 +411,7 @@ static void create_vm(struct kevd_server *srv, struct evhttp_request *req)
 	int fd;
 
 	if (read_json_body(srv, req, &body) < 0 || only_keys(srv, req, body, keys) < 0)
-		return;
+		return -1;
 	if (get_string(srv, req, body, "name", NAME_MAX_LEN, &name) < 0 ||
 	    get_string(srv, req, body, "kernel", 4096, &kernel) < 0 ||
 	    get_string(srv, req, body, "cmdline", 4095, &cfg.cmdline) < 0 ||
@@ -418,7 +420,7 @@ static void create_vm(struct kevd_server *srv, struct evhttp_request *req)
 	    get_uint(srv, req, body, "memory_mib", 2, UINT32_MAX, &mem) < 0 ||
 	    get_uint(srv, req, body, "vcpus", 1, UINT32_MAX, &vcpus) < 0 ||
 	    get_uint(srv, req, body, "window_pages", 1, KEVD_PAGER_MAX_WINDOW, &window) < 0)
-		return;
+		return -1;
 	if (!kernel)
 		return fail(srv, req, 400, "'kernel' is required");
 	if (name && !valid_name(name))
@@ -456,7 +458,7 @@ static void create_vm(struct kevd_server *srv, struct evhttp_request *req)
 
 	fd = open_kernel(srv, req, kernel);
 	if (fd < 0)
-		return;
+		return -1;
 	new_id(srv, id, sizeof(id));
 	cfg.name = name ? name : id;
 	cfg.kernel = kernel;
@@ -496,18 +498,20 @@ static void create_vm(struct kevd_server *srv, struct evhttp_request *req)
 	reply(srv, req, 201, vm_json(e));
 	if (srv->on_change)
 		srv->on_change(srv->cb_arg, srv);
+	return 0;
 }
 
-static void list_vms(struct kevd_server *srv, struct evhttp_request *req)
+static int list_vms(struct kevd_server *srv, struct evhttp_request *req)
 {
 	json_t *a = json_array();
 
 	for (size_t i = 0; i < srv->nvms; i++)
 		json_array_append_new(a, vm_json(srv->vms[i]));
 	reply(srv, req, 200, json_pack("{s:o}", "vms", a));
+	return 0;
 }
 
-static void delete_vm(struct kevd_server *srv, struct evhttp_request *req, struct kevd_server_vm *e)
+static int delete_vm(struct kevd_server *srv, struct evhttp_request *req, struct kevd_server_vm *e)
 {
 	kevd_vm_stop(e->vm, "deleted");
 	if (kevd_vm_wait(e->vm, STOP_WAIT_MS) < 0)
@@ -523,9 +527,10 @@ static void delete_vm(struct kevd_server *srv, struct evhttp_request *req, struc
 	reply(srv, req, 204, NULL);
 	if (srv->on_change)
 		srv->on_change(srv->cb_arg, srv);
+	return 0;
 }
 
-static void vm_action(struct kevd_server *srv, struct evhttp_request *req, struct kevd_server_vm *e)
+static int vm_action(struct kevd_server *srv, struct evhttp_request *req, struct kevd_server_vm *e)
 {
 	static const char *const keys[] = { "action", NULL };
 	cleanup_json json_t *body = NULL;
@@ -535,7 +540,7 @@ static void vm_action(struct kevd_server *srv, struct evhttp_request *req, struc
 
 	if (read_json_body(srv, req, &body) < 0 || only_keys(srv, req, body, keys) < 0 ||
 	    get_string(srv, req, body, "action", 16, &action) < 0)
-		return;
+		return -1;
 	if (!action)
 		return fail(srv, req, 400, "'action' is required: \"start\" or \"stop\"");
 	s = kevd_vm_state(e->vm);
@@ -557,9 +562,10 @@ static void vm_action(struct kevd_server *srv, struct evhttp_request *req, struc
 	reply(srv, req, 200, vm_json(e));
 	if (srv->on_change)
 		srv->on_change(srv->cb_arg, srv);
+	return 0;
 }
 
-static void vm_paging(struct kevd_server *srv, struct evhttp_request *req, struct kevd_server_vm *e)
+static int vm_paging(struct kevd_server *srv, struct evhttp_request *req, struct kevd_server_vm *e)
 {
 	struct kevd_pager_stats st;
 	json_t *o, *vcpus = json_array();
@@ -575,6 +581,7 @@ static void vm_paging(struct kevd_server *srv, struct evhttp_request *req, struc
 	json_object_set_new(o, "vcpus", vcpus);
 	json_object_set_new(o, "id", json_string(e->id));
 	reply(srv, req, 200, o);
+	return 0;
 }
 
 static int query_u64(struct kevd_server *srv, struct evhttp_request *req, struct evkeyvalq *q, const char *key,
@@ -595,7 +602,7 @@ static int query_u64(struct kevd_server *srv, struct evhttp_request *req, struct
 	return 0;
 }
 
-static void vm_console(struct kevd_server *srv, struct evhttp_request *req, struct kevd_server_vm *e,
+static int vm_console(struct kevd_server *srv, struct evhttp_request *req, struct kevd_server_vm *e,
 		       struct evkeyvalq *q)
 {
 	uint64_t offset = 0, start, end;
@@ -606,7 +613,7 @@ static void vm_console(struct kevd_server *srv, struct evhttp_request *req, stru
 	size_t n;
 
 	if (query_u64(srv, req, q, "offset", &has, &offset) < 0)
-		return;
+		return -1;
 	buf = malloc(srv->settings.console_bytes);
 	if (!buf)
 		return fail(srv, req, 500, "out of memory");
@@ -618,9 +625,10 @@ static void vm_console(struct kevd_server *srv, struct evhttp_request *req, stru
 	/* Bytes the caller asked for but the bounded buffer no longer has. */
 	evhttp_add_header(out, "X-Console-Dropped", start > offset ? "true" : "false");
 	send_body(srv, req, 200, "text/plain; charset=utf-8", buf, n);
+	return 0;
 }
 
-static void vm_translate(struct kevd_server *srv, struct evhttp_request *req, struct kevd_server_vm *e,
+static int vm_translate(struct kevd_server *srv, struct evhttp_request *req, struct kevd_server_vm *e,
 			 struct evkeyvalq *q)
 {
 	struct kevd_error err = KEVD_ERROR_INIT;
@@ -634,7 +642,7 @@ static void vm_translate(struct kevd_server *srv, struct evhttp_request *req, st
 
 	if (query_u64(srv, req, q, "gpa", &has_gpa, &gpa_v) < 0 || query_u64(srv, req, q, "gva", &has_gva, &gva_v) < 0 ||
 	    query_u64(srv, req, q, "vcpu", &has_vcpu, &vcpu) < 0)
-		return;
+		return -1;
 	if (has_gpa == has_gva)
 		return fail(srv, req, 400, "give exactly one of the query parameters 'gpa' and 'gva'");
 	o = json_object();
@@ -662,9 +670,10 @@ static void vm_translate(struct kevd_server *srv, struct evhttp_request *req, st
 	json_object_set_new(o, "page_state", json_string(state_names[state]));
 	json_object_set_new(o, "loaded", json_boolean(state == KEVD_PAGE_MAPPED));
 	reply(srv, req, 200, o);
+	return 0;
 }
 
-static void metrics(struct kevd_server *srv, struct evhttp_request *req)
+static int metrics(struct kevd_server *srv, struct evhttp_request *req)
 {
 	char *text = NULL;
 	size_t len = 0;
@@ -673,6 +682,7 @@ static void metrics(struct kevd_server *srv, struct evhttp_request *req)
 		return fail(srv, req, 500, "out of memory");
 	send_body(srv, req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
 	free(text);
+	return 0;
 }
 
 /* Splits PATH into at most MAX segments (without empty ones). */
@@ -726,16 +736,23 @@ static void handle(struct evhttp_request *req, void *arg)
 	size_t n;
 
 	TAILQ_INIT(&q);
-	if (srv->shutting_down)
-		return fail(srv, req, 503, "kevd is shutting down");
-	if (!raw || !(path = evhttp_uridecode(raw, 0, NULL)))
-		return fail(srv, req, 400, "bad request URI");
+	if (srv->shutting_down) {
+		fail(srv, req, 503, "kevd is shutting down");
+		return;
+	}
+	if (!raw || !(path = evhttp_uridecode(raw, 0, NULL))) {
+		fail(srv, req, 400, "bad request URI");
+		return;
+	}
 	if (!authorized(srv, l, req, path)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
-		return fail(srv, req, 401, "this listener needs 'Authorization: Bearer <token>'");
+		fail(srv, req, 401, "this listener needs 'Authorization: Bearer <token>'");
+		return;
 	}
-	if (query && evhttp_parse_query_str(query, &q) < 0)
-		return fail(srv, req, 400, "bad query string");
+	if (query && evhttp_parse_query_str(query, &q) < 0) {
+		fail(srv, req, 400, "bad query string");
+		return;
+	}
 
 	if (!strcmp(path, "/metrics")) {
 		if (m == EVHTTP_REQ_GET || m == EVHTTP_REQ_HEAD)
