@@ -21,7 +21,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "daemon/commands.h"
-#include "daemon/config.h"
+#include "daemon/conffile.h"
 #include "daemon/notify.h"
 
 #define DEFAULT_CONFIG KEVD_SYSCONFDIR "/kevd/kevd.conf"

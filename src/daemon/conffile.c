@@ -1,5 +1,5 @@
 /*
- * The daemon's configuration (see config.h).  The table `keys` below is the
+ * The daemon's configuration (see conffile.h).  The table `keys` below is the
  * only place a key is described: its section and name, how its text is
  * parsed and range-checked, where it is stored, its default (also text, so
  * the defaults go through the same parser as the file) and one line of
@@ -24,7 +24,7 @@
 #include <sys/un.h>
 
 #include "common/cleanup.h"
-#include "daemon/config.h"
+#include "daemon/conffile.h"
 
 enum key_type {
 	KT_PATH,    /* absolute path */
@@ -622,7 +622,10 @@ void kevd_config_dump(const struct kevd_config *c, FILE *f)
 		case KT_PATH:
 		case KT_LISTEN:
 			s = *(const char *const *)p;
-			fprintf(f, "%s = %s\n", k->pub.key, s ? s : "");
+			if (s)
+				fprintf(f, "%s = %s\n", k->pub.key, s);
+			else
+				fprintf(f, "%s =\n", k->pub.key);
 			break;
 		case KT_MODE:
 			fprintf(f, "%s = 0%03llo\n", k->pub.key, (unsigned long long)load_uint(p, k->size));
