@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "api/metrics.h"
+#include "api/request.h"
 #include "api/server_internal.h"
 #include "api/stats_json.h"
 #include "common/cleanup.h"
@@ -42,15 +43,7 @@
 #define ALL_METHODS (EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | \
 		     EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | \
 		     EVHTTP_REQ_PATCH)
-#define NAME_MAX_LEN 64
 #define STOP_WAIT_MS 10000
-
-static void json_freep(json_t **j)
-{
-	if (*j)
-		json_decref(*j);
-}
-#define cleanup_json __attribute__((cleanup(json_freep)))
 
 static const char *method_name(enum evhttp_cmd_type m)
 {
@@ -229,108 +222,19 @@ static json_t *vm_json(struct kevd_server_vm *e)
 	return o;
 }
 
-/* ---- request bodies ---- */
+/* ---- request bodies (parsed in request.c) ---- */
 
-static int read_json_body(struct kevd_server *srv, struct evhttp_request *req, json_t **out)
+static const char *content_type(struct evhttp_request *req)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+}
+
+static const void *body_bytes(struct evhttp_request *req, size_t *len)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
-	size_t len = evbuffer_get_length(in);
-	json_error_t jerr;
-	json_t *j;
 
-	if (len > srv->settings.max_body_bytes) {
-		fail(srv, req, 413, "request body of %zu bytes is larger than %zu", len, srv->settings.max_body_bytes);
-		return -1;
-	}
-	if (!ct || strncasecmp(ct, "application/json", 16) != 0 || (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
-		fail(srv, req, 415, "the request body must be application/json (Content-Type: %s)", ct ? ct : "none");
-		return -1;
-	}
-	j = json_loadb(len ? (const char *)evbuffer_pullup(in, (ssize_t)len) : "", len,
-		       JSON_REJECT_DUPLICATES, &jerr);
-	if (!j) {
-		fail(srv, req, 400, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
-		return -1;
-	}
-	if (!json_is_object(j)) {
-		json_decref(j);
-		fail(srv, req, 400, "the request body must be a JSON object");
-		return -1;
-	}
-	*out = j;
-	return 0;
-}
-
-/* Rejects keys outside ALLOWED (NULL-terminated). */
-static int only_keys(struct kevd_server *srv, struct evhttp_request *req, json_t *o, const char *const *allowed)
-{
-	const char *k;
-	json_t *v;
-
-	json_object_foreach(o, k, v) {
-		bool ok = false;
-
-		for (size_t i = 0; allowed[i]; i++)
-			ok |= !strcmp(k, allowed[i]);
-		if (!ok) {
-			fail(srv, req, 400, "unknown key '%s'", k);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static int get_uint(struct kevd_server *srv, struct evhttp_request *req, json_t *o, const char *key,
-		    uint64_t min, uint64_t max, uint64_t *out)
-{
-	json_t *v = json_object_get(o, key);
-
-	if (!v)
-		return 0;
-	if (!json_is_integer(v)) {
-		fail(srv, req, 400, "'%s' must be an integer", key);
-		return -1;
-	}
-	if (json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) < min || (uint64_t)json_integer_value(v) > max) {
-		fail(srv, req, 400, "'%s' must be in %" PRIu64 "..%" PRIu64 ", not %" JSON_INTEGER_FORMAT, key, min,
-		     max, json_integer_value(v));
-		return -1;
-	}
-	*out = (uint64_t)json_integer_value(v);
-	return 1;
-}
-
-static int get_string(struct kevd_server *srv, struct evhttp_request *req, json_t *o, const char *key,
-		      size_t max, const char **out)
-{
-	json_t *v = json_object_get(o, key);
-
-	if (!v)
-		return 0;
-	if (!json_is_string(v)) {
-		fail(srv, req, 400, "'%s' must be a string", key);
-		return -1;
-	}
-	if (json_string_length(v) > max || strlen(json_string_value(v)) != json_string_length(v)) {
-		fail(srv, req, 400, "'%s' must be at most %zu bytes with no NUL", key, max);
-		return -1;
-	}
-	*out = json_string_value(v);
-	return 1;
-}
-
-static bool valid_name(const char *n)
-{
-	size_t len = strlen(n);
-
-	if (len == 0 || len > NAME_MAX_LEN || n[0] == '.' || n[0] == '-')
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!(n[i] >= 'a' && n[i] <= 'z') && !(n[i] >= 'A' && n[i] <= 'Z') && !(n[i] >= '0' && n[i] <= '9') &&
-		    n[i] != '.' && n[i] != '_' && n[i] != '-')
-			return false;
-	return true;
+	*len = evbuffer_get_length(in);
+	return *len ? (const void *)evbuffer_pullup(in, (ssize_t)*len) : "";
 }
 
 /* Opens KERNEL beneath the image directory: no absolute path, no "..",
@@ -397,76 +301,57 @@ static int image_status(int errnum)
 
 static int create_vm(struct kevd_server *srv, struct evhttp_request *req)
 {
-	static const char *const keys[] = { "name", "kernel", "memory_mib", "vcpus", "cmdline", "paging",
-					    "start", "window_pages", "protocol", NULL };
-	cleanup_json json_t *body = NULL;
 	const struct kevd_server_settings *st = &srv->settings;
-	struct kevd_vm_config cfg = { .console_fd = -1, .memory_mib = 128, .vcpus = 1 };
+	struct kevd_create_request cr;
+	struct kevd_vm_config cfg = { .console_fd = -1 };
 	struct kevd_error err = KEVD_ERROR_INIT;
+	struct kevd_problem prob;
 	struct kevd_server_vm *e, **grown;
-	const char *name = NULL, *kernel = NULL, *paging = NULL, *proto = NULL;
-	uint64_t mem = 128, vcpus = 1, window = 0;
+	const void *body;
 	char id[32], loc[64];
-	json_t *start;
-	int fd;
+	size_t len;
+	int fd, r = -1;
 
-	if (read_json_body(srv, req, &body) < 0 || only_keys(srv, req, body, keys) < 0)
-		return -1;
-	if (get_string(srv, req, body, "name", NAME_MAX_LEN, &name) < 0 ||
-	    get_string(srv, req, body, "kernel", 4096, &kernel) < 0 ||
-	    get_string(srv, req, body, "cmdline", 4095, &cfg.cmdline) < 0 ||
-	    get_string(srv, req, body, "paging", 16, &paging) < 0 ||
-	    get_string(srv, req, body, "protocol", 16, &proto) < 0 ||
-	    get_uint(srv, req, body, "memory_mib", 2, UINT32_MAX, &mem) < 0 ||
-	    get_uint(srv, req, body, "vcpus", 1, UINT32_MAX, &vcpus) < 0 ||
-	    get_uint(srv, req, body, "window_pages", 1, KEVD_PAGER_MAX_WINDOW, &window) < 0)
-		return -1;
-	if (!kernel)
-		return fail(srv, req, 400, "'kernel' is required");
-	if (name && !valid_name(name))
-		return fail(srv, req, 400, "'name' must be 1..%d characters of A-Z a-z 0-9 . _ -, not starting with . or -",
-			    NAME_MAX_LEN);
-	if (paging && strcmp(paging, "lazy") && strcmp(paging, "eager"))
-		return fail(srv, req, 400, "'paging' must be \"lazy\" or \"eager\", not \"%s\"", paging);
-	cfg.eager = paging && !strcmp(paging, "eager");
-	if (proto) {
-		if (!strcmp(proto, "auto"))
-			cfg.protocol = KEVD_BOOT_AUTO;
-		else if (!strcmp(proto, "multiboot2"))
-			cfg.protocol = KEVD_BOOT_MULTIBOOT2;
-		else if (!strcmp(proto, "pvh"))
-			cfg.protocol = KEVD_BOOT_PVH;
-		else
-			return fail(srv, req, 400, "'protocol' must be \"auto\", \"multiboot2\" or \"pvh\"");
+	body = body_bytes(req, &len);
+	if (kevd_request_parse_create(content_type(req), body, len, st->max_body_bytes, &cr, &prob) < 0)
+		return fail(srv, req, prob.status, "%s", prob.msg);
+	if (cr.vcpus > st->max_vcpus) {
+		fail(srv, req, 429, "%" PRIu64 " vCPUs is more than this daemon's limit of %u per VM", cr.vcpus,
+		     st->max_vcpus);
+		goto out;
 	}
-	start = json_object_get(body, "start");
-	if (start && !json_is_boolean(start))
-		return fail(srv, req, 400, "'start' must be true or false");
-	if (vcpus > st->max_vcpus)
-		return fail(srv, req, 429, "%" PRIu64 " vCPUs is more than this daemon's limit of %u per VM", vcpus,
-			    st->max_vcpus);
-	if (mem > st->max_memory_mib)
-		return fail(srv, req, 429, "%" PRIu64 " MiB is more than this daemon's limit of %" PRIu64 " MiB per VM",
-			    mem, st->max_memory_mib);
-	if (srv->nvms >= st->max_vms)
-		return fail(srv, req, 429, "this daemon already holds its limit of %u VMs", st->max_vms);
-	if (total_memory(srv) + mem > st->max_total_memory_mib)
-		return fail(srv, req, 429, "%" PRIu64 " MiB more would pass this daemon's total of %" PRIu64 " MiB (%" PRIu64
-			    " in use)", mem, st->max_total_memory_mib, total_memory(srv));
-	if (name && find_vm(srv, name))
-		return fail(srv, req, 409, "a VM named '%s' exists", name);
-
-	fd = open_kernel(srv, req, kernel);
+	if (cr.memory_mib > st->max_memory_mib) {
+		fail(srv, req, 429, "%" PRIu64 " MiB is more than this daemon's limit of %" PRIu64 " MiB per VM",
+		     cr.memory_mib, st->max_memory_mib);
+		goto out;
+	}
+	if (srv->nvms >= st->max_vms) {
+		fail(srv, req, 429, "this daemon already holds its limit of %u VMs", st->max_vms);
+		goto out;
+	}
+	if (total_memory(srv) + cr.memory_mib > st->max_total_memory_mib) {
+		fail(srv, req, 429, "%" PRIu64 " MiB more would pass this daemon's total of %" PRIu64 " MiB (%" PRIu64
+		     " in use)", cr.memory_mib, st->max_total_memory_mib, total_memory(srv));
+		goto out;
+	}
+	if (cr.name && find_vm(srv, cr.name)) {
+		fail(srv, req, 409, "a VM named '%s' exists", cr.name);
+		goto out;
+	}
+	fd = open_kernel(srv, req, cr.kernel);
 	if (fd < 0)
-		return -1;
+		goto out;
 	new_id(srv, id, sizeof(id));
-	cfg.name = name ? name : id;
-	cfg.kernel = kernel;
+	cfg.name = cr.name ? cr.name : id;
+	cfg.kernel = cr.kernel;
 	cfg.kernel_fd_valid = true;
 	cfg.kernel_fd = fd;
-	cfg.memory_mib = mem;
-	cfg.vcpus = (unsigned)vcpus;
-	cfg.window_pages = window ? (unsigned)window : st->window_pages;
+	cfg.memory_mib = cr.memory_mib;
+	cfg.vcpus = (unsigned)cr.vcpus;
+	cfg.cmdline = cr.cmdline;
+	cfg.eager = cr.eager;
+	cfg.protocol = cr.protocol;
+	cfg.window_pages = cr.window_pages ? cr.window_pages : st->window_pages;
 	cfg.pager_threads = st->pager_threads;
 	cfg.console_bytes = st->console_bytes;
 	cfg.on_end = on_vm_end;
@@ -479,26 +364,32 @@ static int create_vm(struct kevd_server *srv, struct evhttp_request *req)
 	if (!e || !grown || !(e->id = strdup(id)) || !(e->name = strdup(cfg.name))) {
 		close(fd);
 		free_vm_entry(e);
-		return fail(srv, req, 500, "out of memory");
+		fail(srv, req, 500, "out of memory");
+		goto out;
 	}
-	e->memory_mib = mem;
+	e->memory_mib = cr.memory_mib;
 	e->created = time(NULL);
 	if (kevd_vm_create(&cfg, &e->vm, &err) < 0) {
 		free_vm_entry(e);
-		return fail(srv, req, image_status(err.errnum), "%s", err.msg);
+		fail(srv, req, image_status(err.errnum), "%s", err.msg);
+		goto out;
 	}
-	if ((!start || json_is_true(start)) && kevd_vm_start(e->vm, &err) < 0) {
+	if (cr.start && kevd_vm_start(e->vm, &err) < 0) {
 		free_vm_entry(e);
-		return fail(srv, req, 500, "%s", err.msg);
+		fail(srv, req, 500, "%s", err.msg);
+		goto out;
 	}
 	srv->vms[srv->nvms++] = e;
-	kevd_info("api: vm '%s' (%s) created from '%s'", e->name, e->id, kernel);
+	kevd_info("api: vm '%s' (%s) created from '%s'", e->name, e->id, cr.kernel);
 	snprintf(loc, sizeof(loc), "/v1/vms/%s", e->id);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
 	reply(srv, req, 201, vm_json(e));
 	if (srv->on_change)
 		srv->on_change(srv->cb_arg, srv);
-	return 0;
+	r = 0;
+out:
+	kevd_request_create_free(&cr);
+	return r;
 }
 
 static int list_vms(struct kevd_server *srv, struct evhttp_request *req)
@@ -532,32 +423,29 @@ static int delete_vm(struct kevd_server *srv, struct evhttp_request *req, struct
 
 static int vm_action(struct kevd_server *srv, struct evhttp_request *req, struct kevd_server_vm *e)
 {
-	static const char *const keys[] = { "action", NULL };
-	cleanup_json json_t *body = NULL;
 	struct kevd_error err = KEVD_ERROR_INIT;
-	const char *action = NULL;
+	struct kevd_problem prob;
+	enum kevd_action action;
 	enum kevd_vm_state s;
+	const void *body;
+	size_t len;
 
-	if (read_json_body(srv, req, &body) < 0 || only_keys(srv, req, body, keys) < 0 ||
-	    get_string(srv, req, body, "action", 16, &action) < 0)
-		return -1;
-	if (!action)
-		return fail(srv, req, 400, "'action' is required: \"start\" or \"stop\"");
+	body = body_bytes(req, &len);
+	if (kevd_request_parse_action(content_type(req), body, len, srv->settings.max_body_bytes, &action, &prob) < 0)
+		return fail(srv, req, prob.status, "%s", prob.msg);
 	s = kevd_vm_state(e->vm);
-	if (!strcmp(action, "start")) {
+	if (action == KEVD_ACTION_START) {
 		if (s != KEVD_VM_CREATED)
 			return fail(srv, req, 409, "vm '%s' is %s; only a created VM can start", e->name,
 				    kevd_vm_state_name(s));
 		if (kevd_vm_start(e->vm, &err) < 0)
 			return fail(srv, req, 500, "%s", err.msg);
-	} else if (!strcmp(action, "stop")) {
+	} else {
 		if (s != KEVD_VM_RUNNING && s != KEVD_VM_CREATED)
 			return fail(srv, req, 409, "vm '%s' is %s already", e->name, kevd_vm_state_name(s));
 		kevd_vm_stop(e->vm, "stopped through the API");
 		if (kevd_vm_wait(e->vm, STOP_WAIT_MS) < 0)
 			return fail(srv, req, 500, "vm '%s' did not stop within %d ms", e->name, STOP_WAIT_MS);
-	} else {
-		return fail(srv, req, 400, "'action' must be \"start\" or \"stop\", not \"%s\"", action);
 	}
 	reply(srv, req, 200, vm_json(e));
 	if (srv->on_change)

@@ -1,0 +1,198 @@
+/* API request bodies (see request.h).  Strict: unknown keys, duplicate
+ * keys, wrong types and out-of-range numbers are all 400s that say which. */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/request.h"
+#include "pager/pager.h"
+
+static int problem(struct kevd_problem *p, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int problem(struct kevd_problem *p, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	p->status = status;
+	va_start(ap, fmt);
+	vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int kevd_request_json(const char *ct, const void *body, size_t len, size_t max_body, json_t **out,
+		      struct kevd_problem *p)
+{
+	json_error_t jerr;
+	json_t *j;
+
+	if (len > max_body)
+		return problem(p, 413, "request body of %zu bytes is larger than %zu", len, max_body);
+	if (!ct || strncasecmp(ct, "application/json", 16) != 0 || (ct[16] && ct[16] != ';' && ct[16] != ' '))
+		return problem(p, 415, "the request body must be application/json (Content-Type: %.100s)",
+			       ct ? ct : "none");
+	j = json_loadb(len ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!j)
+		return problem(p, 400, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return problem(p, 400, "the request body must be a JSON object");
+	}
+	*out = j;
+	return 0;
+}
+
+static int only_keys(json_t *o, const char *const *allowed, struct kevd_problem *p)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(o, k, v) {
+		bool ok = false;
+
+		for (size_t i = 0; allowed[i]; i++)
+			ok |= !strcmp(k, allowed[i]);
+		if (!ok)
+			return problem(p, 400, "unknown key '%.100s'", k);
+	}
+	return 0;
+}
+
+/* 0 if absent, 1 if set, -1 on a problem. */
+static int get_uint(json_t *o, const char *key, uint64_t min, uint64_t max, uint64_t *out, struct kevd_problem *p)
+{
+	json_t *v = json_object_get(o, key);
+	json_int_t x;
+
+	if (!v)
+		return 0;
+	if (!json_is_integer(v))
+		return problem(p, 400, "'%s' must be an integer", key);
+	x = json_integer_value(v);
+	if (x < 0 || (uint64_t)x < min || (uint64_t)x > max)
+		return problem(p, 400, "'%s' must be in %" PRIu64 "..%" PRIu64 ", not %" JSON_INTEGER_FORMAT, key, min, max, x);
+	*out = (uint64_t)x;
+	return 1;
+}
+
+static int get_string(json_t *o, const char *key, size_t max, const char **out, struct kevd_problem *p)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!v)
+		return 0;
+	if (!json_is_string(v))
+		return problem(p, 400, "'%s' must be a string", key);
+	if (json_string_length(v) > max || strlen(json_string_value(v)) != json_string_length(v))
+		return problem(p, 400, "'%s' must be at most %zu bytes with no NUL", key, max);
+	*out = json_string_value(v);
+	return 1;
+}
+
+bool kevd_request_valid_name(const char *n)
+{
+	size_t len = strlen(n);
+
+	if (len == 0 || len > KEVD_REQUEST_NAME_MAX || n[0] == '.' || n[0] == '-')
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!(n[i] >= 'a' && n[i] <= 'z') && !(n[i] >= 'A' && n[i] <= 'Z') && !(n[i] >= '0' && n[i] <= '9') &&
+		    n[i] != '.' && n[i] != '_' && n[i] != '-')
+			return false;
+	return true;
+}
+
+int kevd_request_parse_create(const char *ct, const void *body, size_t len, size_t max_body,
+			      struct kevd_create_request *r, struct kevd_problem *p)
+{
+	static const char *const keys[] = { "name", "kernel", "memory_mib", "vcpus", "cmdline", "paging",
+					    "start", "window_pages", "protocol", NULL };
+	const char *paging = NULL, *proto = NULL;
+	uint64_t window = 0;
+	json_t *start;
+
+	memset(r, 0, sizeof(*r));
+	r->memory_mib = 128;
+	r->vcpus = 1;
+	r->start = true;
+	if (kevd_request_json(ct, body, len, max_body, &r->body, p) < 0)
+		return -1;
+	if (only_keys(r->body, keys, p) < 0 ||
+	    get_string(r->body, "name", KEVD_REQUEST_NAME_MAX, &r->name, p) < 0 ||
+	    get_string(r->body, "kernel", KEVD_REQUEST_PATH_MAX, &r->kernel, p) < 0 ||
+	    get_string(r->body, "cmdline", 4095, &r->cmdline, p) < 0 ||
+	    get_string(r->body, "paging", 16, &paging, p) < 0 ||
+	    get_string(r->body, "protocol", 16, &proto, p) < 0 ||
+	    get_uint(r->body, "memory_mib", 2, UINT32_MAX, &r->memory_mib, p) < 0 ||
+	    get_uint(r->body, "vcpus", 1, UINT32_MAX, &r->vcpus, p) < 0 ||
+	    get_uint(r->body, "window_pages", 1, KEVD_PAGER_MAX_WINDOW, &window, p) < 0)
+		goto fail;
+	r->window_pages = (unsigned)window;
+	if (!r->kernel) {
+		problem(p, 400, "'kernel' is required");
+		goto fail;
+	}
+	if (r->name && !kevd_request_valid_name(r->name)) {
+		problem(p, 400, "'name' must be 1..%d characters of A-Z a-z 0-9 . _ -, not starting with . or -",
+			KEVD_REQUEST_NAME_MAX);
+		goto fail;
+	}
+	if (paging && strcmp(paging, "lazy") && strcmp(paging, "eager")) {
+		problem(p, 400, "'paging' must be \"lazy\" or \"eager\", not \"%s\"", paging);
+		goto fail;
+	}
+	r->eager = paging && !strcmp(paging, "eager");
+	if (!proto || !strcmp(proto, "auto"))
+		r->protocol = KEVD_BOOT_AUTO;
+	else if (!strcmp(proto, "multiboot2"))
+		r->protocol = KEVD_BOOT_MULTIBOOT2;
+	else if (!strcmp(proto, "pvh"))
+		r->protocol = KEVD_BOOT_PVH;
+	else {
+		problem(p, 400, "'protocol' must be \"auto\", \"multiboot2\" or \"pvh\"");
+		goto fail;
+	}
+	start = json_object_get(r->body, "start");
+	if (start && !json_is_boolean(start)) {
+		problem(p, 400, "'start' must be true or false");
+		goto fail;
+	}
+	r->start = !start || json_is_true(start);
+	return 0;
+fail:
+	kevd_request_create_free(r);
+	return -1;
+}
+
+void kevd_request_create_free(struct kevd_create_request *r)
+{
+	if (r->body)
+		json_decref(r->body);
+	r->body = NULL;
+}
+
+int kevd_request_parse_action(const char *ct, const void *body, size_t len, size_t max_body,
+			      enum kevd_action *out, struct kevd_problem *p)
+{
+	static const char *const keys[] = { "action", NULL };
+	cleanup_json json_t *j = NULL;
+	const char *action = NULL;
+
+	if (kevd_request_json(ct, body, len, max_body, &j, p) < 0)
+		return -1;
+	if (only_keys(j, keys, p) < 0 || get_string(j, "action", 16, &action, p) < 0)
+		return -1;
+	if (!action)
+		return problem(p, 400, "'action' is required: \"start\" or \"stop\"");
+	if (!strcmp(action, "start"))
+		*out = KEVD_ACTION_START;
+	else if (!strcmp(action, "stop"))
+		*out = KEVD_ACTION_STOP;
+	else
+		return problem(p, 400, "'action' must be \"start\" or \"stop\", not \"%s\"", action);
+	return 0;
+}
