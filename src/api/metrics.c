@@ -85,7 +85,7 @@ int kevd_metrics_render(struct kevd_server *srv, char **text, size_t *len)
 
 		for (int b = 0; b < KEVD_PAGER_HIST_BUCKETS - 1; b++) {
 			cum += st[i].latency_hist[b];
-			fprintf(f, "kevd_vm_pager_load_duration_seconds_bucket{vm=\"%s\",le=\"%g\"} %" PRIu64 "\n",
+			fprintf(f, "kevd_vm_pager_load_duration_seconds_bucket{vm=\"%s\",le=\"%.7g\"} %" PRIu64 "\n",
 				srv->vms[i]->name, (double)(1ull << b) * 1e-6, cum);
 		}
 		cum += st[i].latency_hist[KEVD_PAGER_HIST_BUCKETS - 1];

@@ -109,8 +109,8 @@ bool kevd_request_valid_name(const char *n)
 int kevd_request_parse_create(const char *ct, const void *body, size_t len, size_t max_body,
 			      struct kevd_create_request *r, struct kevd_problem *p)
 {
-	static const char *const keys[] = { "name", "kernel", "memory_mib", "vcpus", "cmdline", "paging",
-					    "start", "window_pages", "protocol", NULL };
+	static const char *const keys[] = { "name", "kernel", "initrd", "memory_mib", "vcpus", "cmdline",
+					    "paging", "start", "window_pages", "protocol", NULL };
 	const char *paging = NULL, *proto = NULL;
 	uint64_t window = 0;
 	json_t *start;
@@ -124,6 +124,7 @@ int kevd_request_parse_create(const char *ct, const void *body, size_t len, size
 	if (only_keys(r->body, keys, p) < 0 ||
 	    get_string(r->body, "name", KEVD_REQUEST_NAME_MAX, &r->name, p) < 0 ||
 	    get_string(r->body, "kernel", KEVD_REQUEST_PATH_MAX, &r->kernel, p) < 0 ||
+	    get_string(r->body, "initrd", KEVD_REQUEST_PATH_MAX, &r->initrd, p) < 0 ||
 	    get_string(r->body, "cmdline", 4095, &r->cmdline, p) < 0 ||
 	    get_string(r->body, "paging", 16, &paging, p) < 0 ||
 	    get_string(r->body, "protocol", 16, &proto, p) < 0 ||

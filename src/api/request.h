@@ -34,6 +34,7 @@ struct kevd_create_request {
 	json_t *body;        /* owned; the strings below point into it */
 	const char *name;    /* NULL = none given */
 	const char *kernel;
+	const char *initrd;  /* NULL = none */
 	const char *cmdline; /* NULL = none */
 	uint64_t memory_mib; /* default 128 */
 	uint64_t vcpus;      /* default 1 */

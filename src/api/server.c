@@ -237,10 +237,10 @@ static const void *body_bytes(struct evhttp_request *req, size_t *len)
 	return *len ? (const void *)evbuffer_pullup(in, (ssize_t)*len) : "";
 }
 
-/* Opens KERNEL beneath the image directory: no absolute path, no "..",
- * no symlink leading out (openat2 RESOLVE_BENEATH refuses them), no magic
- * /proc links.  Returns the fd or fails the request. */
-static int open_kernel(struct kevd_server *srv, struct evhttp_request *req, const char *kernel)
+/* Opens PATH (the request's KEY) beneath the image directory: no absolute
+ * path, no "..", no symlink leading out (openat2 RESOLVE_BENEATH refuses
+ * them), no magic /proc links.  Returns the fd or fails the request. */
+static int open_image(struct kevd_server *srv, struct evhttp_request *req, const char *key, const char *path)
 {
 	struct open_how how = {
 		.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
@@ -248,29 +248,22 @@ static int open_kernel(struct kevd_server *srv, struct evhttp_request *req, cons
 	};
 	int fd;
 
-	if (!*kernel || kernel[0] == '/') {
-		fail(srv, req, 400, "'kernel' must be a relative path inside the image directory, not '%s'", kernel);
-		return -1;
-	}
-	fd = (int)syscall(SYS_openat2, srv->image_dirfd, kernel, &how, sizeof(how));
+	if (!*path || path[0] == '/')
+		return fail(srv, req, 400, "'%s' must be a relative path inside the image directory, not '%s'", key, path);
+	fd = (int)syscall(SYS_openat2, srv->image_dirfd, path, &how, sizeof(how));
 	if (fd >= 0)
 		return fd;
 	switch (errno) {
 	case EXDEV:
-		fail(srv, req, 400, "'kernel' '%s' leads outside the image directory", kernel);
-		break;
+		return fail(srv, req, 400, "'%s' '%s' leads outside the image directory", key, path);
 	case ENOENT:
 	case ENOTDIR:
-		fail(srv, req, 422, "image '%s': no such file in the image directory", kernel);
-		break;
+		return fail(srv, req, 422, "image '%s': no such file in the image directory", path);
 	case ELOOP:
-		fail(srv, req, 400, "'kernel' '%s': too many symbolic links", kernel);
-		break;
+		return fail(srv, req, 400, "'%s' '%s': too many symbolic links", key, path);
 	default:
-		fail(srv, req, 422, "image '%s': %s", kernel, strerror(errno));
-		break;
+		return fail(srv, req, 422, "image '%s': %s", path, strerror(errno));
 	}
-	return -1;
 }
 
 static void new_id(struct kevd_server *srv, char *buf, size_t len)
@@ -338,9 +331,18 @@ static int create_vm(struct kevd_server *srv, struct evhttp_request *req)
 		fail(srv, req, 409, "a VM named '%s' exists", cr.name);
 		goto out;
 	}
-	fd = open_kernel(srv, req, cr.kernel);
+	fd = open_image(srv, req, "kernel", cr.kernel);
 	if (fd < 0)
 		goto out;
+	if (cr.initrd) {
+		cfg.initrd_fd = open_image(srv, req, "initrd", cr.initrd);
+		if (cfg.initrd_fd < 0) {
+			close(fd);
+			goto out;
+		}
+		cfg.initrd_fd_valid = true;
+		cfg.initrd = cr.initrd;
+	}
 	new_id(srv, id, sizeof(id));
 	cfg.name = cr.name ? cr.name : id;
 	cfg.kernel = cr.kernel;
@@ -363,6 +365,8 @@ static int create_vm(struct kevd_server *srv, struct evhttp_request *req)
 		srv->vms = grown;
 	if (!e || !grown || !(e->id = strdup(id)) || !(e->name = strdup(cfg.name))) {
 		close(fd);
+		if (cfg.initrd_fd_valid)
+			close(cfg.initrd_fd);
 		free_vm_entry(e);
 		fail(srv, req, 500, "out of memory");
 		goto out;
@@ -476,17 +480,18 @@ static int query_u64(struct kevd_server *srv, struct evhttp_request *req, struct
 		     bool *present, uint64_t *out)
 {
 	const char *v = evhttp_find_header(q, key);
+	bool hex;
 	char *end;
 
 	*present = v != NULL;
 	if (!v)
 		return 0;
+	/* Decimal, or hex after 0x: never octal, whatever a leading 0 says. */
+	hex = v[0] == '0' && (v[1] == 'x' || v[1] == 'X');
 	errno = 0;
-	*out = strtoull(v, &end, 0);
-	if (errno || end == v || *end || v[0] == '-') {
-		fail(srv, req, 400, "query parameter '%s' must be a number (decimal or 0x hex), not '%s'", key, v);
-		return -1;
-	}
+	*out = strtoull(hex ? v + 2 : v, &end, hex ? 16 : 10);
+	if (errno || end == (hex ? v + 2 : v) || *end || v[0] == '-' || v[0] == '+' || v[0] == ' ')
+		return fail(srv, req, 400, "query parameter '%s' must be a number (decimal or 0x hex), not '%s'", key, v);
 	return 0;
 }
 
@@ -512,7 +517,7 @@ static int vm_console(struct kevd_server *srv, struct evhttp_request *req, struc
 	evhttp_add_header(out, "X-Console-Next-Offset", num);
 	/* Bytes the caller asked for but the bounded buffer no longer has. */
 	evhttp_add_header(out, "X-Console-Dropped", start > offset ? "true" : "false");
-	send_body(srv, req, 200, "text/plain; charset=utf-8", buf, n);
+	send_body(srv, req, 200, "text/plain", buf, n);  /* raw guest bytes, no charset promised */
 	return 0;
 }
 
@@ -592,8 +597,10 @@ static bool authorized(struct kevd_server *srv, struct kevd_listener *l, struct 
 	const char *auth;
 	size_t tl;
 
-	if (!l->needs_token || !srv->token)
+	if (!l->needs_token)
 		return true;
+	if (!srv->token)
+		return false;  /* fail closed: a TCP listener without a token serves nothing private */
 	if (!strcmp(path, "/metrics") || !strcmp(path, "/v1/health"))
 		return true;
 	auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");

@@ -64,6 +64,7 @@ json_t *kevd_json_vm(struct kevd_vm *vm)
 	SET(cfg, "memory_mib", INT(c->memory_mib));
 	SET(cfg, "vcpus", INT(c->vcpus));
 	SET(cfg, "cmdline", json_string(c->cmdline ? c->cmdline : ""));
+	SET(cfg, "initrd", c->initrd ? json_string(c->initrd) : json_null());
 	SET(cfg, "paging", json_string(c->eager ? "eager" : "lazy"));
 	SET(cfg, "boot_protocol", json_string(kevd_vm_protocol(vm) == KEVD_BOOT_PVH ? "pvh" : "multiboot2"));
 	SET(o, "config", cfg);

@@ -34,8 +34,9 @@
 #include "vmm/vm.h"
 
 static const char usage_text[] =
-	"usage: kevd run --kernel PATH [--memory MiB] [--vcpus N] [--cmdline STR]\n"
+	"usage: kevd run --kernel PATH [--initrd PATH] [--memory MiB] [--vcpus N] [--cmdline STR]\n"
 	"                [--eager] [--window PAGES] [--pager-threads N] [--protocol auto|multiboot2|pvh]\n"
+	"                [--ap-start auto|entry|sipi]\n"
 	"                [--timeout SECONDS] [--json] [--quiet] [--log-level LEVEL]\n";
 
 static void on_end(void *arg, struct kevd_vm *vm)
@@ -108,10 +109,12 @@ static void print_text_report(struct kevd_vm *vm)
 
 int kevd_cmd_run(int argc, char **argv)
 {
-	enum { O_KERNEL = 1, O_MEMORY, O_VCPUS, O_CMDLINE, O_EAGER, O_WINDOW, O_THREADS, O_PROTO,
+	enum { O_KERNEL = 1, O_INITRD, O_APSTART, O_MEMORY, O_VCPUS, O_CMDLINE, O_EAGER, O_WINDOW, O_THREADS, O_PROTO,
 	       O_TIMEOUT, O_JSON, O_QUIET, O_LOG, O_HELP };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, O_KERNEL },
+		{ "initrd", required_argument, NULL, O_INITRD },
+		{ "ap-start", required_argument, NULL, O_APSTART },
 		{ "memory", required_argument, NULL, O_MEMORY },
 		{ "vcpus", required_argument, NULL, O_VCPUS },
 		{ "cmdline", required_argument, NULL, O_CMDLINE },
@@ -141,6 +144,19 @@ int kevd_cmd_run(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case O_KERNEL: cfg.kernel = optarg; break;
+		case O_INITRD: cfg.initrd = optarg; break;
+		case O_APSTART:
+			if (!strcmp(optarg, "auto"))
+				cfg.ap_start = KEVD_AP_AUTO;
+			else if (!strcmp(optarg, "entry"))
+				cfg.ap_start = KEVD_AP_ENTRY;
+			else if (!strcmp(optarg, "sipi"))
+				cfg.ap_start = KEVD_AP_SIPI;
+			else {
+				fprintf(stderr, "kevd run: --ap-start: '%s' is not auto, entry or sipi\n", optarg);
+				return 2;
+			}
+			break;
 		case O_MEMORY:
 			if (parse_uint("memory", optarg, 1ull << 20, &v) < 0)
 				return 2;

@@ -140,6 +140,14 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		kevd_notify("READY=1");
 		return;
 	}
+	if (d->cfg.listen && !token) {
+		/* The TCP listener stays bound until restart; it keeps its token. */
+		kevd_err("reload refused: the TCP listener on %s is bound and the new configuration has no token_file",
+			 d->cfg.listen);
+		kevd_config_free(&c);
+		kevd_notify("READY=1");
+		return;
+	}
 	if (strcmp(c.socket_path, d->cfg.socket_path) || (c.listen ? 1 : 0) != (d->cfg.listen ? 1 : 0) ||
 	    (c.listen && strcmp(c.listen, d->cfg.listen)))
 		kevd_warn("reload: the API socket and listener change only on restart");

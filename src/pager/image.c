@@ -33,6 +33,7 @@ struct kevd_image {
 	uint64_t elf_entry;
 	kevd_gpa_t entry;
 	bool has_pvh;
+	bool is_linux;                 /* carries a "Linux" ELF note (vmlinux) */
 	kevd_gpa_t pvh_entry;
 	bool has_mb2;
 	uint64_t mb2_offset;
@@ -132,6 +133,8 @@ static int read_notes(struct kevd_image *img, const GElf_Phdr *ph, unsigned idx,
 		if (desc_off > len || next > len)
 			return kevd_error_set(err, EINVAL, "image '%s': PT_NOTE %u: note at offset %llu runs past the segment",
 					      img->path, idx, (unsigned long long)pos);
+		if (namesz == 6 && memcmp(buf + name_off, "Linux", 6) == 0)
+			img->is_linux = true;
 		if (namesz == 4 && memcmp(buf + name_off, "Xen", 4) == 0 && type == XEN_NOTE_PHYS32_ENTRY) {
 			uint64_t e = 0;
 
@@ -459,6 +462,11 @@ bool kevd_image_pvh_entry(const struct kevd_image *img, kevd_gpa_t *entry)
 	if (img->has_pvh && entry)
 		*entry = img->pvh_entry;
 	return img->has_pvh;
+}
+
+bool kevd_image_is_linux(const struct kevd_image *img)
+{
+	return img->is_linux;
 }
 
 bool kevd_image_multiboot2(const struct kevd_image *img, uint64_t *file_offset)

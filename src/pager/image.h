@@ -71,6 +71,8 @@ uint64_t kevd_image_elf_entry(const struct kevd_image *img);
 
 /* Xen PVH entry (ELF note "Xen", type 18), if present. */
 bool kevd_image_pvh_entry(const struct kevd_image *img, kevd_gpa_t *entry);
+/* Whether the image carries a "Linux" ELF note, as every vmlinux does. */
+bool kevd_image_is_linux(const struct kevd_image *img);
 /* Multiboot2 header within the first 32 KiB, if present. */
 bool kevd_image_multiboot2(const struct kevd_image *img, uint64_t *file_offset);
 

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "vmm/serial.h"
@@ -20,12 +21,45 @@
 #define IIR_NONE 0x01
 #define MSR_DCD_DSR_CTS 0xb0
 #define MCR_LOOP 0x10
+#define MCR_OUT2 0x08   /* on PCs, gates the UART's interrupt onto the bus */
+#define IER_THRI 0x02
+#define IIR_THRI 0x02
 
 struct kevd_serial {
-	pthread_mutex_t lock;  /* protects the registers below */
+	pthread_mutex_t lock;  /* protects the registers, thre_pending and level */
 	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
+	bool thre_pending;     /* transmitter-empty interrupt not yet acknowledged */
+	int level;             /* last level given to irq */
+	kevd_serial_irq_fn irq;
+	void *irq_arg;
 	struct kevd_console *console;  /* borrowed */
 };
+
+/* Under the lock.  An edge-triggered ISA line needs a low-high transition
+ * for each new interrupt, hence PULSE. */
+static void update_irq(struct kevd_serial *s, bool pulse)
+{
+	int want = s->thre_pending && (s->ier & IER_THRI) && (s->mcr & MCR_OUT2);
+
+	if (!s->irq)
+		return;
+	if (pulse && want && s->level) {
+		s->irq(s->irq_arg, 0);
+		s->level = 0;
+	}
+	if (want != s->level) {
+		s->irq(s->irq_arg, want);
+		s->level = want;
+	}
+}
+
+void kevd_serial_set_irq(struct kevd_serial *s, kevd_serial_irq_fn fn, void *arg)
+{
+	pthread_mutex_lock(&s->lock);
+	s->irq = fn;
+	s->irq_arg = arg;
+	pthread_mutex_unlock(&s->lock);
+}
 
 struct kevd_serial *kevd_serial_new(struct kevd_console *console)
 {
@@ -65,21 +99,30 @@ void kevd_serial_io(struct kevd_serial *s, uint16_t port, bool write, uint8_t *d
 		case REG_DATA:
 			if (s->lcr & LCR_DLAB) {
 				s->dll = v;
-			} else if (!(s->mcr & MCR_LOOP)) {
-				pthread_mutex_unlock(&s->lock);
-				kevd_console_put(s->console, &v, 1);
-				return;
+				break;
 			}
+			if (!(s->mcr & MCR_LOOP))
+				kevd_console_put(s->console, &v, 1);
+			/* Sent at once: the holding register is empty again. */
+			s->thre_pending = true;
+			update_irq(s, true);
 			break;
 		case REG_IER:
-			if (s->lcr & LCR_DLAB)
+			if (s->lcr & LCR_DLAB) {
 				s->dlm = v;
-			else
-				s->ier = v & 0x0f;
+				break;
+			}
+			if ((v & IER_THRI) && !(s->ier & IER_THRI))
+				s->thre_pending = true;  /* enabling it with THR empty interrupts */
+			s->ier = v & 0x0f;
+			update_irq(s, false);
 			break;
 		case REG_IIR: s->fcr = v; break;
 		case REG_LCR: s->lcr = v; break;
-		case REG_MCR: s->mcr = v & 0x1f; break;
+		case REG_MCR:
+			s->mcr = v & 0x1f;
+			update_irq(s, false);
+			break;
 		case REG_SCR: s->scr = v; break;
 		default: break;  /* LSR and MSR are read-only */
 		}
@@ -87,7 +130,16 @@ void kevd_serial_io(struct kevd_serial *s, uint16_t port, bool write, uint8_t *d
 		switch (reg) {
 		case REG_DATA: v = s->lcr & LCR_DLAB ? s->dll : 0; break;
 		case REG_IER: v = s->lcr & LCR_DLAB ? s->dlm : s->ier; break;
-		case REG_IIR: v = IIR_NONE | (s->fcr & 1 ? 0xc0 : 0); break;
+		case REG_IIR:
+			if (s->thre_pending && (s->ier & IER_THRI)) {
+				v = IIR_THRI;
+				s->thre_pending = false;  /* reading the source acknowledges it */
+				update_irq(s, false);
+			} else {
+				v = IIR_NONE;
+			}
+			v |= s->fcr & 1 ? 0xc0 : 0;
+			break;
 		case REG_LCR: v = s->lcr; break;
 		case REG_MCR: v = s->mcr; break;
 		case REG_LSR: v = LSR_THRE | LSR_TEMT; break;

@@ -172,6 +172,10 @@ int kevd_vcpu_setup(struct kevd_vm *vm, struct kevd_vcpu *v, struct kevd_error *
 	r = setup_cpuid(vm, v, err);
 	if (r < 0)
 		return r;
+	/* On a PC the application processors wait for INIT/SIPI in their
+	 * reset state, which KVM gives them with an in-kernel LAPIC. */
+	if (vm->sipi && v->index != 0)
+		return 0;
 	return setup_regs(vm, v, err);
 }
 
@@ -200,6 +204,47 @@ static void log_port_once(struct kevd_vm *vm, uint16_t port, bool write)
 		  write ? "wrote" : "read", port);
 }
 
+/* The few PC ports a Linux guest touches that end the VM or would hang
+ * it.  Returns false for ports it does not know. */
+static bool handle_pc_port(struct kevd_vcpu *v, uint16_t port, bool write, uint8_t *data, unsigned size)
+{
+	struct kevd_vm *vm = v->vm;
+
+	switch (port) {
+	case KEVD_ACPI_SLEEP_PORT:
+		/* Hardware-reduced ACPI sleep control: SLP_TYP in bits 2-4, SLP_EN bit 5. */
+		if (write && (data[0] & 0x20) && ((data[0] >> 2) & 7) == KEVD_ACPI_S5_TYP)
+			kevd_vm_end(vm, KEVD_VM_EXITED, -1, "guest powered off (ACPI S5)");
+		else if (!write)
+			memset(data, 0, size);
+		return true;
+	case KEVD_ACPI_SLEEP_PORT + 1:
+		if (!write)
+			memset(data, 0, size);
+		return true;
+	case KEVD_I8042_PORT:
+		if (write && data[0] == 0xfe)
+			kevd_vm_end(vm, KEVD_VM_EXITED, -1, "guest reset the machine (i8042 pulse)");
+		else if (!write)
+			memset(data, 0, size);  /* no data, input buffer empty: ready for commands */
+		return true;
+	case 0x70:
+		if (write)
+			__atomic_store_n(&vm->cmos_index, data[0] & 0x7f, __ATOMIC_RELAXED);
+		else
+			memset(data, 0xff, size);
+		return true;
+	case 0x71:
+		/* A CMOS clock that reads 0: no update in progress, so Linux's
+		 * wait for the RTC's update-in-progress bit ends at once. */
+		if (!write)
+			memset(data, 0, size);
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void handle_io(struct kevd_vcpu *v)
 {
 	struct kevd_vm *vm = v->vm;
@@ -221,6 +266,8 @@ static void handle_io(struct kevd_vcpu *v)
 			} else {
 				memset(data, 0, run->io.size);
 			}
+		} else if (vm->sipi && handle_pc_port(v, port, write, data, run->io.size)) {
+			continue;
 		} else {
 			if (!write)
 				memset(data, 0xff, run->io.size);

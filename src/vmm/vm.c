@@ -20,11 +20,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "vmm/acpi.h"
 #include "vmm/bootinfo.h"
 #include "vmm/pagewalk.h"
 #include "vmm/vm_internal.h"
@@ -33,6 +35,10 @@
 #define BOOT_GDT_GPA 0x500
 #define BOOT_INFO_GPA 0x1000
 #define BOOT_INFO_MAX (BOOT_AREA_END - BOOT_INFO_GPA)
+#define ACPI_GPA 0xe0000             /* in the reserved legacy area, where ACPI tables live on PCs */
+#define ACPI_MAX 0x10000
+#define INITRD_LIMIT (1ull << 31)    /* Linux wants its initrd below 2 GiB */
+#define SERIAL_IRQ 4
 #define KVM_TSS_GPA 0xfffbd000ull    /* inside the MMIO hole, below the BIOS area */
 #define MAX_MEMORY_MIB (1u << 20)    /* 1 TiB */
 #define E820_MAX 8
@@ -134,6 +140,15 @@ static void *map_ram(size_t len)
 	return p;
 }
 
+static void serial_irq(void *arg, int level)
+{
+	struct kevd_vm *vm = arg;
+	struct kvm_irq_level irq = { .irq = SERIAL_IRQ, .level = (uint32_t)level };
+
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		kevd_debug("vm '%s': KVM_IRQ_LINE %d: %s", vm->name, level, strerror(errno));
+}
+
 static int setup_memory(struct kevd_vm *vm, struct kevd_error *err)
 {
 	uint64_t bytes = vm->cfg.memory_mib << 20;
@@ -200,11 +215,52 @@ static void write_gdt(struct kevd_vm *vm)
 	put_u64(g + 24, 0x00cf93000000ffffull);
 }
 
+/* The initrd is copied in whole: it is a compressed archive the kernel
+ * unpacks in one pass, so lazy loading would gain nothing.  It goes as high
+ * as possible below 2 GiB and below the hole, where Linux expects it. */
+static int load_initrd(struct kevd_vm *vm, struct kevd_error *err)
+{
+	uint64_t top = vm->low_len < INITRD_LIMIT ? vm->low_len : INITRD_LIMIT;
+	uint64_t kernel_end = 0, size, done = 0;
+	struct stat st;
+
+	for (size_t i = 0; i < kevd_image_segment_count(vm->img); i++) {
+		const struct kevd_image_segment *g = kevd_image_segment(vm->img, i);
+
+		if (g->paddr.v + g->memsz > kernel_end)
+			kernel_end = g->paddr.v + g->memsz;
+	}
+	if (fstat(vm->initrd_fd, &st) < 0)
+		return kevd_error_sys(err, errno, "vm '%s': initrd '%s'", vm->name, vm->initrd);
+	if (!S_ISREG(st.st_mode))
+		return kevd_error_set(err, EINVAL, "vm '%s': initrd '%s': not a regular file", vm->name, vm->initrd);
+	size = (uint64_t)st.st_size;
+	if (size == 0)
+		return kevd_error_set(err, EINVAL, "vm '%s': initrd '%s' is empty", vm->name, vm->initrd);
+	if (size + kevd_page_up(kernel_end) + (1 << 20) > top)
+		return kevd_error_set(err, ERANGE, "vm '%s': initrd '%s' (%llu bytes) does not fit in guest RAM below %llu MiB above the kernel",
+				      vm->name, vm->initrd, (unsigned long long)size, (unsigned long long)(top >> 20));
+	vm->initrd_gpa = kevd_page_down(top - size);
+	vm->initrd_size = size;
+	while (done < size) {
+		ssize_t n = pread(vm->initrd_fd, vm->ram_low + vm->initrd_gpa + done, size - done, (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return kevd_error_sys(err, n < 0 ? errno : EIO, "vm '%s': reading initrd '%s'", vm->name, vm->initrd);
+		done += (uint64_t)n;
+	}
+	close(vm->initrd_fd);
+	vm->initrd_fd = -1;
+	return 0;
+}
+
 static int setup_boot(struct kevd_vm *vm, struct kevd_error *err)
 {
 	struct kevd_e820_entry map[E820_MAX];
 	const char *cmdline = vm->cmdline ? vm->cmdline : "";
-	kevd_gpa_t pvh;
+	kevd_gpa_t pvh, rsdp = KEVD_GPA(0);
 	int n, r;
 
 	for (size_t i = 0; i < kevd_image_segment_count(vm->img); i++) {
@@ -237,11 +293,29 @@ static int setup_boot(struct kevd_vm *vm, struct kevd_error *err)
 	n = kevd_boot_e820(vm->cfg.memory_mib << 20, map, E820_MAX, err);
 	if (n < 0)
 		return kevd_error_prefix(err, "vm '%s'", vm->name);
+	if (vm->initrd_fd >= 0) {
+		if (vm->protocol != KEVD_BOOT_PVH)
+			return kevd_error_set(err, EINVAL, "vm '%s': an initrd needs the PVH boot protocol", vm->name);
+		r = load_initrd(vm, err);
+		if (r < 0)
+			return r;
+	}
+	if (vm->sipi) {
+		struct kevd_acpi_config ac = {
+			.ncpus = vm->nvcpus, .lapic_addr = 0xfee00000, .ioapic_addr = 0xfec00000,
+			.ioapic_id = (uint8_t)vm->nvcpus, .sleep_port = KEVD_ACPI_SLEEP_PORT,
+			.s5_slp_typ = KEVD_ACPI_S5_TYP, .serial_com1 = true,
+		};
+
+		r = kevd_acpi_build(vm->ram_low + ACPI_GPA, ACPI_MAX, KEVD_GPA(ACPI_GPA), &ac, &rsdp, err);
+		if (r < 0)
+			return kevd_error_prefix(err, "vm '%s'", vm->name);
+	}
 	write_gdt(vm);
 	vm->boot_info_gpa = BOOT_INFO_GPA;
 	if (vm->protocol == KEVD_BOOT_PVH)
 		r = kevd_boot_pvh_build(vm->ram_low + BOOT_INFO_GPA, BOOT_INFO_MAX, KEVD_GPA(BOOT_INFO_GPA), map,
-					(size_t)n, cmdline, KEVD_GPA(0), 0, KEVD_GPA(0), err);
+					(size_t)n, cmdline, KEVD_GPA(vm->initrd_gpa), vm->initrd_size, rsdp, err);
 	else
 		r = kevd_boot_mb2_build(vm->ram_low + BOOT_INFO_GPA, BOOT_INFO_MAX, KEVD_GPA(BOOT_INFO_GPA), map,
 					(size_t)n, cmdline, "kevd " PACKAGE_VERSION, err);
@@ -273,6 +347,16 @@ static int setup_kvm(struct kevd_vm *vm, struct kevd_error *err)
 		return kevd_error_sys(err, errno, "vm '%s': KVM_CREATE_VM", vm->name);
 	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_GPA) < 0)
 		return kevd_error_sys(err, errno, "vm '%s': KVM_SET_TSS_ADDR", vm->name);
+	if (vm->sipi) {
+		struct kvm_pit_config pit = { .flags = 0 };
+
+		/* 8259s, I/O APIC at 0xfec00000 and a LAPIC per vCPU, in KVM;
+		 * then the PIT, whose IRQ 0 reaches I/O APIC pin 2. */
+		if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+			return kevd_error_sys(err, errno, "vm '%s': KVM_CREATE_IRQCHIP", vm->name);
+		if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+			return kevd_error_sys(err, errno, "vm '%s': KVM_CREATE_PIT2", vm->name);
+	}
 	max = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (max <= 0)
 		return kevd_error_sys(err, errno, "vm '%s': KVM_GET_VCPU_MMAP_SIZE", vm->name);
@@ -300,18 +384,15 @@ int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struc
 	int r;
 
 	r = check_config(cfg, err);
-	if (r < 0) {
+	if (r < 0 || !(vm = calloc(1, sizeof(*vm)))) {
 		if (cfg->kernel_fd_valid)
 			close(cfg->kernel_fd);
-		return r;
-	}
-	vm = calloc(1, sizeof(*vm));
-	if (!vm) {
-		if (cfg->kernel_fd_valid)
-			close(cfg->kernel_fd);
-		return kevd_error_sys(err, ENOMEM, "vm");
+		if (cfg->initrd_fd_valid)
+			close(cfg->initrd_fd);
+		return r < 0 ? r : kevd_error_sys(err, ENOMEM, "vm");
 	}
 	vm->create_ns = t0;
+	vm->initrd_fd = cfg->initrd_fd_valid ? cfg->initrd_fd : -1;
 	vm->cfg = *cfg;
 	vm->kvm_fd = vm->vm_fd = -1;
 	vm->exit_status = -1;
@@ -321,9 +402,12 @@ int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struc
 	vm->name = dup_or_null(cfg->name ? cfg->name : "vm", &oom);
 	vm->kernel = dup_or_null(cfg->kernel, &oom);
 	vm->cmdline = dup_or_null(cfg->cmdline, &oom);
+	vm->initrd = dup_or_null(cfg->initrd, &oom);
 	vm->cfg.name = vm->name;
 	vm->cfg.kernel = vm->kernel;
 	vm->cfg.cmdline = vm->cmdline;
+	vm->cfg.initrd = vm->initrd;
+	vm->cfg.initrd_fd_valid = false;
 	if (!vm->cfg.console_bytes)
 		vm->cfg.console_bytes = KEVD_VM_DEFAULT_CONSOLE;
 	vm->cfg.kernel_fd_valid = false;
@@ -344,6 +428,14 @@ int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struc
 		kevd_error_prefix(err, "vm '%s'", vm->name);
 		goto fail;
 	}
+	if (vm->initrd_fd < 0 && vm->initrd) {
+		vm->initrd_fd = open(vm->initrd, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		if (vm->initrd_fd < 0) {
+			r = kevd_error_sys(err, errno, "vm '%s': initrd '%s'", vm->name, vm->initrd);
+			goto fail;
+		}
+	}
+	vm->sipi = cfg->ap_start == KEVD_AP_SIPI || (cfg->ap_start == KEVD_AP_AUTO && kevd_image_is_linux(vm->img));
 	if ((r = setup_kvm(vm, err)) < 0 || (r = setup_memory(vm, err)) < 0 || (r = setup_pager(vm, err)) < 0)
 		goto fail;
 	r = kevd_console_new(vm->cfg.console_bytes, cfg->console_fd, &vm->console, err);
@@ -354,6 +446,8 @@ int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struc
 		r = kevd_error_sys(err, ENOMEM, "vm '%s': serial port", vm->name);
 		goto fail;
 	}
+	if (vm->sipi)
+		kevd_serial_set_irq(vm->serial, serial_irq, vm);
 	if ((r = setup_boot(vm, err)) < 0)
 		goto fail;
 	vm->vcpus = calloc(vm->nvcpus, sizeof(*vm->vcpus));
@@ -476,9 +570,12 @@ void kevd_vm_free(struct kevd_vm *vm)
 	kevd_image_free(vm->img);
 	pthread_cond_destroy(&vm->ended);
 	pthread_mutex_destroy(&vm->lock);
+	if (vm->initrd_fd >= 0)
+		close(vm->initrd_fd);
 	free(vm->name);
 	free(vm->kernel);
 	free(vm->cmdline);
+	free(vm->initrd);
 	free(vm);
 }
 

@@ -28,6 +28,11 @@
 #define KEVD_BOOT_MAGIC_BSP 0x6b657664u
 #define KEVD_BOOT_MAGIC_AP 0x6b657641u
 #define KEVD_DEBUG_EXIT_PORT 0xf4
+/* SIPI mode: ACPI sleep control register (S5 = power off) and the i8042
+ * command port (0xfe = reset). */
+#define KEVD_ACPI_SLEEP_PORT 0x3c0
+#define KEVD_ACPI_S5_TYP 5
+#define KEVD_I8042_PORT 0x64
 
 enum kevd_vm_state {
 	KEVD_VM_CREATED,
@@ -42,6 +47,14 @@ enum kevd_boot_protocol {
 	KEVD_BOOT_AUTO,        /* PVH if the image has the note, else multiboot2 */
 	KEVD_BOOT_MULTIBOOT2,
 	KEVD_BOOT_PVH,
+};
+
+/* How application processors start. */
+enum kevd_ap_start {
+	KEVD_AP_AUTO,     /* SIPI for Linux images (a "Linux" ELF note), else ENTRY */
+	KEVD_AP_ENTRY,    /* kevd's convention: every vCPU at the entry (see above) */
+	KEVD_AP_SIPI,     /* a PC: in-kernel LAPICs, I/O APIC and PIT, ACPI tables;
+			   * APs wait for INIT/SIPI from the BSP */
 };
 
 struct kevd_vm;
@@ -59,6 +72,10 @@ struct kevd_vm_config {
 	unsigned vcpus;
 	const char *cmdline;         /* NULL = empty */
 	enum kevd_boot_protocol protocol;
+	enum kevd_ap_start ap_start;
+	const char *initrd;          /* initial ramdisk path (names it in messages); NULL = none */
+	bool initrd_fd_valid;        /* read initrd_fd instead of the path */
+	int initrd_fd;               /* taken by kevd_vm_create, even on failure */
 	bool eager;
 	unsigned pager_threads;      /* 0 = pager default */
 	unsigned window_pages;       /* 0 = pager default, 1 = no fault-around */

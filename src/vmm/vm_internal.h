@@ -38,7 +38,12 @@ struct kevd_vm {
 	struct kevd_console *console;  /* owned */
 	struct kevd_serial *serial;    /* owned */
 	enum kevd_boot_protocol protocol;
+	bool sipi;                   /* KEVD_AP_SIPI in effect */
 	kevd_gpa_t entry;
+	char *initrd;
+	int initrd_fd;               /* owned until the initrd is read into RAM; -1 */
+	uint64_t initrd_gpa, initrd_size;
+	uint8_t cmos_index;          /* atomic enough: a byte written by port 0x70 */
 	uint32_t boot_info_gpa;
 	unsigned nvcpus;
 	struct kevd_vcpu *vcpus;     /* owned array */
