@@ -44,12 +44,15 @@ grep -q 'BIOS-e820: \[mem 0x000000000009fc00-0x00000000000fffff\] reserved' "$ou
 grep -q "BIOS-e820: \[mem 0x0000000000100000-0x$top_hex\] usable" "$out" || fail "e820 RAM to $top_hex"
 grep -q 'RAMDISK: \[mem 0x' "$out" || fail "initrd not found by the kernel"
 grep -q 'ACPI: RSDP 0x00000000000E0000' "$out" || fail "ACPI RSDP not found"
+grep -q 'ACPI: Using ACPI (MADT) for SMP configuration information' "$out" || fail "MADT not used"
+grep -q "smpboot: Allowing $vcpus CPUs" "$out" || fail "the kernel does not see $vcpus CPUs"
 if grep -q 'KEVD-INITRAMFS-OK' "$out"; then
 	echo "linux: reached the initramfs marker:"
 	grep 'KEVD-INITRAMFS-OK' "$out"
 	[ "$rc" -eq 0 ] || fail "powered off but exit status $rc"
 else
-	echo "linux: stopped by the time bound before user space (expected on nested KVM), status $rc"
+	echo "linux: ended before user space (expected on nested KVM: docs/linux.md), status $rc; last lines:"
+	grep '^\[' "$out" | tail -5
 fi
 grep -o '"image_pages": [0-9]*' "$out" | head -1
 grep -o '"pages_loaded": [0-9]*' "$out" | head -1
