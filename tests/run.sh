@@ -64,6 +64,31 @@ set -e
 [ "$rc" -eq 130 ] || fail "SIGINT exited $rc"
 grep -q "stopped: stopped by Interrupt" "$tmp/err" || fail "no SIGINT reason"
 
+# PC mode (--ap-start sipi): ACPI S5 and the i8042 reset end the VM as
+# exited, status 0; without it those ports are nobody's and the guest spins.
+for m in "poweroff:guest powered off (ACPI S5)" "reset:guest reset the machine (i8042 pulse)"; do
+	set +e
+	"$kevd" run --kernel "$guest" --quiet --ap-start sipi --cmdline "mode=${m%%:*}" 2> "$tmp/err"
+	rc=$?
+	set -e
+	[ "$rc" -eq 0 ] || fail "mode=${m%%:*} exited $rc"
+	grep -q "exited: ${m#*:}" "$tmp/err" || fail "no '${m#*:}'"
+done
+set +e
+"$kevd" run --kernel "$guest" --quiet --ap-start entry --cmdline mode=poweroff --timeout 1 2> /dev/null
+rc=$?
+set -e
+[ "$rc" -eq 124 ] || fail "power-off port handled outside PC mode ($rc)"
+
+# An initrd is loaded for PVH guests (the test guest ignores it).
+head -c 100000 /dev/urandom > "$tmp/initrd"
+set +e
+"$kevd" run --kernel "$guest" --quiet --initrd "$tmp/initrd" --cmdline "touch=none bss=0" 2> "$tmp/err"
+rc=$?
+set -e
+[ "$rc" -eq 1 ] || { cat "$tmp/err"; fail "run with an initrd exited $rc"; }
+: > "$tmp/empty"
+
 # Bad input: one line, non-zero.
 printf 'junk' > "$tmp/bad.elf"
 check_one_line() {
@@ -84,4 +109,8 @@ check_one_line 2 "is not a number" --kernel "$guest" --memory -5
 check_one_line 2 "--kernel PATH is required"
 check_one_line 2 "is not auto, multiboot2 or pvh" --kernel "$guest" --protocol efi
 check_one_line 2 "at least 1 page" --kernel "$guest" --window 0
+check_one_line 2 "is not auto, entry or sipi" --kernel "$guest" --ap-start bios
+check_one_line 1 "initrd '$tmp/empty' is empty" --kernel "$guest" --initrd "$tmp/empty"
+check_one_line 1 "initrd '$tmp/nope': No such file" --kernel "$guest" --initrd "$tmp/nope"
+check_one_line 1 "an initrd needs the PVH boot protocol" --kernel "$guest" --initrd "$tmp/initrd" --protocol multiboot2
 echo "run: ok"

@@ -388,6 +388,11 @@ START_TEST(errors)
 	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"../guest.elf\"}", 400, "leads outside the image directory");
 	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"/etc/passwd\"}", 400, "must be a relative path");
 	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"escape.elf\"}", 400, "leads outside the image directory");
+	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"initrd\":\"../x\"}", 400,
+	       "'initrd' '../x' leads outside the image directory");
+	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"initrd\":\"nope.img\"}", 422, "no such file");
+	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"initrd\":\"bad.elf\",\"protocol\":\"multiboot2\"}",
+	       422, "an initrd needs the PVH boot protocol");
 	/* 415 and 413 */
 	r = http(&d, "POST", "/v1/vms", "kernel=guest.elf", "application/x-www-form-urlencoded");
 	ck_assert_int_eq(r.status, 415);

@@ -134,7 +134,7 @@ void testguest_exception(const u64 *frame)
 /* ---- configuration ------------------------------------------------------- */
 
 enum touch_mode { TOUCH_ALL, TOUCH_PERCENT, TOUCH_STRIDE, TOUCH_RANDOM, TOUCH_NONE };
-enum run_mode { RUN_NORMAL, RUN_CRASH, RUN_LOOP, RUN_FLOOD, RUN_FAULT };
+enum run_mode { RUN_NORMAL, RUN_CRASH, RUN_LOOP, RUN_FLOOD, RUN_FAULT, RUN_POWEROFF, RUN_RESET, RUN_PORTS };
 
 static const char *const touch_names[] = { "all", "percent", "stride", "random", "none" };
 
@@ -251,6 +251,12 @@ static void parse_option(const char *s, u64 n)
 			cfg.mode = RUN_FLOOD;
 		else if (token_is(s, n, "fault"))
 			cfg.mode = RUN_FAULT;
+		else if (token_is(s, n, "poweroff"))
+			cfg.mode = RUN_POWEROFF;
+		else if (token_is(s, n, "reset"))
+			cfg.mode = RUN_RESET;
+		else if (token_is(s, n, "ports"))
+			cfg.mode = RUN_PORTS;
 		else if (token_is(s, n, "normal"))
 			cfg.mode = RUN_NORMAL;
 	}
@@ -530,6 +536,19 @@ void testguest_main(u64 index)
 		case RUN_FAULT:
 			(void)*(volatile u64 *)0x8000000000000000ull;
 			spin_forever();
+		case RUN_POWEROFF:
+			/* Hardware-reduced ACPI S5 as kevd's FADT describes it:
+			 * SLP_TYP 5, SLP_EN, to the sleep control register. */
+			outb(0x3c0, (5 << 2) | 0x20);
+			spin_forever();
+		case RUN_RESET:
+			outb(0x64, 0xfe);  /* the i8042 reset pulse */
+			spin_forever();
+		case RUN_PORTS:
+			/* Hammer ports nobody emulates, then finish normally. */
+			for (u32 i = 0; i < 20000; i++)
+				outb(0x100 + (i % 0x200), (u8)i);
+			break;
 		default:
 			break;
 		}
