@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "vmm/acpi.h"
+#include "testutil.h"
 
 #define AT 0xe0000
 #define BUF_SIZE 0x10000
@@ -631,11 +632,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return kevd_test_run(suite());
 }

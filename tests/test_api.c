@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testutil.h"
+
 static char kevd_bin[4096], guest[4096];
 
 struct daemon {
@@ -528,34 +530,16 @@ static Suite *suite(void)
 
 int main(void)
 {
-	const char *top = getenv("top_builddir");
-	SRunner *sr;
-	int fd, failed;
+	int r = kevd_test_need_kvm("test_api");
 
-	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		fprintf(stderr, "test_api: /dev/kvm cannot be opened (%s): skipped\n", strerror(errno));
-		return 77;
-	}
-	close(fd);
-	char rel[4096];
-
+	if (r)
+		return r;
 	/* Absolute paths: the daemon runs elsewhere and links the guest. */
-	snprintf(rel, sizeof(rel), "%s/kevd", top ? top : ".");
-	if (!realpath(rel, kevd_bin)) {
-		fprintf(stderr, "test_api: %s: %s\n", rel, strerror(errno));
+	if (kevd_test_built("test_api", "kevd", kevd_bin, sizeof(kevd_bin)) < 0 ||
+	    kevd_test_built("test_api", "tests/guests/testguest.elf", guest, sizeof(guest)) < 0)
 		return 1;
-	}
-	snprintf(rel, sizeof(rel), "%s/tests/guests/testguest.elf", top ? top : ".");
-	if (!realpath(rel, guest)) {
-		fprintf(stderr, "test_api: %s: %s\n", rel, strerror(errno));
-		return 1;
-	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	r = kevd_test_run(suite());
 	curl_global_cleanup();
-	return failed ? 1 : 0;
+	return r;
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "daemon/conffile.h"
+#include "testutil.h"
 
 static char *read_all(const char *path)
 {
@@ -598,11 +599,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(config_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return kevd_test_run(config_suite());
 }

@@ -15,6 +15,7 @@
 
 #include "elfbuild.h"
 #include "pager/image.h"
+#include "testutil.h"
 
 static struct kevd_image *open_ok(const struct eb_elf *e, char **pathp)
 {
@@ -371,11 +372,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return kevd_test_run(suite());
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "daemon/notify.h"
+#include "testutil.h"
 
 /* A bound manager socket; ADDR is what goes into NOTIFY_SOCKET. */
 struct manager {
@@ -224,12 +225,6 @@ static Suite *notify_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(notify_suite());
-	int failed;
-
 	srand((unsigned)getpid());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return kevd_test_run(notify_suite());
 }

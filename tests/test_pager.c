@@ -25,6 +25,7 @@
 
 #include "elfbuild.h"
 #include "pager/pager.h"
+#include "testutil.h"
 
 #define MEM_BYTES (16u << 20)
 #define BASE_GFN 0x100u     /* the default image loads at 1 MiB */
@@ -463,22 +464,6 @@ START_TEST(error_paths)
 }
 END_TEST
 
-static bool uffd_available(void)
-{
-	int fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-
-	if (fd >= 0) {
-		close(fd);
-		return true;
-	}
-	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
-	if (fd >= 0) {
-		close(fd);
-		return true;
-	}
-	return false;
-}
-
 static Suite *suite(void)
 {
 	Suite *s = suite_create("pager");
@@ -498,16 +483,7 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
+	int r = kevd_test_need_uffd("test_pager");
 
-	if (!uffd_available()) {
-		fprintf(stderr, "test_pager: userfaultfd cannot be opened here: skipped\n");
-		return 77;
-	}
-	sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return r ? r : kevd_test_run(suite());
 }

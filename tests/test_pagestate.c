@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "pager/pagestate.h"
+#include "testutil.h"
 
 START_TEST(bad_stripes)
 {
@@ -143,11 +144,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return kevd_test_run(suite());
 }

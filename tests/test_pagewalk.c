@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "vmm/pagewalk.h"
+#include "testutil.h"
 
 #define MEM_SIZE ((size_t)2 << 20)
 #define TABLES_START 0x10000
@@ -429,11 +430,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return kevd_test_run(suite());
 }

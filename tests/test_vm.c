@@ -23,6 +23,7 @@
 
 #include "guests/testguest.h"
 #include "vmm/vm.h"
+#include "testutil.h"
 
 static char guest[4096];
 static uint64_t data_gpa, bss_zero_gpa;
@@ -423,28 +424,13 @@ static Suite *suite(void)
 
 int main(void)
 {
-	const char *top = getenv("top_builddir");
-	SRunner *sr;
-	int fd, failed;
+	int r;
 
-	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		fprintf(stderr, "test_vm: /dev/kvm cannot be opened (%s): skipped\n", strerror(errno));
-		return 77;
-	}
-	close(fd);
-	fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-	if (fd < 0 && (fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC)) < 0) {
-		fprintf(stderr, "test_vm: userfaultfd cannot be opened: skipped\n");
-		return 77;
-	}
-	close(fd);
-	snprintf(guest, sizeof(guest), "%s/tests/guests/testguest.elf", top ? top : ".");
+	if ((r = kevd_test_need_kvm("test_vm")) || (r = kevd_test_need_uffd("test_vm")))
+		return r;
+	if (kevd_test_built("test_vm", "tests/guests/testguest.elf", guest, sizeof(guest)) < 0)
+		return 1;
 	data_gpa = symbol(guest, TESTGUEST_SYM_DATA);
 	bss_zero_gpa = symbol(guest, TESTGUEST_SYM_BSS_ZERO);
-	sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return kevd_test_run(suite());
 }

@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/bytes.h"
 #include "vmm/acpi.h"
 
 /* Sizes of the fixed parts (5.2.5.3, 5.2.7, 5.2.8, 5.2.9, 5.2.12). */
@@ -169,29 +170,6 @@
 /* A PkgLength is reserved at its longest and shrunk when the package ends. */
 #define PKG_LENGTH_MAX 4
 
-static void put16(unsigned char *p, uint16_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static size_t align8(size_t x)
-{
-	return (x + 7) & ~(size_t)7;
-}
-
 /* The byte that makes P[0..N) sum to zero, computed with the checksum
  * byte itself still zero. */
 static uint8_t checksum(const unsigned char *p, size_t n)
@@ -307,7 +285,7 @@ static void aml_name_dword(struct aml *a, const char seg[4], uint32_t v)
 {
 	unsigned char le[4];
 
-	put32(le, v);
+	kevd_put32(le, v);
 	aml_byte(a, AML_NAME);
 	aml_bytes(a, seg, 4);
 	aml_byte(a, AML_DWORD_PREFIX);
@@ -377,14 +355,14 @@ static void build_dsdt_aml(const struct kevd_acpi_config *cfg, struct aml *a)
 static void put_header(unsigned char *t, const char sig[4], size_t len, uint8_t revision)
 {
 	memcpy(t, sig, 4);
-	put32(t + HDR_LENGTH, (uint32_t)len);
+	kevd_put32(t + HDR_LENGTH, (uint32_t)len);
 	t[HDR_REVISION] = revision;
 	t[HDR_CHECKSUM] = 0;
 	memcpy(t + HDR_OEM_ID, KEVD_ACPI_OEM_ID, 6);
 	memcpy(t + HDR_OEM_TABLE_ID, KEVD_ACPI_OEM_TABLE_ID, 8);
-	put32(t + HDR_OEM_REVISION, OEM_REVISION);
+	kevd_put32(t + HDR_OEM_REVISION, OEM_REVISION);
 	memcpy(t + HDR_CREATOR_ID, KEVD_ACPI_CREATOR_ID, 4);
-	put32(t + HDR_CREATOR_REVISION, CREATOR_REVISION);
+	kevd_put32(t + HDR_CREATOR_REVISION, CREATOR_REVISION);
 }
 
 /* Last step for every table, once its body is written. */
@@ -399,7 +377,7 @@ static void put_gas_io8(unsigned char *p, uint16_t port)
 	p[1] = 8;   /* register bit width */
 	p[2] = 0;   /* register bit offset */
 	p[3] = GAS_ACCESS_BYTE;
-	put64(p + 4, port);
+	kevd_put64(p + 4, port);
 }
 
 static void build_fadt(unsigned char *t, const struct kevd_acpi_config *cfg, uint64_t dsdt_gpa)
@@ -409,10 +387,10 @@ static void build_fadt(unsigned char *t, const struct kevd_acpi_config *cfg, uin
 	if (cfg->serial_com1)
 		boot_arch |= IAPC_LEGACY_DEVICES;
 	put_header(t, "FACP", FADT_SIZE, FADT_REVISION);
-	put16(t + FADT_IAPC_BOOT_ARCH, boot_arch);
-	put32(t + FADT_FLAGS, FADT_F_WBINVD | FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON | FADT_F_HW_REDUCED_ACPI);
+	kevd_put16(t + FADT_IAPC_BOOT_ARCH, boot_arch);
+	kevd_put32(t + FADT_FLAGS, FADT_F_WBINVD | FADT_F_PWR_BUTTON | FADT_F_SLP_BUTTON | FADT_F_HW_REDUCED_ACPI);
 	t[FADT_MINOR] = FADT_MINOR_REVISION;
-	put64(t + FADT_X_DSDT, dsdt_gpa);
+	kevd_put64(t + FADT_X_DSDT, dsdt_gpa);
 	put_gas_io8(t + FADT_SLEEP_CONTROL, cfg->sleep_port);
 	put_gas_io8(t + FADT_SLEEP_STATUS, (uint16_t)(cfg->sleep_port + 1));
 	memcpy(t + FADT_HYPERVISOR_ID, HYPERVISOR_ID, 8);
@@ -430,8 +408,8 @@ static void build_madt(unsigned char *t, const struct kevd_acpi_config *cfg)
 	unsigned char *e;
 
 	put_header(t, "APIC", len, MADT_REVISION);
-	put32(t + MADT_LAPIC_ADDR, cfg->lapic_addr);
-	put32(t + MADT_FLAGS, MADT_PCAT_COMPAT);
+	kevd_put32(t + MADT_LAPIC_ADDR, cfg->lapic_addr);
+	kevd_put32(t + MADT_FLAGS, MADT_PCAT_COMPAT);
 
 	/* Processor UID i for APIC ID i: there are no processor objects in
 	 * the DSDT for the UIDs to match, and identity is what OSes expect. */
@@ -441,7 +419,7 @@ static void build_madt(unsigned char *t, const struct kevd_acpi_config *cfg)
 		e[1] = MADT_LAPIC_SIZE;
 		e[2] = (unsigned char)i;
 		e[3] = (unsigned char)i;
-		put32(e + 4, MADT_LAPIC_ENABLED);
+		kevd_put32(e + 4, MADT_LAPIC_ENABLED);
 	}
 
 	e = t + off;
@@ -449,8 +427,8 @@ static void build_madt(unsigned char *t, const struct kevd_acpi_config *cfg)
 	e[1] = MADT_IOAPIC_SIZE;
 	e[2] = cfg->ioapic_id;
 	e[3] = 0;
-	put32(e + 4, cfg->ioapic_addr);
-	put32(e + 8, 0);  /* GSI base: pins 0..23 are GSIs 0..23 */
+	kevd_put32(e + 4, cfg->ioapic_addr);
+	kevd_put32(e + 8, 0);  /* GSI base: pins 0..23 are GSIs 0..23 */
 	off += MADT_IOAPIC_SIZE;
 
 	/* The only ISA IRQ not identity-mapped: KVM's PIT drives IOAPIC pin 2
@@ -462,8 +440,8 @@ static void build_madt(unsigned char *t, const struct kevd_acpi_config *cfg)
 	e[1] = MADT_ISO_SIZE;
 	e[2] = MADT_ISA_BUS;
 	e[3] = PIT_ISA_IRQ;
-	put32(e + 4, PIT_GSI);
-	put16(e + 8, MPS_INTI_EDGE | MPS_INTI_ACTIVE_HIGH);
+	kevd_put32(e + 4, PIT_GSI);
+	kevd_put16(e + 8, MPS_INTI_EDGE | MPS_INTI_ACTIVE_HIGH);
 	off += MADT_ISO_SIZE;
 
 	/* LINT1 of every LAPIC is NMI, as on a PC. */
@@ -471,7 +449,7 @@ static void build_madt(unsigned char *t, const struct kevd_acpi_config *cfg)
 	e[0] = MADT_TYPE_LAPIC_NMI;
 	e[1] = MADT_LAPIC_NMI_SIZE;
 	e[2] = MADT_ALL_PROCESSORS;
-	put16(e + 3, MPS_INTI_EDGE | MPS_INTI_ACTIVE_HIGH);
+	kevd_put16(e + 3, MPS_INTI_EDGE | MPS_INTI_ACTIVE_HIGH);
 	e[5] = NMI_LINT;
 
 	seal(t, len);
@@ -521,12 +499,12 @@ int kevd_acpi_build(void *buf, size_t size, kevd_gpa_t at_gpa, const struct kevd
 		return kevd_error_set(err, EOVERFLOW, "ACPI DSDT: AML longer than %d bytes (a kevd bug)", AML_MAX);
 
 	/* The RSDP first, at AT_GPA itself, so it keeps its 16-byte alignment. */
-	xsdt_off = align8(RSDP_SIZE);
+	xsdt_off = kevd_align8(RSDP_SIZE);
 	xsdt_len = HEADER_SIZE + XSDT_ENTRIES * XSDT_ENTRY;
-	fadt_off = align8(xsdt_off + xsdt_len);
-	madt_off = align8(fadt_off + FADT_SIZE);
+	fadt_off = kevd_align8(xsdt_off + xsdt_len);
+	madt_off = kevd_align8(fadt_off + FADT_SIZE);
 	madt_len = madt_size(cfg->ncpus);
-	dsdt_off = align8(madt_off + madt_len);
+	dsdt_off = kevd_align8(madt_off + madt_len);
 	dsdt_len = HEADER_SIZE + aml.len;
 	total = dsdt_off + dsdt_len;
 
@@ -554,8 +532,8 @@ int kevd_acpi_build(void *buf, size_t size, kevd_gpa_t at_gpa, const struct kevd
 
 	t = p + xsdt_off;
 	put_header(t, "XSDT", xsdt_len, XSDT_REVISION);
-	put64(t + HEADER_SIZE, at_gpa.v + fadt_off);
-	put64(t + HEADER_SIZE + XSDT_ENTRY, at_gpa.v + madt_off);
+	kevd_put64(t + HEADER_SIZE, at_gpa.v + fadt_off);
+	kevd_put64(t + HEADER_SIZE + XSDT_ENTRY, at_gpa.v + madt_off);
 	seal(t, xsdt_len);
 
 	/* No RSDT (its address stays 0): every ACPI 2.0+ OS follows the XSDT
@@ -563,9 +541,9 @@ int kevd_acpi_build(void *buf, size_t size, kevd_gpa_t at_gpa, const struct kevd
 	memcpy(p, "RSD PTR ", 8);
 	memcpy(p + RSDP_OEM_ID, KEVD_ACPI_OEM_ID, 6);
 	p[RSDP_REVISION_OFF] = RSDP_REVISION;
-	put32(p + RSDP_RSDT, 0);
-	put32(p + RSDP_LENGTH, RSDP_SIZE);
-	put64(p + RSDP_XSDT, at_gpa.v + xsdt_off);
+	kevd_put32(p + RSDP_RSDT, 0);
+	kevd_put32(p + RSDP_LENGTH, RSDP_SIZE);
+	kevd_put64(p + RSDP_XSDT, at_gpa.v + xsdt_off);
 	p[RSDP_CHECKSUM] = checksum(p, RSDP_V1_SIZE);
 	p[RSDP_EXT_CHECKSUM] = checksum(p, RSDP_SIZE);
 

@@ -1,8 +1,8 @@
 /*
  * Boot information builders (see bootinfo.h).  Each builder first computes
  * the layout and checks it against the buffer, and only then writes, so a
- * failed call leaves the buffer untouched.  Fields are written with put32()
- * and put64(), which store little-endian bytes at any offset: the guest is
+ * failed call leaves the buffer untouched.  Fields are written with kevd_put32()
+ * and kevd_put64(), which store little-endian bytes at any offset: the guest is
  * x86 whatever the host is, and no unaligned pointer is ever formed.
  */
 #include "config.h"
@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "common/bytes.h"
 #include "vmm/bootinfo.h"
 
 /* Multiboot2 tag types and sizes (Multiboot2 specification, 3.6). */
@@ -28,23 +29,6 @@
 #define PVH_START_INFO 56
 #define PVH_MEMMAP_ENTRY 24
 #define PVH_MODLIST_ENTRY 32
-
-static void put32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static size_t align8(size_t x)
-{
-	return (x + 7) & ~(size_t)7;
-}
 
 int kevd_boot_e820(uint64_t ram_bytes, struct kevd_e820_entry *out, size_t max,
 		   struct kevd_error *err)
@@ -131,45 +115,45 @@ int kevd_boot_mb2_build(void *buf, size_t size, kevd_gpa_t at_gpa,
 	}
 
 	mmap_size = MB2_MMAP_HEADER + n * MB2_MMAP_ENTRY;
-	total = MB2_FIXED_PART + align8(MB2_TAG_HEADER + cmd_len) + align8(mmap_size) + MB2_TAG_HEADER;
+	total = MB2_FIXED_PART + kevd_align8(MB2_TAG_HEADER + cmd_len) + kevd_align8(mmap_size) + MB2_TAG_HEADER;
 	if (loader_name)
-		total += align8(MB2_TAG_HEADER + name_len);
+		total += kevd_align8(MB2_TAG_HEADER + name_len);
 	if (total > size)
 		return kevd_error_set(err, ENOSPC, "multiboot2 information at 0x%llx: needs %zu bytes, the buffer holds %zu",
 				      (unsigned long long)at_gpa.v, total, size);
 
 	/* Zeroing first makes the padding between tags deterministic. */
 	memset(p, 0, total);
-	put32(p, (uint32_t)total);
+	kevd_put32(p, (uint32_t)total);
 	off = MB2_FIXED_PART;
 
-	put32(p + off, MB2_TAG_CMDLINE);
-	put32(p + off + 4, (uint32_t)(MB2_TAG_HEADER + cmd_len));
+	kevd_put32(p + off, MB2_TAG_CMDLINE);
+	kevd_put32(p + off + 4, (uint32_t)(MB2_TAG_HEADER + cmd_len));
 	memcpy(p + off + MB2_TAG_HEADER, cmdline ? cmdline : "", cmd_len);
-	off += align8(MB2_TAG_HEADER + cmd_len);
+	off += kevd_align8(MB2_TAG_HEADER + cmd_len);
 
 	if (loader_name) {
-		put32(p + off, MB2_TAG_LOADER_NAME);
-		put32(p + off + 4, (uint32_t)(MB2_TAG_HEADER + name_len));
+		kevd_put32(p + off, MB2_TAG_LOADER_NAME);
+		kevd_put32(p + off + 4, (uint32_t)(MB2_TAG_HEADER + name_len));
 		memcpy(p + off + MB2_TAG_HEADER, loader_name, name_len);
-		off += align8(MB2_TAG_HEADER + name_len);
+		off += kevd_align8(MB2_TAG_HEADER + name_len);
 	}
 
-	put32(p + off, MB2_TAG_MMAP);
-	put32(p + off + 4, (uint32_t)mmap_size);
-	put32(p + off + 8, MB2_MMAP_ENTRY);
-	put32(p + off + 12, 0);  /* entry_version */
+	kevd_put32(p + off, MB2_TAG_MMAP);
+	kevd_put32(p + off + 4, (uint32_t)mmap_size);
+	kevd_put32(p + off + 8, MB2_MMAP_ENTRY);
+	kevd_put32(p + off + 12, 0);  /* entry_version */
 	for (size_t i = 0; i < n; i++) {
 		unsigned char *e = p + off + MB2_MMAP_HEADER + i * MB2_MMAP_ENTRY;
 
-		put64(e, map[i].addr);
-		put64(e + 8, map[i].size);
-		put32(e + 16, map[i].type);
+		kevd_put64(e, map[i].addr);
+		kevd_put64(e + 8, map[i].size);
+		kevd_put32(e + 16, map[i].type);
 	}
-	off += align8(mmap_size);
+	off += kevd_align8(mmap_size);
 
-	put32(p + off, MB2_TAG_END);
-	put32(p + off + 4, MB2_TAG_HEADER);
+	kevd_put32(p + off, MB2_TAG_END);
+	kevd_put32(p + off + 4, MB2_TAG_HEADER);
 	return (int)total;
 }
 
@@ -204,7 +188,7 @@ int kevd_boot_pvh_build(void *buf, size_t size, kevd_gpa_t at_gpa,
 	memmap_off = PVH_START_INFO;
 	total = memmap_off + n * PVH_MEMMAP_ENTRY;
 	if (initrd_size) {
-		modlist_off = align8(total);
+		modlist_off = kevd_align8(total);
 		total = modlist_off + PVH_MODLIST_ENTRY;
 	}
 	if (cmdline) {
@@ -219,27 +203,27 @@ int kevd_boot_pvh_build(void *buf, size_t size, kevd_gpa_t at_gpa,
 				      (unsigned long long)at_gpa.v, total);
 
 	memset(p, 0, total);
-	put32(p, KEVD_BOOT_PVH_MAGIC);
-	put32(p + 4, PVH_VERSION);
-	put32(p + 8, 0);                             /* flags */
-	put32(p + 12, initrd_size ? 1 : 0);          /* nr_modules */
-	put64(p + 16, initrd_size ? at_gpa.v + modlist_off : 0);
-	put64(p + 24, cmdline ? at_gpa.v + cmd_off : 0);
-	put64(p + 32, rsdp_gpa.v);
-	put64(p + 40, at_gpa.v + memmap_off);
-	put32(p + 48, (uint32_t)n);
-	put32(p + 52, 0);                            /* reserved */
+	kevd_put32(p, KEVD_BOOT_PVH_MAGIC);
+	kevd_put32(p + 4, PVH_VERSION);
+	kevd_put32(p + 8, 0);                             /* flags */
+	kevd_put32(p + 12, initrd_size ? 1 : 0);          /* nr_modules */
+	kevd_put64(p + 16, initrd_size ? at_gpa.v + modlist_off : 0);
+	kevd_put64(p + 24, cmdline ? at_gpa.v + cmd_off : 0);
+	kevd_put64(p + 32, rsdp_gpa.v);
+	kevd_put64(p + 40, at_gpa.v + memmap_off);
+	kevd_put32(p + 48, (uint32_t)n);
+	kevd_put32(p + 52, 0);                            /* reserved */
 
 	for (size_t i = 0; i < n; i++) {
 		unsigned char *e = p + memmap_off + i * PVH_MEMMAP_ENTRY;
 
-		put64(e, map[i].addr);
-		put64(e + 8, map[i].size);
-		put32(e + 16, map[i].type);
+		kevd_put64(e, map[i].addr);
+		kevd_put64(e + 8, map[i].size);
+		kevd_put32(e + 16, map[i].type);
 	}
 	if (initrd_size) {
-		put64(p + modlist_off, initrd_gpa.v);
-		put64(p + modlist_off + 8, initrd_size);
+		kevd_put64(p + modlist_off, initrd_gpa.v);
+		kevd_put64(p + modlist_off + 8, initrd_size);
 		/* cmdline_paddr and reserved stay 0: the initrd takes no arguments. */
 	}
 	if (cmdline)

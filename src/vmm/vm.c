@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/bytes.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "vmm/acpi.h"
@@ -198,21 +199,16 @@ static int setup_pager(struct kevd_vm *vm, struct kevd_error *err)
 	return 0;
 }
 
-static void put_u64(unsigned char *p, uint64_t v)
-{
-	memcpy(p, &v, sizeof(v));
-}
-
 /* The flat GDT the 32-bit entry state refers to: null, null, code (0x10),
  * data (0x18), as multiboot2 and PVH kernels expect of a loader. */
 static void write_gdt(struct kevd_vm *vm)
 {
 	unsigned char *g = vm->ram_low + BOOT_GDT_GPA;
 
-	put_u64(g, 0);
-	put_u64(g + 8, 0);
-	put_u64(g + 16, 0x00cf9b000000ffffull);
-	put_u64(g + 24, 0x00cf93000000ffffull);
+	kevd_put64(g, 0);
+	kevd_put64(g + 8, 0);
+	kevd_put64(g + 16, 0x00cf9b000000ffffull);
+	kevd_put64(g + 24, 0x00cf93000000ffffull);
 }
 
 /* The initrd is copied in whole: it is a compressed archive the kernel
