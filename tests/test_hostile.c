@@ -566,10 +566,11 @@ static void random_segment(struct buf *b)
 			put(b, &c, 1);
 		}
 	} else {
-		/* Long: up to 6000 bytes (the header block limit is 16 KiB). */
-		unsigned n = 200 + pick(5800);
+		/* Long: up to 6000 bytes (the header block limit is 16 KiB;
+		 * longer targets are tried in oversized()). */
+		size_t end = b->len + 200 + pick(5800);
 
-		for (unsigned i = 0; i < n; i++)
+		while (b->len < end)
 			puts_(b, pick(3) ? "a" : "%41");
 	}
 }

@@ -281,19 +281,14 @@ static void handle_hlt(struct kevd_vcpu *v)
 	struct kevd_vm *vm = v->vm;
 	bool all;
 
-	/* No interrupt controller yet, so nothing can wake a halted vCPU:
-	 * park it; when every vCPU is parked the guest is over. */
+	/* HLT reaches kevd only without an in-kernel irqchip, where nothing
+	 * can ever wake the vCPU: its thread ends here, and when every vCPU
+	 * has halted the guest is over. */
 	pthread_mutex_lock(&vm->lock);
 	all = ++vm->halted == vm->nvcpus;
 	pthread_mutex_unlock(&vm->lock);
 	if (all)
 		kevd_vm_end(vm, KEVD_VM_EXITED, -1, "every vCPU halted");
-	while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
-		struct timespec ts = { 0, 50 * 1000 * 1000 };
-
-		/* The kick interrupts the sleep. */
-		nanosleep(&ts, NULL);
-	}
 }
 
 /* Returns false when the vCPU must stop. */
