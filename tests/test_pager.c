@@ -191,7 +191,7 @@ START_TEST(exactly_once_no_window)
 		ck_assert_uint_eq(st.faults - st.faults_coalesced, distinct);
 		ck_assert_uint_eq(st.load_failures, 0);
 		for (size_t g = 0; g < PAGES; g++)
-			ck_assert_int_eq(f->loads[g], touched[g] ? 1 : 0);
+			ck_assert_int_eq(__atomic_load_n(&f->loads[g], __ATOMIC_RELAXED), touched[g] ? 1 : 0);
 		/* Faults are attributed to the threads that took them. */
 		for (size_t i = 0; i < st.nthreads; i++) {
 			bool ours = false;
@@ -213,7 +213,7 @@ START_TEST(exactly_once_no_window)
 		ck_assert_uint_eq(st.pages_loaded, PAGES);
 		ck_assert_uint_eq(st.bytes_read, f->elf.seg[0].filesz);
 		for (size_t g = 0; g < PAGES; g++)
-			ck_assert_int_eq(f->loads[g], 1);
+			ck_assert_int_eq(__atomic_load_n(&f->loads[g], __ATOMIC_RELAXED), 1);
 		teardown(f);
 	}
 }
@@ -246,7 +246,7 @@ START_TEST(exactly_once_window)
 			ck_assert_uint_gt(st.pages_loaded_around, 0);
 		ck_assert_uint_le(st.loads, PAGES);
 		for (size_t g = 0; g < PAGES; g++)
-			ck_assert_int_eq(f->loads[g], 1);
+			ck_assert_int_eq(__atomic_load_n(&f->loads[g], __ATOMIC_RELAXED), 1);
 		teardown(f);
 	}
 }

@@ -116,7 +116,7 @@ static void reply(struct kevd_server *srv, struct evhttp_request *req, int code,
 {
 	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 
-	if (j && !s) {
+	if ((j && !s) || (!j && code >= 400)) {
 		json_decref(j);
 		send_body(srv, req, 500, "application/json", "{\"fault_message\":\"out of memory\"}", 33);
 		return;
@@ -135,6 +135,31 @@ static void reply(struct kevd_server *srv, struct evhttp_request *req, int code,
 }
 
 /* Answers with an error; returns -1 so that handlers can end with it. */
+/* Error messages quote what the client sent, which need not be UTF-8 (a
+ * path like /v1/vms/%ff, or a quote cut mid-character); JSON strings must
+ * be.  Replaces every byte that does not start a complete, minimal UTF-8
+ * sequence with '?'. */
+static void utf8_sanitize(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p) {
+		size_t n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+		size_t i;
+
+		for (i = 1; i < n && (p[i] & 0xc0) == 0x80; i++)
+			;
+		/* Overlong two-byte forms (0xc0, 0xc1) and beyond U+10FFFF are invalid too. */
+		if (n == 0 || i < n || *p == 0xc0 || *p == 0xc1 || *p > 0xf4 ||
+		    (*p == 0xe0 && p[1] < 0xa0) || (*p == 0xf0 && p[1] < 0x90) || (*p == 0xf4 && p[1] > 0x8f) ||
+		    (*p == 0xed && p[1] > 0x9f)) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+}
+
 static int fail(struct kevd_server *srv, struct evhttp_request *req, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
@@ -146,6 +171,7 @@ static int fail(struct kevd_server *srv, struct evhttp_request *req, int code, c
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	utf8_sanitize(msg);
 	kevd_debug("api: %s %s -> %d: %s", method_name(evhttp_request_get_command(req)),
 		   evhttp_request_get_uri(req), code, msg);
 	reply(srv, req, code, json_pack("{s:s}", "fault_message", msg));

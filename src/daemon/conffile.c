@@ -59,7 +59,7 @@ static const struct key_def keys[] = {
 	  KT_PATH, true, FIELD(token_file), 0, 0 },
 	{ { "api", "max_body_bytes", "65536", "largest request body accepted, 1K..16M (K, M, G suffixes allowed)" },
 	  KT_SIZE, false, FIELD(max_body_bytes), KIB, 16 * MIB },
-	{ { "api", "request_timeout", "30", "seconds a client may take to send a request, 1..3600" },
+	{ { "api", "request_timeout", "30", "seconds a connection may stay idle before it is closed, 1..3600" },
 	  KT_UINT, false, FIELD(request_timeout_s), 1, 3600 },
 	{ { "paths", "image_dir", "/var/lib/kevd/images", "directory kernel images are taken from" },
 	  KT_PATH, false, FIELD(image_dir), 0, 0 },

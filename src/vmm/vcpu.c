@@ -412,7 +412,8 @@ int kevd_vcpu_start(struct kevd_vcpu *v, struct kevd_error *err)
 
 	if (r)
 		return kevd_error_sys(err, r, "vm '%s': starting vcpu %u", v->vm->name, v->index);
-	v->started = true;
+	/* Release: a kicker that sees started also sees thread. */
+	__atomic_store_n(&v->started, true, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -420,6 +421,6 @@ void kevd_vcpu_kick(struct kevd_vcpu *v)
 {
 	if (v->run)
 		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
-	if (v->started)
+	if (__atomic_load_n(&v->started, __ATOMIC_ACQUIRE))
 		pthread_kill(v->thread, KICK_SIGNAL);
 }

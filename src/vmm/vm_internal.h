@@ -17,7 +17,7 @@ struct kevd_vcpu {
 	int fd;                      /* owned: the KVM vCPU fd */
 	struct kvm_run *run;         /* owned mapping of vm->run_size bytes */
 	pthread_t thread;            /* joined by kevd_vm_free */
-	bool started;
+	bool started;                /* atomic: set (release) once thread is valid */
 	int tid;                     /* atomic; set by the thread itself */
 	uint64_t exits[KEVD_EXIT_KINDS];  /* written by the vCPU thread only */
 	/* Paging registers as of the last exit, for gva translation. */
