@@ -460,6 +460,17 @@ START_TEST(set_with_origin)
 	ck_assert_int_eq(kevd_config_set(&c, "api", "socket", "rel", "--socket", &err), -EINVAL);
 	ck_assert_str_eq(err.msg, "--socket: 'rel' is not an absolute path");
 	ck_assert_str_eq(c.socket_path, "/tmp/s");
+	/* A value the dump could not write back (inih reads " ;" as a comment). */
+	ck_assert_int_eq(kevd_config_set(&c, "paths", "image_dir", "/a ;b", "--image-dir", &err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err.msg, "cannot be written to a configuration file"));
+	{
+		char longpath[300];
+
+		memset(longpath, 'x', sizeof(longpath) - 1);
+		longpath[0] = '/';
+		longpath[sizeof(longpath) - 1] = '\0';
+		ck_assert_int_eq(kevd_config_set(&c, "paths", "image_dir", longpath, "--image-dir", &err), -ENAMETOOLONG);
+	}
 	ck_assert_int_eq(kevd_config_set(&c, "api", "listen", "nope", "--listen", &err), -EINVAL);
 	ck_assert_str_eq(err.msg, "--listen: 'nope' is not ADDR:PORT (an IPv4 address or a [bracketed] IPv6 address, and a port in 1..65535)");
 	ck_assert_int_eq(kevd_config_set(&c, "log", "level", "loud", NULL, &err), -EINVAL);

@@ -302,6 +302,14 @@ static int set_value(struct kevd_config *c, const struct key_def *k, const char 
 			return set_string(p, value, true, where, err);
 		if (*value != '/')
 			return kevd_error_set(err, EINVAL, "%s: '%s' is not an absolute path", where, value);
+		/* kevd_config_dump() writes "key = value": it must load back. */
+		if (strlen(k->pub.key) + 3 + strlen(value) > INI_MAX_LINE - 2)
+			return kevd_error_set(err, ENAMETOOLONG, "%s: path of %zu bytes is longer than %zu", where,
+					      strlen(value), (size_t)(INI_MAX_LINE - 2 - 3) - strlen(k->pub.key));
+		if (strpbrk(value, "\n\r") || strstr(value, " ;") || strstr(value, "\t;") ||
+		    value[strlen(value) - 1] == ' ' || value[strlen(value) - 1] == '\t')
+			return kevd_error_set(err, EINVAL, "%s: '%s' cannot be written to a configuration file "
+					      "(a line break, a blank before ';', or a trailing blank)", where, value);
 		return set_string(p, value, false, where, err);
 	case KT_LISTEN:
 		if (k->optional && !*value)
