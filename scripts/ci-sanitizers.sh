@@ -63,7 +63,7 @@ check_logs() {  # DIR: fails on sanitizer reports and on any test failure
 
 step "ASan+UBSan build"
 mkdir -p "$work/asan"
-(cd "$work/asan" && { [ -f Makefile ] || ../src/configure -q --enable-asan --enable-ubsan; } &&
+(cd "$work/asan" && { [ -f Makefile ] || ../src/configure -q --enable-asan --enable-ubsan --enable-fault-injection; } &&
 	make -j"$jobs" >make.log 2>&1) || { tail -50 "$work/asan/make.log"; fail "ASan build"; }
 # The freestanding guest must not be instrumented (tests/guests/local.mk).
 if nm "$work/asan/tests/guests/testguest.elf" | grep -q -e __asan -e __ubsan; then

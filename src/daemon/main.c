@@ -36,6 +36,9 @@ int main(int argc, char **argv)
 		return kevd_cmd_inspect(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
 		printf("kevd %s\n", PACKAGE_VERSION);
+#ifdef KEVD_FAULT_INJECTION
+		printf("fault injection: on ($KEVD_FAULT_INJECT)\n");
+#endif
 		return 0;
 	}
 	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/fault.h"
 #include "pager/pager.h"
 
 /* Debian 12's headers predate UFFDIO_POISON (Linux 6.6); the ABI is fixed. */
@@ -264,7 +265,7 @@ int kevd_pager_add_memory(struct kevd_pager *p, kevd_gpa_t gpa, void *host, size
 			.range = { .start = (uintptr_t)host + (a - gpa.v), .len = b - a },
 			.mode = UFFDIO_REGISTER_MODE_MISSING,
 		};
-		if (ioctl(p->uffd, UFFDIO_REGISTER, &reg) < 0)
+		if (kevd_fault("uffd_register") ? (errno = ENOMEM, true) : ioctl(p->uffd, UFFDIO_REGISTER, &reg) < 0)
 			return kevd_error_sys(err, errno, "pager: registering guest pages 0x%llx-0x%llx with userfaultfd",
 					      (unsigned long long)a, (unsigned long long)b);
 		if ((reg.ioctls & need) != need)
@@ -339,8 +340,12 @@ static int copy_in(struct handler *h, uint64_t host, const unsigned char *buf, u
 			.mode = UFFDIO_COPY_MODE_DONTWAKE,
 		};
 
-		if (ioctl(p->uffd, UFFDIO_COPY, &c) == 0)
+		if (kevd_unlikely(kevd_fault("uffd_copy"))) {
+			errno = EIO;
+			c.copy = -EIO;
+		} else if (ioctl(p->uffd, UFFDIO_COPY, &c) == 0) {
 			return 0;
+		}
 		if (c.copy > 0)
 			done += (uint64_t)c.copy;
 		if (errno == EEXIST) {
@@ -466,7 +471,9 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 	}
 
 	host = (uint64_t)(uintptr_t)rg->host + ((first << KEVD_PAGE_SHIFT) - rg->gpa);
-	if (kevd_image_fill(p->img, first, end - first, h->buf, &bytes, &e) < 0 ||
+	if ((kevd_unlikely(kevd_fault("image_read")) &&
+	     kevd_error_set(&e, EIO, "image '%s': injected read error", kevd_image_path(p->img)) < 0) ||
+	    kevd_image_fill(p->img, first, end - first, h->buf, &bytes, &e) < 0 ||
 	    copy_in(h, host, h->buf, (end - first) << KEVD_PAGE_SHIFT, &e) < 0) {
 		kevd_error_prefix(&e, "guest page 0x%llx", (unsigned long long)(gfn << KEVD_PAGE_SHIFT));
 		fail_run(h, rg, first, end, words + (first - wstart), &e);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/fault.h"
 #include "common/log.h"
 #include "vmm/vm_internal.h"
 
@@ -161,7 +162,8 @@ int kevd_vcpu_setup(struct kevd_vm *vm, struct kevd_vcpu *v, struct kevd_error *
 	int r;
 
 	pthread_once(&signals_once, install_signals);
-	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)v->index);
+	v->fd = kevd_fault("kvm_create_vcpu") ? (errno = ENOSPC, -1)
+					      : ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)v->index);
 	if (v->fd < 0)
 		return kevd_error_sys(err, errno, "vm '%s': KVM_CREATE_VCPU %u", vm->name, v->index);
 	v->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
@@ -379,7 +381,7 @@ static void *vcpu_main(void *arg)
 		__atomic_store_n(&vm->first_run_ns, now_ns(), __ATOMIC_RELAXED);
 
 	while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
-		int r = ioctl(v->fd, KVM_RUN, 0);
+		int r = kevd_unlikely(kevd_fault("kvm_run")) ? (errno = EFAULT, -1) : ioctl(v->fd, KVM_RUN, 0);
 		uint64_t zero = 0;
 
 		if (r < 0 && (errno == EINTR || errno == EAGAIN)) {

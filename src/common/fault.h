@@ -1,0 +1,26 @@
+/*
+ * Fault injection for tests.  Built with --enable-fault-injection, a site
+ * named in $KEVD_FAULT_INJECT ("site=N[,site=N...]") fails its N-th call
+ * (counting from 1) with the errno the site chooses; otherwise, and always
+ * in a normal build, kevd_fault() is a constant false the compiler drops.
+ *
+ * Sites: uffd_copy (the pager's UFFDIO_COPY), uffd_register
+ * (UFFDIO_REGISTER), kvm_run (KVM_RUN), kvm_create_vcpu (KVM_CREATE_VCPU),
+ * image_read (reading a page from the image).
+ */
+#ifndef KEVD_FAULT_H
+#define KEVD_FAULT_H
+
+#include <stdbool.h>
+
+#ifdef KEVD_FAULT_INJECTION
+bool kevd_fault(const char *site);
+#else
+static inline bool kevd_fault(const char *site)
+{
+	(void)site;
+	return false;
+}
+#endif
+
+#endif

@@ -1,0 +1,70 @@
+#!/bin/sh
+# Fault injection (a build with --enable-fault-injection; skipped otherwise):
+# system calls kevd depends on fail on purpose, and every time the VM ends
+# failed with the reason, or the create fails with one line; nothing hangs
+# (each run is bounded), and the daemon keeps serving other VMs.
+set -eu
+kevd="$top_builddir/kevd"
+guest="$top_builddir/tests/guests/testguest.elf"
+if ! "$kevd" version | grep -q 'fault injection: on'; then
+	echo "faults.sh: built without --enable-fault-injection: skipped"
+	exit 77
+fi
+if ! (exec 3<>/dev/kvm) 2>/dev/null; then
+	echo "faults.sh: /dev/kvm cannot be opened: skipped"
+	exit 77
+fi
+tmp=$(mktemp -d)
+pid=
+trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+fail() { echo "faults.sh: FAIL: $*"; cat "$tmp/err" 2>/dev/null; exit 1; }
+
+# run EXPECTED_RC PATTERN INJECT [kevd run args...]
+run() {
+	want=$1 pattern=$2 inject=$3
+	shift 3
+	set +e
+	KEVD_FAULT_INJECT=$inject timeout 60 "$kevd" run --kernel "$guest" --quiet "$@" > /dev/null 2> "$tmp/err"
+	rc=$?
+	set -e
+	[ "$rc" -ne 124 ] || fail "$inject: hung"
+	[ "$rc" -eq "$want" ] || fail "$inject: exit $rc, want $want"
+	grep -q -e "$pattern" "$tmp/err" || fail "$inject: no '$pattern'"
+	echo "faults.sh: $inject -> $(grep -m1 -e "$pattern" "$tmp/err")"
+}
+
+run 1 "failed: lazy paging failed: .*UFFDIO_COPY.*Input/output error" uffd_copy=3 --vcpus 2
+run 1 "failed: lazy paging failed: .*injected read error" image_read=5 --vcpus 4 --window 1
+run 1 "failed: vcpu [0-9]: KVM_RUN: Bad address" kvm_run=20 --vcpus 2
+run 1 "KVM_CREATE_VCPU 1: No space left on device" kvm_create_vcpu=2 --vcpus 4
+run 1 "registering guest pages .* with userfaultfd: Cannot allocate memory" uffd_register=1
+[ "$(wc -l < "$tmp/err")" -eq 1 ] || fail "a failed create is not one line"
+
+# Through the daemon: the first VM's 40th copy fails; the daemon answers,
+# and a second VM runs to its end.
+mkdir "$tmp/images"
+ln "$guest" "$tmp/images/g.elf" 2>/dev/null || cp "$guest" "$tmp/images/g.elf"
+cat > "$tmp/kevd.conf" <<CONF
+[api]
+socket = $tmp/s
+[paths]
+image_dir = $tmp/images
+state_dir = $tmp
+runtime_dir = $tmp
+CONF
+KEVD_FAULT_INJECT=uffd_copy=40 "$kevd" serve --config "$tmp/kevd.conf" 2> "$tmp/daemon.err" &
+pid=$!
+for _ in $(seq 100); do [ -S "$tmp/s" ] && break; sleep 0.05; done
+api() { curl -sS --unix-socket "$tmp/s" -H 'Content-Type: application/json' "$@"; }
+api -X POST -d '{"name":"a","kernel":"g.elf","cmdline":"touch=all","window_pages":1}' http://l/v1/vms > /dev/null
+for _ in $(seq 200); do api http://l/v1/vms/a | grep -q '"state":"failed"' && break; sleep 0.05; done
+api http://l/v1/vms/a | grep -q '"state":"failed","reason":"lazy paging failed: ' || fail "VM a did not fail"
+api -X POST -d '{"name":"b","kernel":"g.elf","cmdline":"touch=percent:20"}' http://l/v1/vms > /dev/null
+for _ in $(seq 200); do api http://l/v1/vms/b | grep -q '"state":"exited"' && break; sleep 0.05; done
+api http://l/v1/vms/b | grep -q '"exit_status":1' || fail "VM b did not run to its end"
+api -X DELETE http://l/v1/vms/a
+api -X DELETE http://l/v1/vms/b
+kill "$pid"
+wait "$pid" || fail "daemon exit status $?"
+pid=
+echo "faults.sh: ok"
