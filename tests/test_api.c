@@ -152,6 +152,8 @@ static bool got_notify(struct daemon *d, const char *what, int timeout_ms)
 	return false;
 }
 
+static const char *spawn_watchdog_usec;  /* WATCHDOG_USEC for the next spawn, or NULL */
+
 static void spawn(struct daemon *d)
 {
 	d->pid = fork();
@@ -160,6 +162,8 @@ static void spawn(struct daemon *d)
 		/* Dies with the test process, whatever happens to it. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		setenv("NOTIFY_SOCKET", d->notify, 1);
+		if (spawn_watchdog_usec)
+			setenv("WATCHDOG_USEC", spawn_watchdog_usec, 1);
 		execl(kevd_bin, kevd_bin, "serve", "--config", d->conf, (char *)NULL);
 		_exit(127);
 	}
@@ -511,6 +515,39 @@ START_TEST(restart_over_stale_socket)
 }
 END_TEST
 
+/* SIGHUP re-reads the file: a new limit applies at once, a broken file is
+ * refused and the running configuration kept; the watchdog is petted. */
+START_TEST(reload_and_watchdog)
+{
+	struct daemon d;
+	char text[4096];
+	FILE *f;
+	size_t n;
+
+	spawn_watchdog_usec = "200000";
+	start_daemon(&d, NULL);
+	spawn_watchdog_usec = NULL;
+	ck_assert(got_notify(&d, "WATCHDOG=1", 2000));
+	f = fopen(d.conf, "re");
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	ck_assert_ptr_nonnull(strstr(text, "max_vms = 24"));
+	memcpy(strstr(text, "max_vms = 24"), "max_vms =  1", 12);
+	write_file(d.conf, text);
+	kill(d.pid, SIGHUP);
+	ck_assert(got_notify(&d, "READY=1", 5000));
+	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"start\":false}", 201, NULL);
+	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"start\":false}", 429, "its limit of 1 VMs");
+	write_file(d.conf, "[limits]\nmax_vms = lots\n");
+	kill(d.pid, SIGHUP);
+	ck_assert(got_notify(&d, "READY=1", 5000));
+	expect(&d, "GET", "/v1/health", NULL, 200, "ok");
+	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"start\":false}", 429, "its limit of 1 VMs");
+	stop_daemon(&d);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("api");
@@ -524,6 +561,7 @@ static Suite *suite(void)
 	tcase_add_test(t, crash_isolated);
 	tcase_add_test(t, promtool_accepts_metrics);
 	tcase_add_test(t, restart_over_stale_socket);
+	tcase_add_test(t, reload_and_watchdog);
 	suite_add_tcase(s, t);
 	return s;
 }
