@@ -63,7 +63,7 @@ check_logs() {  # DIR: fails on sanitizer reports and on any test failure
 
 step "ASan+UBSan build"
 mkdir -p "$work/asan"
-(cd "$work/asan" && { [ -f Makefile ] || ../src/configure -q --enable-asan --enable-ubsan --enable-fault-injection; } &&
+(cd "$work/asan" && ../src/configure -q --enable-asan --enable-ubsan --enable-fault-injection &&
 	make -j"$jobs" >make.log 2>&1) || { tail -50 "$work/asan/make.log"; fail "ASan build"; }
 # The freestanding guest must not be instrumented (tests/guests/local.mk).
 if nm "$work/asan/tests/guests/testguest.elf" | grep -q -e __asan -e __ubsan; then
@@ -78,7 +78,7 @@ check_logs "$work/asan"
 
 step "TSan build of the concurrency tests"
 mkdir -p "$work/tsan"
-(cd "$work/tsan" && { [ -f Makefile ] || ../src/configure -q --enable-tsan; } &&
+(cd "$work/tsan" && ../src/configure -q --enable-tsan &&
 	make -j"$jobs" tests/test_pagestate tests/test_pager tests/test_vm tests/guests/testguest.elf \
 		>make.log 2>&1) || { tail -50 "$work/tsan/make.log"; fail "TSan build"; }
 

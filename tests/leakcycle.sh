@@ -65,7 +65,18 @@ api() {  # METHOD PATH [BODY] -> prints the status
 		curl -s -o /dev/null -w '%{http_code}' --unix-socket "$tmp/kevd.sock" -X "$1" "http://l$2"
 	fi
 }
-fds() { ls "/proc/$pid/fd" | wc -l; }
+# The fd count once the daemon is idle: a connection curl just closed may
+# still be open on the daemon's side for a moment, so take the smallest of
+# a few samples.
+fds() {
+	best=
+	for _ in 1 2 3 4 5; do
+		n=$(ls "/proc/$pid/fd" | wc -l)
+		[ -z "$best" ] || [ "$n" -lt "$best" ] && best=$n
+		sleep 0.02
+	done
+	echo "$best"
+}
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"; }
 
 echo "leakcycle: $cycles cycles against $kevd (pid $pid)"
