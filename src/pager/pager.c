@@ -37,6 +37,8 @@
 
 #include "common/cleanup.h"
 #include "common/fault.h"
+#include "common/log.h"
+#include "common/sandbox.h"
 #include "pager/pager.h"
 
 /* Debian 12's headers predate UFFDIO_POISON (Linux 6.6); the ABI is fixed. */
@@ -498,7 +500,11 @@ static void *handler_main(void *arg)
 	struct handler *h = arg;
 	struct kevd_pager *p = h->pager;
 	struct uffd_msg msgs[EVENT_BATCH];
+	struct kevd_error err = KEVD_ERROR_INIT;
 
+	/* Confined to userfaultfd, reading the image and its own poll. */
+	if (kevd_sandbox_thread(KEVD_SANDBOX_PAGER, &err) < 0 && err.errnum != ENOSYS)
+		kevd_warn("pager thread runs unconfined: %s", err.msg);
 	for (;;) {
 		struct pollfd pfd[2] = { { p->uffd, POLLIN, 0 }, { p->stopfd, POLLIN, 0 } };
 		ssize_t n;

@@ -27,6 +27,7 @@
 #include "common/cleanup.h"
 #include "common/fault.h"
 #include "common/log.h"
+#include "common/sandbox.h"
 #include "vmm/vm_internal.h"
 
 #define KICK_SIGNAL (SIGRTMIN + 1)
@@ -359,6 +360,16 @@ static bool handle_exit(struct kevd_vcpu *v)
 	}
 }
 
+/* From here on the thread runs guest code's exits: nothing but KVM_RUN,
+ * the IRQ line of the serial port, its locks, logs and kicks. */
+static void confine(struct kevd_vm *vm, struct kevd_vcpu *v)
+{
+	struct kevd_error err = KEVD_ERROR_INIT;
+
+	if (kevd_sandbox_thread(KEVD_SANDBOX_VCPU, &err) < 0 && err.errnum != ENOSYS)
+		kevd_warn("vm '%s': vcpu %u runs unconfined: %s", vm->name, v->index, err.msg);
+}
+
 static void *vcpu_main(void *arg)
 {
 	struct kevd_vcpu *v = arg;
@@ -375,6 +386,7 @@ static void *vcpu_main(void *arg)
 	sigaddset(&unblock, SIGBUS);
 	pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
 	v->run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+	confine(vm, v);
 	/* The guest's first instruction runs in the first KVM_RUN of vCPU 0:
 	 * the closest point to it the VMM can stamp. */
 	if (v->index == 0)
