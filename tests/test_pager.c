@@ -39,6 +39,7 @@ struct fixture {
 	unsigned char *mem;
 	int loads[MAX_PAGES];      /* atomic: times each page was loaded */
 	int failures;              /* atomic: on_failure calls */
+	int load_ops;              /* atomic: on_load calls */
 	char failure_msg[KEVD_ERROR_MSG_MAX];
 };
 
@@ -48,6 +49,7 @@ static void on_load(void *arg, uint64_t first, size_t n)
 
 	for (size_t i = 0; i < n; i++)
 		__atomic_fetch_add(&f->loads[first + i - BASE_GFN], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&f->load_ops, 1, __ATOMIC_RELEASE);
 }
 
 static void on_failure(void *arg, kevd_gpa_t gpa, const struct kevd_error *err)
@@ -394,7 +396,7 @@ static void *fail_main(void *arg)
 
 START_TEST(truncate_under_storm)
 {
-	enum { FILE_PAGES = 2000, NT = 8 };
+	enum { FILE_PAGES = 3500, NT = 8 };
 	struct kevd_pager_config cfg = { .window_pages = _i ? 8 : 1, .handler_threads = 2 };
 	struct fixture *f = setup(FILE_PAGES, 0, &cfg, true);
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -413,7 +415,10 @@ START_TEST(truncate_under_storm)
 		ck_assert_int_eq(pthread_create(&th[i], NULL, fail_main, &ts[i]), 0);
 	}
 	pthread_barrier_wait(&b);
-	usleep(2000);
+	/* Cut the file once the storm is surely under way (10 loads of the
+	 * 437-3500 it needs), whatever the machine's speed. */
+	for (int w = 0; w < 100000 && __atomic_load_n(&f->load_ops, __ATOMIC_ACQUIRE) < 10; w++)
+		usleep(50);
 	ck_assert_int_eq(truncate(f->path, 0x10000), 0);
 	/* Wait for the failure report, then kick the touchers as a VMM kicks
 	 * its vCPUs, unless poisoning already woke them. */
