@@ -132,38 +132,8 @@ api -o /dev/null http://localhost/v1/health || { echo "bench_api.sh: kevd serve 
 
 # kv FILE KEY: the value of KEY=... in FILE, "-" if absent.
 kv() { sed -n "s/^$2=//p" "$1" | head -n 1 | grep . || echo -; }
-# res NAME KEY VALUE: one result line (run number implicit in the file).
-res() { echo "$1 $2 $3" >>"$tmp/results"; }
-# med NAME KEY: median of the recorded values (the lower middle one), "-" if none.
-med() {
-	awk -v n="$1" -v k="$2" '$1 == n && $2 == k && $3 != "-" { print $3 }' "$tmp/results" | sort -g |
-		awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else print v[int((NR + 1) / 2)] }'
-}
-# top NAME KEY: the largest recorded value.
-top_() {
-	awk -v n="$1" -v k="$2" '$1 == n && $2 == k && $3 != "-" { print $3 }' "$tmp/results" | sort -g |
-		awk '{ v = $1 } END { if (NR == 0) print "-"; else print v }'
-}
-spread() {
-	awk -v n="$1" -v k="$2" '$1 == n && $2 == k && $3 != "-" { print $3 }' "$tmp/results" | sort -g |
-		awk '{ v[NR] = $1 } END { m = v[int((NR + 1) / 2)]; if (NR == 0 || m == 0) print "-"; else printf "%.0f%%\n", (v[NR] - v[1]) * 100 / m }'
-}
-# fmt VALUE DIVISOR DECIMALS
-fmt() { case $1 in -) echo - ;; *) awk -v v="$1" -v d="$2" -v p="$3" 'BEGIN { printf "%.*f\n", p, v / d }' ;; esac; }
-# rate N NS: N per second, or "-".
-rate() { case "$1$2" in *-*) echo - ;; *) awk -v n="$1" -v t="$2" 'BEGIN { if (t <= 0) print "-"; else printf "%.3f\n", n * 1e9 / t }' ;; esac; }
-ratio() { case "$1$2" in *-*) echo - ;; *) awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2fx\n", a / b }' ;; esac; }
-loadavg() { cut -d " " -f 1-3 /proc/loadavg; }
 
-# kevd_build: when the binary was built and which sanitizers it carries (a
-# sanitizer build is several times slower; others may rebuild ./kevd any time).
-kevd_build() {
-	local s san=''
-	for s in asan tsan ubsan; do
-		grep -aq "__${s}_" "$kevd" && san="$san${san:+,}$s"
-	done
-	echo "binary built $(date -u -r "$kevd" '+%H:%M:%S UTC'), sanitizers: ${san:-none}"
-}
+. "$top/bench/lib.sh"
 kevd_built=$(kevd_build)
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_start=$(loadavg)

@@ -97,30 +97,8 @@ jnum() { sed -n '/^{$/,$p' "$1" | sed -n "s/^ *\"$2\": *\(-\{0,1\}[0-9][0-9]*\),
 # cnum FILE KEY / cstr FILE KEY: a number / string value in compact JSON.
 cnum() { grep -o "\"$2\":[0-9]*" "$1" | head -n 1 | cut -d : -f 2 | grep . || echo -; }
 cstr() { grep -o "\"$2\":\"[^\"]*\"" "$1" | head -n 1 | sed 's/^[^:]*:"//; s/"$//'; }
-res() { echo "$1 $2 $3" >>"$tmp/results"; }
-med() {
-	awk -v n="$1" -v k="$2" '$1 == n && $2 == k && $3 != "-" { print $3 }' "$tmp/results" | sort -g |
-		awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else print v[int((NR + 1) / 2)] }'
-}
-cnt() { awk -v n="$1" -v k="$2" '$1 == n && $2 == k && $3 != "-" { c++ } END { print c + 0 }' "$tmp/results"; }
-spread() {
-	awk -v n="$1" -v k="$2" '$1 == n && $2 == k && $3 != "-" { print $3 }' "$tmp/results" | sort -g |
-		awk '{ v[NR] = $1 } END { m = v[int((NR + 1) / 2)]; if (NR == 0 || m == 0) print "-"; else printf "%.0f%%\n", (v[NR] - v[1]) * 100 / m }'
-}
-fmt() { case $1 in -) echo - ;; *) awk -v v="$1" -v d="$2" -v p="$3" 'BEGIN { printf "%.*f\n", p, v / d }' ;; esac; }
-ratio() { case "$1$2" in *-*) echo - ;; *) awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2fx\n", a / b }' ;; esac; }
-frac() { case "$1$2" in *-*) echo - ;; *) awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.1f%%\n", a * 100 / b }' ;; esac; }
-loadavg() { cut -d " " -f 1-3 /proc/loadavg; }
 
-# kevd_build: when the binary was built and which sanitizers it carries (a
-# sanitizer build is several times slower; others may rebuild ./kevd any time).
-kevd_build() {
-	local s san=''
-	for s in asan tsan ubsan; do
-		grep -aq "__${s}_" "$kevd" && san="$san${san:+,}$s"
-	done
-	echo "binary built $(date -u -r "$kevd" '+%H:%M:%S UTC'), sanitizers: ${san:-none}"
-}
+. "$top/bench/lib.sh"
 kevd_built=$(kevd_build)
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 load_start=$(loadavg)
