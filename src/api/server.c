@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -292,16 +293,15 @@ static int open_image(struct kevd_server *srv, struct evhttp_request *req, const
 	}
 }
 
+/* Ids are a counter (unique within this daemon) and random bits (so that
+ * ids of a restarted daemon do not collide with ones clients still hold). */
 static void new_id(struct kevd_server *srv, char *buf, size_t len)
 {
-	uint64_t r = 0;
-	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	uint32_t r = 0;
 
-	if (fd < 0 || read(fd, &r, sizeof(r)) != sizeof(r))
-		r = (uint64_t)time(NULL) * 2654435761u;
-	if (fd >= 0)
-		close(fd);
-	snprintf(buf, len, "%04x%08" PRIx32, (unsigned)(++srv->id_counter & 0xffff), (uint32_t)r);
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+		r = (uint32_t)time(NULL) * 2654435761u;
+	snprintf(buf, len, "%04x%08" PRIx32, (unsigned)(++srv->id_counter & 0xffff), r);
 }
 
 static int image_status(int errnum)
