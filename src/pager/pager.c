@@ -327,12 +327,14 @@ static void report_failure(struct kevd_pager *p, uint64_t gfn, const struct kevd
 
 /* Installs BUF at HOST for LEN bytes: retries the remainder after EAGAIN
  * (a partial copy reports the bytes done) with a growing sleep, never a
- * spin; skips (and wakes) a page that is already present. */
+ * spin; skips (and wakes) a page that is already present.  *INSTALLED gets
+ * how many bytes from HOST are in place, also when it fails. */
 static int copy_in(struct handler *h, uint64_t host, const unsigned char *buf, uint64_t len,
-		   struct kevd_error *err)
+		   uint64_t *installed, struct kevd_error *err)
 {
 	struct kevd_pager *p = h->pager;
 	uint64_t done = 0;
+	int r = 0;
 	unsigned retries = 0;
 	long backoff_ns = 1000;
 
@@ -346,7 +348,8 @@ static int copy_in(struct handler *h, uint64_t host, const unsigned char *buf, u
 			errno = EIO;
 			c.copy = -EIO;
 		} else if (ioctl(p->uffd, UFFDIO_COPY, &c) == 0) {
-			return 0;
+			done = len;
+			break;
 		}
 		if (c.copy > 0)
 			done += (uint64_t)c.copy;
@@ -364,18 +367,20 @@ static int copy_in(struct handler *h, uint64_t host, const unsigned char *buf, u
 			bump(&h->c.eagain, 1);
 			if (c.copy > 0)
 				continue;  /* progress: go on at once */
-			if (++retries > EAGAIN_MAX_RETRIES)
-				return kevd_error_set(err, EAGAIN, "pager: UFFDIO_COPY at guest page 0x%llx kept failing with EAGAIN",
-						      (unsigned long long)(host + done));
+			if (++retries > EAGAIN_MAX_RETRIES) {
+				r = kevd_error_set(err, EAGAIN, "pager: UFFDIO_COPY kept failing with EAGAIN");
+				break;
+			}
 			nanosleep(&ts, NULL);
 			if (backoff_ns < 1000000)
 				backoff_ns *= 2;
 			continue;
 		}
-		return kevd_error_sys(err, errno, "pager: UFFDIO_COPY of %llu bytes",
-				      (unsigned long long)(len - done));
+		r = kevd_error_sys(err, errno, "pager: UFFDIO_COPY of %llu bytes", (unsigned long long)(len - done));
+		break;
 	}
-	return 0;
+	*installed = done;
+	return r;
 }
 
 static void fail_run(struct handler *h, const struct region *rg, uint64_t first, uint64_t end,
@@ -383,7 +388,6 @@ static void fail_run(struct handler *h, const struct region *rg, uint64_t first,
 {
 	struct kevd_pager *p = h->pager;
 	uint64_t host = (uint64_t)(uintptr_t)rg->host + ((first << KEVD_PAGE_SHIFT) - rg->gpa);
-	uint64_t len = (end - first) << KEVD_PAGE_SHIFT;
 
 	bump(&h->c.load_failures, 1);
 	bump(&h->c.pages_failed, end - first);
@@ -391,11 +395,17 @@ static void fail_run(struct handler *h, const struct region *rg, uint64_t first,
 	 * the poison wakes them with SIGBUS; otherwise they would re-enter the
 	 * guest and meet the poison again. */
 	report_failure(p, first, e);
-	if (p->poison) {
-		struct uffdio_poison po = { .range = { .start = host, .len = len }, .mode = 0 };
+	/* Page by page, so that one already present (EEXIST) does not leave the
+	 * rest unpoisoned.  A page that cannot be poisoned is not woken: its
+	 * thread would only fault again; the owner's stop ends its wait. */
+	for (uint64_t g = first; p->poison && g < end; g++) {
+		struct uffdio_poison po = {
+			.range = { .start = host + ((g - first) << KEVD_PAGE_SHIFT), .len = KEVD_PAGE_SIZE },
+		};
 
 		if (ioctl(p->uffd, UFFDIO_POISON, &po) < 0 && errno != EEXIST)
-			wake_range(p, host, len);
+			kevd_debug("pager: UFFDIO_POISON of guest page 0x%llx: %s",
+				   (unsigned long long)(g << KEVD_PAGE_SHIFT), strerror(errno));
 	}
 	for (uint64_t g = first; g < end; g++)
 		kevd_pagestate_publish(words[g - first], KEVD_PAGE_FAILED);
@@ -410,7 +420,7 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 	uint64_t gfn, first, end, wstart, wend, seg_first, seg_end, host;
 	const struct kevd_image_segment *seg;
 	struct kevd_error e = KEVD_ERROR_INIT;
-	uint64_t bytes = 0;
+	uint64_t bytes = 0, installed = 0;
 	uint32_t *w;
 
 	if (!load(&h->c.first_mono_ns))
@@ -475,10 +485,26 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 	host = (uint64_t)(uintptr_t)rg->host + ((first << KEVD_PAGE_SHIFT) - rg->gpa);
 	if ((kevd_unlikely(kevd_fault("image_read")) &&
 	     kevd_error_set(&e, EIO, "image '%s': injected read error", kevd_image_path(p->img)) < 0) ||
-	    kevd_image_fill(p->img, first, end - first, h->buf, &bytes, &e) < 0 ||
-	    copy_in(h, host, h->buf, (end - first) << KEVD_PAGE_SHIFT, &e) < 0) {
+	    kevd_image_fill(p->img, first, end - first, h->buf, &bytes, &e) < 0) {
 		kevd_error_prefix(&e, "guest page 0x%llx", (unsigned long long)(gfn << KEVD_PAGE_SHIFT));
 		fail_run(h, rg, first, end, words + (first - wstart), &e);
+		return;
+	}
+	if (copy_in(h, host, h->buf, (end - first) << KEVD_PAGE_SHIFT, &installed, &e) < 0) {
+		uint64_t ok_end = first + (installed >> KEVD_PAGE_SHIFT);
+
+		/* The pages before the failing one are in place: they are loaded,
+		 * the rest failed. */
+		if (ok_end > first) {
+			bump(&h->c.loads, 1);
+			bump(&h->c.pages_loaded_demand, gfn < ok_end);
+			bump(&h->c.pages_loaded_around, ok_end - first - (gfn < ok_end));
+			for (uint64_t g = first; g < ok_end; g++)
+				kevd_pagestate_publish(words[g - wstart], KEVD_PAGE_MAPPED);
+			wake_range(p, host, installed);
+		}
+		kevd_error_prefix(&e, "guest page 0x%llx", (unsigned long long)(gfn << KEVD_PAGE_SHIFT));
+		fail_run(h, rg, ok_end, end, words + (ok_end - wstart), &e);
 		return;
 	}
 	/* Count and publish before the wake, so that whoever the faulting
@@ -590,7 +616,7 @@ int kevd_pager_start(struct kevd_pager *p, struct kevd_error *err)
 	return 0;
 }
 
-void kevd_pager_free(struct kevd_pager *p)
+void kevd_pager_stop(struct kevd_pager *p)
 {
 	if (!p)
 		return;
@@ -603,12 +629,26 @@ void kevd_pager_free(struct kevd_pager *p)
 		for (unsigned i = 0; i < p->cfg.handler_threads; i++) {
 			if (p->handlers[i].started)
 				pthread_join(p->handlers[i].thread, NULL);
-			free(p->handlers[i].buf);
+			p->handlers[i].started = false;
 		}
-		free(p->handlers);
 	}
+	/* Closing the userfaultfd wakes every thread still waiting on a fault
+	 * (the pages become plain anonymous memory). */
 	if (p->uffd >= 0)
 		close(p->uffd);
+	p->uffd = -1;
+}
+
+void kevd_pager_free(struct kevd_pager *p)
+{
+	if (!p)
+		return;
+	kevd_pager_stop(p);
+	if (p->handlers) {
+		for (unsigned i = 0; i < p->cfg.handler_threads; i++)
+			free(p->handlers[i].buf);
+		free(p->handlers);
+	}
 	if (p->stopfd >= 0)
 		close(p->stopfd);
 	kevd_pagestate_free(p->states);

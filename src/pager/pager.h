@@ -96,8 +96,12 @@ int kevd_pager_add_memory(struct kevd_pager *p, kevd_gpa_t gpa, void *host, size
  * handler threads (lazy) or copies the image in (eager). */
 int kevd_pager_start(struct kevd_pager *p, struct kevd_error *err);
 
-/* Stops the handler threads, closes the userfaultfd, frees everything. The
- * image stays the caller's. */
+/* Stops and joins the handler threads and closes the userfaultfd, which
+ * wakes every thread still waiting on a fault; statistics stay readable.
+ * Idempotent. */
+void kevd_pager_stop(struct kevd_pager *p);
+
+/* Stops (as above) and frees everything. The image stays the caller's. */
 void kevd_pager_free(struct kevd_pager *p);
 
 void kevd_pager_get_stats(struct kevd_pager *p, struct kevd_pager_stats *out);

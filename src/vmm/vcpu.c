@@ -49,9 +49,8 @@ static void on_kick(int sig)
  * pager has already failed the VM.  Anywhere else SIGBUS is a real fault. */
 static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
-	(void)si;
 	(void)uc;
-	if (in_vcpu_thread)
+	if (in_vcpu_thread && si->si_code == BUS_MCEERR_AR)
 		return;
 	signal(sig, SIG_DFL);
 	raise(sig);

@@ -95,10 +95,12 @@ bool kevd_vm_end(struct kevd_vm *vm, enum kevd_vm_state state, int exit_status, 
 		vm->end_ns = now_ns();
 		won = true;
 	}
-	pthread_mutex_unlock(&vm->lock);
 	__atomic_store_n(&vm->stopping, 1, __ATOMIC_RELEASE);
-	for (unsigned i = 0; i < vm->nvcpus; i++)
+	/* Under the lock: kevd_vm_free() clears a vCPU's started flag under it
+	 * before joining, so no kick reaches a joined thread. */
+	for (unsigned i = 0; vm->vcpus && i < vm->nvcpus; i++)
 		kevd_vcpu_kick(&vm->vcpus[i]);
+	pthread_mutex_unlock(&vm->lock);
 	if (won) {
 		kevd_info("vm '%s': %s: %s", vm->name, kevd_vm_state_name(state), vm->reason);
 		notify_end(vm);
@@ -266,6 +268,10 @@ static int setup_boot(struct kevd_vm *vm, struct kevd_error *err)
 			return kevd_error_set(err, EINVAL, "vm '%s': image '%s': PT_LOAD %u at 0x%llx overlaps kevd's boot area 0x0-0x%x",
 					      vm->name, vm->kernel, s->phdr_index, (unsigned long long)s->paddr.v,
 					      BOOT_AREA_END);
+		if (vm->sipi && s->paddr.v < ACPI_GPA + ACPI_MAX && s->paddr.v + s->memsz > ACPI_GPA)
+			return kevd_error_set(err, EINVAL, "vm '%s': image '%s': PT_LOAD %u at 0x%llx overlaps the ACPI tables at 0x%x-0x%x",
+					      vm->name, vm->kernel, s->phdr_index, (unsigned long long)s->paddr.v,
+					      ACPI_GPA, ACPI_GPA + ACPI_MAX);
 	}
 	switch (vm->cfg.protocol) {
 	case KEVD_BOOT_PVH:
@@ -451,11 +457,12 @@ int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struc
 		r = kevd_error_sys(err, ENOMEM, "vm '%s': vcpus", vm->name);
 		goto fail;
 	}
-	for (unsigned i = 0; i < vm->nvcpus; i++) {
+	/* All marked unopened first: a failed setup frees the whole array. */
+	for (unsigned i = 0; i < vm->nvcpus; i++)
 		vm->vcpus[i] = (struct kevd_vcpu){ .vm = vm, .index = i, .fd = -1 };
+	for (unsigned i = 0; i < vm->nvcpus; i++)
 		if ((r = kevd_vcpu_setup(vm, &vm->vcpus[i], err)) < 0)
 			goto fail;
-	}
 	vm->state = KEVD_VM_CREATED;
 	*out = vm;
 	return 0;
@@ -533,16 +540,23 @@ void kevd_vm_free(struct kevd_vm *vm)
 {
 	if (!vm)
 		return;
-	if (vm->vcpus) {
+	if (vm->vcpus)
 		kevd_vm_end(vm, KEVD_VM_STOPPED, -1, "VM deleted");
-		for (unsigned i = 0; i < vm->nvcpus; i++) {
-			struct kevd_vcpu *v = &vm->vcpus[i];
+	/* The pager's threads stop first and its userfaultfd closes, which wakes
+	 * any vCPU still asleep on a fault (even one that no kick reaches, on a
+	 * kernel without UFFDIO_POISON) and leaves nobody to kick a vCPU later. */
+	kevd_pager_stop(vm->pager);
+	for (unsigned i = 0; vm->vcpus && i < vm->nvcpus; i++) {
+		struct kevd_vcpu *v = &vm->vcpus[i];
+		bool started;
 
-			if (v->started)
-				pthread_join(v->thread, NULL);
-		}
+		pthread_mutex_lock(&vm->lock);
+		started = v->started;
+		__atomic_store_n(&v->started, false, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&vm->lock);
+		if (started)
+			pthread_join(v->thread, NULL);
 	}
-	/* Handler threads go after the vCPUs: a vCPU may sleep on a fault. */
 	kevd_pager_free(vm->pager);
 	for (unsigned i = 0; vm->vcpus && i < vm->nvcpus; i++) {
 		struct kevd_vcpu *v = &vm->vcpus[i];
@@ -660,12 +674,18 @@ int kevd_vm_translate_gpa(struct kevd_vm *vm, kevd_gpa_t gpa, void **host,
 static const void *read_guest(void *ctx, kevd_gpa_t gpa, size_t len)
 {
 	struct kevd_vm *vm = ctx;
+	enum kevd_page_state state;
+	bool backed;
 	void *host;
 
 	/* Page tables never straddle pages; one translation covers LEN. */
 	if (((gpa.v & KEVD_PAGE_MASK) + len) > KEVD_PAGE_SIZE)
 		return NULL;
-	if (kevd_pager_translate(vm->pager, gpa, &host, NULL, NULL) < 0)
+	if (kevd_pager_translate(vm->pager, gpa, &host, &state, &backed) < 0)
+		return NULL;
+	/* Only memory that is there: touching an unloaded image page from
+	 * here would load it (or, if it failed, fault this thread). */
+	if (backed && state != KEVD_PAGE_MAPPED)
 		return NULL;
 	return host;
 }
