@@ -724,6 +724,14 @@ void kevd_pager_get_stats(struct kevd_pager *p, struct kevd_pager_stats *s)
 		s->last_fault_ns = (int64_t)(p->real_base_ns + (last - p->mono_base_ns));
 }
 
+uint64_t kevd_pager_stats_thread_faults(const struct kevd_pager_stats *st, pid_t tid)
+{
+	for (size_t i = 0; tid && i < st->nthreads; i++)
+		if (st->threads[i].tid == tid)
+			return st->threads[i].faults;
+	return 0;
+}
+
 int kevd_pager_translate(struct kevd_pager *p, kevd_gpa_t gpa, void **host,
 			 enum kevd_page_state *state, bool *image_backed)
 {

@@ -105,6 +105,9 @@ void kevd_pager_stop(struct kevd_pager *p);
 void kevd_pager_free(struct kevd_pager *p);
 
 void kevd_pager_get_stats(struct kevd_pager *p, struct kevd_pager_stats *out);
+/* Faults of the faulting thread TID in ST; 0 for tid 0 or a thread not
+ * tracked individually. */
+uint64_t kevd_pager_stats_thread_faults(const struct kevd_pager_stats *st, pid_t tid);
 
 /* Host address of GPA and its page's state (MAPPED for pages not backed by
  * the image, which are plain memory).  -ENOENT outside declared memory. */

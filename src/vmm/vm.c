@@ -632,9 +632,9 @@ void kevd_vm_times(struct kevd_vm *vm, struct kevd_vm_times *t)
 	t->first_exit_ns = __atomic_load_n(&vm->first_exit_ns, __ATOMIC_RELAXED);
 }
 
-void kevd_vm_vcpu_info(struct kevd_vm *vm, unsigned index, struct kevd_vcpu_info *out)
+void kevd_vm_vcpu_info_from(struct kevd_vm *vm, unsigned index, const struct kevd_pager_stats *st,
+			    struct kevd_vcpu_info *out)
 {
-	struct kevd_pager_stats st;
 	const struct kevd_vcpu *v;
 
 	memset(out, 0, sizeof(*out));
@@ -645,10 +645,15 @@ void kevd_vm_vcpu_info(struct kevd_vm *vm, unsigned index, struct kevd_vcpu_info
 	out->tid = __atomic_load_n(&v->tid, __ATOMIC_ACQUIRE);
 	for (int k = 0; k < KEVD_EXIT_KINDS; k++)
 		out->exits[k] = __atomic_load_n(&v->exits[k], __ATOMIC_RELAXED);
+	out->pager_faults = kevd_pager_stats_thread_faults(st, out->tid);
+}
+
+void kevd_vm_vcpu_info(struct kevd_vm *vm, unsigned index, struct kevd_vcpu_info *out)
+{
+	struct kevd_pager_stats st;
+
 	kevd_pager_get_stats(vm->pager, &st);
-	for (size_t i = 0; out->tid && i < st.nthreads; i++)
-		if (st.threads[i].tid == out->tid)
-			out->pager_faults = st.threads[i].faults;
+	kevd_vm_vcpu_info_from(vm, index, &st, out);
 }
 
 void kevd_vm_pager_stats(struct kevd_vm *vm, struct kevd_pager_stats *out)

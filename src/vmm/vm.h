@@ -135,6 +135,10 @@ void kevd_vm_times(struct kevd_vm *vm, struct kevd_vm_times *out);
 
 unsigned kevd_vm_vcpu_count(const struct kevd_vm *vm);
 void kevd_vm_vcpu_info(struct kevd_vm *vm, unsigned index, struct kevd_vcpu_info *out);
+/* As kevd_vm_vcpu_info(), with pager_faults taken from ST: one summary of
+ * the VM's pager read once serves all of its vCPUs. */
+void kevd_vm_vcpu_info_from(struct kevd_vm *vm, unsigned index, const struct kevd_pager_stats *st,
+			    struct kevd_vcpu_info *out);
 void kevd_vm_pager_stats(struct kevd_vm *vm, struct kevd_pager_stats *out);
 
 size_t kevd_vm_console_read(struct kevd_vm *vm, uint64_t offset, void *buf, size_t len,
