@@ -35,6 +35,7 @@
 
 #include "api/server.h"
 #include "common/log.h"
+#include "vmm/vm.h"
 
 #define DEADLINE_MS 2000   /* per input; a connection still open then is a hang */
 #define SPIN_LOOPS 64      /* non-blocking loop passes before waiting 1 ms at a time */
@@ -114,7 +115,7 @@ static void setup(void)
 	s.console_bytes = 4096;
 	s.pager_threads = 1;
 	s.window_pages = 16;
-	if (kevd_server_new(fz.base, &s, NULL, NULL, &fz.srv, &err) < 0) {
+	if (kevd_vm_signals_install(&err) < 0 || kevd_server_new(fz.base, &s, NULL, NULL, &fz.srv, &err) < 0) {
 		fprintf(stderr, "fuzz_http: kevd_server_new: %s\n", err.msg);
 		abort();
 	}

@@ -19,10 +19,12 @@
 #include <unistd.h>
 
 #include "common/sandbox.h"
+#include "pager/pager.h"
+#include "vmm/vm.h"
 #include "testutil.h"
 
 struct probe {
-	enum kevd_sandbox_role role;
+	const struct kevd_sandbox_role *role;
 	int pipe_rd, pipe_wr, file;
 	int load;                       /* kevd_sandbox_thread() */
 	int open_errno, socket_errno, fionread_errno, own_ioctl_errno;
@@ -35,7 +37,7 @@ static void *probe_main(void *arg)
 {
 	struct probe *p = arg;
 	struct kevd_error err = KEVD_ERROR_INIT;
-	unsigned long own = p->role == KEVD_SANDBOX_VCPU ? KVM_RUN : UFFDIO_WAKE;
+	unsigned long own = p->role == &kevd_vcpu_sandbox_role ? KVM_RUN : UFFDIO_WAKE;
 	char buf[4];
 	int n;
 
@@ -76,7 +78,7 @@ static void run_probe(struct probe *p)
 
 START_TEST(vcpu_role)
 {
-	struct probe p = { .role = KEVD_SANDBOX_VCPU };
+	struct probe p = { .role = &kevd_vcpu_sandbox_role };
 	int fd;
 
 	run_probe(&p);
@@ -96,7 +98,7 @@ END_TEST
 
 START_TEST(pager_role)
 {
-	struct probe p = { .role = KEVD_SANDBOX_PAGER };
+	struct probe p = { .role = &kevd_pager_sandbox_role };
 
 	run_probe(&p);
 	ck_assert_int_eq(p.load, 0);

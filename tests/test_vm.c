@@ -434,8 +434,14 @@ int main(void)
 {
 	int r;
 
+	struct kevd_error err = KEVD_ERROR_INIT;
+
 	if ((r = kevd_test_need_kvm("test_vm")) || (r = kevd_test_need_uffd("test_vm")))
 		return r;
+	if (kevd_vm_signals_install(&err) < 0) {
+		fprintf(stderr, "test_vm: %s\n", err.msg);
+		return 1;
+	}
 	if (kevd_test_built("test_vm", "tests/guests/testguest.elf", guest, sizeof(guest)) < 0)
 		return 1;
 	data_gpa = symbol(guest, TESTGUEST_SYM_DATA);

@@ -1,8 +1,8 @@
 /*
- * seccomp filters for vCPU and pager threads (see sandbox.h).  The lists
- * hold what those threads do on purpose (the role's own calls) and what
- * glibc does underneath them (futex for locks, memory calls of malloc and of
- * thread exit, signals for kicks, write for logs and eventfds).
+ * seccomp filters for kevd's worker threads (see sandbox.h).  The common
+ * list holds what glibc does underneath any thread's work (futex for locks,
+ * memory calls of malloc and of thread exit, signals for kicks, write for
+ * logs and eventfds); each role adds its own calls.
  */
 #include "config.h"
 
@@ -15,13 +15,7 @@
 #endif
 
 #if defined(HAVE_SECCOMP) && !defined(SANITIZED)
-#include <linux/kvm.h>
-#include <linux/userfaultfd.h>
 #include <seccomp.h>
-
-#ifndef UFFDIO_POISON
-#define UFFDIO_POISON _IOWR(UFFDIO, 0x08, struct { struct uffdio_range r; __u64 m; __s64 u; })
-#endif
 
 /* What every kevd thread may do. */
 static const int common_calls[] = {
@@ -30,14 +24,6 @@ static const int common_calls[] = {
 	SCMP_SYS(clock_gettime), SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep),
 	SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mprotect), SCMP_SYS(madvise), SCMP_SYS(brk),
 };
-
-static const int pager_calls[] = {
-	SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(read), SCMP_SYS(pread64),
-	SCMP_SYS(fstat), SCMP_SYS(newfstatat),
-};
-
-static const unsigned long vcpu_ioctls[] = { KVM_RUN, KVM_IRQ_LINE };
-static const unsigned long pager_ioctls[] = { UFFDIO_COPY, UFFDIO_WAKE, UFFDIO_POISON };
 
 static int allow_all(scmp_filter_ctx ctx, const int *calls, size_t n)
 {
@@ -64,7 +50,7 @@ static int allow_ioctls(scmp_filter_ctx ctx, const unsigned long *req, size_t n)
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-int kevd_sandbox_thread(enum kevd_sandbox_role role, struct kevd_error *err)
+int kevd_sandbox_thread(const struct kevd_sandbox_role *role, struct kevd_error *err)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
 	int r;
@@ -72,19 +58,15 @@ int kevd_sandbox_thread(enum kevd_sandbox_role role, struct kevd_error *err)
 	if (!ctx)
 		return kevd_error_set(err, ENOMEM, "seccomp: seccomp_init failed");
 	r = allow_all(ctx, common_calls, N(common_calls));
-	if (r == 0 && role == KEVD_SANDBOX_VCPU)
-		r = allow_ioctls(ctx, vcpu_ioctls, N(vcpu_ioctls));
-	if (r == 0 && role == KEVD_SANDBOX_PAGER) {
-		r = allow_all(ctx, pager_calls, N(pager_calls));
-		if (r == 0)
-			r = allow_ioctls(ctx, pager_ioctls, N(pager_ioctls));
-	}
+	if (r == 0)
+		r = allow_all(ctx, role->syscalls, role->nsyscalls);
+	if (r == 0)
+		r = allow_ioctls(ctx, role->ioctls, role->nioctls);
 	if (r == 0)
 		r = seccomp_load(ctx);
 	seccomp_release(ctx);
 	if (r < 0)
-		return kevd_error_sys(err, -r, "seccomp: installing the %s thread filter",
-				      role == KEVD_SANDBOX_VCPU ? "vCPU" : "pager");
+		return kevd_error_sys(err, -r, "seccomp: installing the %s thread filter", role->name);
 	return 0;
 }
 
@@ -95,7 +77,7 @@ bool kevd_sandbox_available(void)
 
 #else
 
-int kevd_sandbox_thread(enum kevd_sandbox_role role, struct kevd_error *err)
+int kevd_sandbox_thread(const struct kevd_sandbox_role *role, struct kevd_error *err)
 {
 	(void)role;
 #ifdef SANITIZED

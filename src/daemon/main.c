@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "daemon/commands.h"
+#include "vmm/vm.h"
 
 static void usage(FILE *f)
 {
@@ -25,6 +26,13 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	struct kevd_error err = KEVD_ERROR_INIT;
+
+	/* Before any thread exists: every command may run VMs. */
+	if (kevd_vm_signals_install(&err) < 0) {
+		fprintf(stderr, "kevd: %s\n", err.msg);
+		return 1;
+	}
 	if (argc < 2 || (argv[1][0] == '-' && strcmp(argv[1], "--help") && strcmp(argv[1], "-h") &&
 			 strcmp(argv[1], "--version")))
 		return kevd_cmd_serve(argc, argv);

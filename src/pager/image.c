@@ -515,10 +515,8 @@ static int read_exact(const struct kevd_image *img, void *buf, size_t len, uint6
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = pread(img->fd, (char *)buf + done, len - done, (off_t)(off + done));
+		ssize_t n = KEVD_RETRY_EINTR(pread(img->fd, (char *)buf + done, len - done, (off_t)(off + done)));
 
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n < 0)
 			return kevd_error_sys(err, errno, "image '%s': reading %zu bytes at offset 0x%llx",
 					      img->path, len, (unsigned long long)off);

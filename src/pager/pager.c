@@ -39,6 +39,7 @@
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/sandbox.h"
+#include "common/time.h"
 #include "pager/pager.h"
 
 /* Debian 12's headers predate UFFDIO_POISON (Linux 6.6); the ABI is fixed. */
@@ -105,14 +106,6 @@ struct kevd_pager {
 static inline void store(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline uint64_t load(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void bump(uint64_t *p, uint64_t n) { store(p, load(p) + n); }
-
-static uint64_t now_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int open_uffd(struct kevd_error *err)
 {
@@ -191,8 +184,8 @@ int kevd_pager_new(struct kevd_image *img, const struct kevd_pager_config *cfg,
 	r = kevd_pagestate_new(p->cfg.stripes, &p->states, err);
 	if (r < 0)
 		goto fail;
-	p->mono_base_ns = now_ns(CLOCK_MONOTONIC);
-	p->real_base_ns = now_ns(CLOCK_REALTIME);
+	p->mono_base_ns = kevd_now_ns(CLOCK_MONOTONIC);
+	p->real_base_ns = kevd_now_ns(CLOCK_REALTIME);
 	if (!p->cfg.eager) {
 		r = setup_uffd(p, err);
 		if (r < 0)
@@ -414,7 +407,7 @@ static void fail_run(struct handler *h, const struct region *rg, uint64_t first,
 static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 {
 	struct kevd_pager *p = h->pager;
-	uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+	uint64_t t0 = kevd_now_ns(CLOCK_MONOTONIC);
 	const struct region *rg = region_of_host(p, addr);
 	uint32_t *words[KEVD_PAGER_MAX_WINDOW];
 	uint64_t gfn, first, end, wstart, wend, seg_first, seg_end, host;
@@ -513,13 +506,27 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 	bump(&h->c.pages_loaded_demand, 1);
 	bump(&h->c.pages_loaded_around, end - first - 1);
 	bump(&h->c.bytes_read, bytes);
-	record_latency(&h->c, now_ns(CLOCK_MONOTONIC) - t0);
+	record_latency(&h->c, kevd_now_ns(CLOCK_MONOTONIC) - t0);
 	if (p->cfg.on_load)
 		p->cfg.on_load(p->cfg.cb_arg, first, end - first);
 	for (uint64_t g = first; g < end; g++)
 		kevd_pagestate_publish(words[g - wstart], KEVD_PAGE_MAPPED);
 	wake_range(p, host, (end - first) << KEVD_PAGE_SHIFT);
 }
+
+/* A handler thread polls the userfaultfd and its stop eventfd, reads
+ * events and the image (pread, fstat for the changed-file check) and
+ * installs, wakes or poisons pages. */
+static const int handler_calls[] = {
+	__NR_poll, __NR_ppoll, __NR_read, __NR_pread64, __NR_fstat, __NR_newfstatat,
+};
+static const unsigned long handler_ioctls[] = { UFFDIO_COPY, UFFDIO_WAKE, UFFDIO_POISON };
+
+const struct kevd_sandbox_role kevd_pager_sandbox_role = {
+	.name = "pager",
+	.syscalls = handler_calls, .nsyscalls = sizeof(handler_calls) / sizeof(handler_calls[0]),
+	.ioctls = handler_ioctls, .nioctls = sizeof(handler_ioctls) / sizeof(handler_ioctls[0]),
+};
 
 static void *handler_main(void *arg)
 {
@@ -528,8 +535,7 @@ static void *handler_main(void *arg)
 	struct uffd_msg msgs[EVENT_BATCH];
 	struct kevd_error err = KEVD_ERROR_INIT;
 
-	/* Confined to userfaultfd, reading the image and its own poll. */
-	if (kevd_sandbox_thread(KEVD_SANDBOX_PAGER, &err) < 0 && err.errnum != ENOSYS)
+	if (kevd_sandbox_thread(&kevd_pager_sandbox_role, &err) < 0 && err.errnum != ENOSYS)
 		kevd_warn("pager thread runs unconfined: %s", err.msg);
 	for (;;) {
 		struct pollfd pfd[2] = { { p->uffd, POLLIN, 0 }, { p->stopfd, POLLIN, 0 } };
@@ -559,7 +565,7 @@ static void *handler_main(void *arg)
 
 static int load_eager(struct kevd_pager *p, struct kevd_error *err)
 {
-	uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+	uint64_t t0 = kevd_now_ns(CLOCK_MONOTONIC);
 
 	for (size_t i = 0; i < kevd_image_extent_count(p->img); i++) {
 		const struct kevd_image_extent *e = kevd_image_extent(p->img, i);
@@ -571,7 +577,7 @@ static int load_eager(struct kevd_pager *p, struct kevd_error *err)
 		if (r < 0)
 			return r;
 	}
-	p->eager_load_ns = now_ns(CLOCK_MONOTONIC) - t0;
+	p->eager_load_ns = kevd_now_ns(CLOCK_MONOTONIC) - t0;
 	return 0;
 }
 

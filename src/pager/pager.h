@@ -24,6 +24,7 @@
 #include "common/types.h"
 #include "pager/image.h"
 #include "pager/pagestate.h"
+#include "common/sandbox.h"
 
 #define KEVD_PAGER_DEFAULT_THREADS 1
 #define KEVD_PAGER_DEFAULT_WINDOW 16
@@ -113,6 +114,9 @@ uint64_t kevd_pager_stats_thread_faults(const struct kevd_pager_stats *st, pid_t
  * the image, which are plain memory).  -ENOENT outside declared memory. */
 int kevd_pager_translate(struct kevd_pager *p, kevd_gpa_t gpa, void **host,
 			 enum kevd_page_state *state, bool *image_backed);
+
+/* What a handler thread may do once it runs (common/sandbox.h). */
+extern const struct kevd_sandbox_role kevd_pager_sandbox_role;
 
 /* True once a page failed to load. */
 bool kevd_pager_failed(struct kevd_pager *p);

@@ -35,6 +35,7 @@
 
 #include "common/bytes.h"
 #include "vmm/acpi.h"
+#include "vmm/platform.h"
 
 /* Sizes of the fixed parts (5.2.5.3, 5.2.7, 5.2.8, 5.2.9, 5.2.12). */
 #define RSDP_SIZE 36
@@ -298,10 +299,10 @@ static void aml_com1(struct aml *a)
 {
 	const unsigned char crs[] = {
 		RES_IO, RES_IO_DECODE16,
-		KEVD_ACPI_COM1_PORT & 0xff, KEVD_ACPI_COM1_PORT >> 8,   /* minimum base */
-		KEVD_ACPI_COM1_PORT & 0xff, KEVD_ACPI_COM1_PORT >> 8,   /* maximum base */
+		KEVD_PLAT_COM1_PORT & 0xff, KEVD_PLAT_COM1_PORT >> 8,   /* minimum base */
+		KEVD_PLAT_COM1_PORT & 0xff, KEVD_PLAT_COM1_PORT >> 8,   /* maximum base */
 		1, 8,                                                   /* alignment, length */
-		RES_IRQ_NOFLAGS, 1u << KEVD_ACPI_COM1_IRQ, 0,           /* IRQ mask */
+		RES_IRQ_NOFLAGS, 1u << KEVD_PLAT_COM1_IRQ, 0,           /* IRQ mask */
 		RES_END, 0,
 	};
 	size_t dev, buf;

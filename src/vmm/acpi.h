@@ -33,10 +33,6 @@
 #define KEVD_ACPI_OEM_TABLE_ID "KEVDVM  "  /* 8 bytes */
 #define KEVD_ACPI_CREATOR_ID "KEVD"        /* 4 bytes */
 
-/* Where the 16550 of serial_com1 sits, as described in the DSDT. */
-#define KEVD_ACPI_COM1_PORT 0x3f8
-#define KEVD_ACPI_COM1_IRQ 4
-
 /* Bits the guest writes to the sleep control register (ACPI 6.3, 4.8.3.7):
  * SLP_TYP in bits 2-4 and SLP_EN; the VMM powers off on
  * (s5_slp_typ << KEVD_ACPI_SLP_TYP_SHIFT) | KEVD_ACPI_SLP_EN. */
@@ -51,7 +47,7 @@ struct kevd_acpi_config {
 	uint8_t ioapic_id;      /* not one of the vCPUs' APIC IDs, e.g. ncpus */
 	uint16_t sleep_port;    /* sleep control register; the status register is at sleep_port + 1 */
 	uint8_t s5_slp_typ;     /* 0..7, SLP_TYP of \_S5 */
-	bool serial_com1;       /* describe a COM1 16550 at 0x3f8, IRQ 4, in the DSDT */
+	bool serial_com1;       /* describe the COM1 16550 (vmm/platform.h) in the DSDT */
 };
 
 /* Builds the tables into BUF (SIZE bytes), which the VMM copies unchanged

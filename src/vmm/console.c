@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/cleanup.h"
 #include "vmm/console.h"
 
 struct kevd_console {
@@ -58,10 +59,8 @@ void kevd_console_put(struct kevd_console *c, const void *bytes, size_t n)
 
 		/* Best effort: a closed terminal must not stop the guest. */
 		while (done < n) {
-			ssize_t w = write(c->mirror_fd, b + done, n - done);
+			ssize_t w = KEVD_RETRY_EINTR(write(c->mirror_fd, b + done, n - done));
 
-			if (w < 0 && errno == EINTR)
-				continue;
 			if (w <= 0)
 				break;
 			done += (size_t)w;

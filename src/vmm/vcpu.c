@@ -10,7 +10,12 @@
  * thread.  A vCPU inside KVM_RUN (or asleep on a page fault the pager is
  * serving) returns with EINTR; one just about to enter returns at once
  * because of immediate_exit, so no kick is lost between the stop check and
- * the ioctl.
+ * the ioctl.  The kick signal's handler (and SIGBUS's, for poisoned pages)
+ * is process-wide, so the program installs both once, through
+ * kevd_vm_signals_install(), not a library call behind its back.
+ *
+ * The vcpus part (last in parts.h) creates the vCPU fds, starts one thread
+ * each, kicks them on quiesce and joins them on free.
  */
 #include "config.h"
 
@@ -28,16 +33,24 @@
 #include "common/fault.h"
 #include "common/log.h"
 #include "common/sandbox.h"
+#include "common/time.h"
+#include "vmm/platform.h"
 #include "vmm/vm_internal.h"
 
 #define KICK_SIGNAL (SIGRTMIN + 1)
 #define MAX_CPUID_ENTRIES 256
-#define BOOT_GDT_GPA 0x500
-#define SEL_CODE32 0x10
-#define SEL_DATA32 0x18
 
 static __thread bool in_vcpu_thread;
-static pthread_once_t signals_once = PTHREAD_ONCE_INIT;
+static bool signals_installed;  /* atomic: kevd_vm_signals_install() succeeded */
+
+/* A vCPU thread runs KVM_RUN and raises the serial port's interrupt line;
+ * the rest it does (locks, logs, kicks, eventfd writes) is in the common
+ * set of common/sandbox.h. */
+static const unsigned long vcpu_ioctls[] = { KVM_RUN, KVM_IRQ_LINE };
+
+const struct kevd_sandbox_role kevd_vcpu_sandbox_role = {
+	.name = "vCPU", .ioctls = vcpu_ioctls, .nioctls = sizeof(vcpu_ioctls) / sizeof(vcpu_ioctls[0]),
+};
 
 static void on_kick(int sig)
 {
@@ -56,23 +69,18 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 	raise(sig);
 }
 
-static void install_signals(void)
+int kevd_vm_signals_install(struct kevd_error *err)
 {
 	struct sigaction sa = { .sa_handler = on_kick };
 	struct sigaction sb = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
 
 	sigemptyset(&sa.sa_mask);
-	sigaction(KICK_SIGNAL, &sa, NULL);  /* no SA_RESTART: KVM_RUN must return */
 	sigemptyset(&sb.sa_mask);
-	sigaction(SIGBUS, &sb, NULL);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	/* No SA_RESTART: KVM_RUN must return. */
+	if (sigaction(KICK_SIGNAL, &sa, NULL) < 0 || sigaction(SIGBUS, &sb, NULL) < 0)
+		return kevd_error_sys(err, errno, "vmm: installing the vCPU signal handlers");
+	__atomic_store_n(&signals_installed, true, __ATOMIC_RELEASE);
+	return 0;
 }
 
 /* CPUID as KVM supports it, with this vCPU's APIC ID in the leaves that
@@ -124,13 +132,13 @@ static int setup_regs(struct kevd_vm *vm, struct kevd_vcpu *v, struct kevd_error
 
 	if (ioctl(v->fd, KVM_GET_SREGS, &sr) < 0)
 		return kevd_error_sys(err, errno, "vm '%s': vcpu %u: KVM_GET_SREGS", vm->name, v->index);
-	flat_segment(&sr.cs, SEL_CODE32, 0xb);
-	flat_segment(&sr.ds, SEL_DATA32, 0x3);
+	flat_segment(&sr.cs, KEVD_PLAT_SEL_CODE32, 0xb);
+	flat_segment(&sr.ds, KEVD_PLAT_SEL_DATA32, 0x3);
 	sr.es = sr.fs = sr.gs = sr.ss = sr.ds;
 	sr.tr = (struct kvm_segment){ .base = 0, .limit = 0x67, .type = 0xb, .present = 1 };
 	sr.ldt = (struct kvm_segment){ .base = 0, .limit = 0xffff, .type = 0x2, .present = 1 };
-	sr.gdt.base = BOOT_GDT_GPA;
-	sr.gdt.limit = 4 * 8 - 1;
+	sr.gdt.base = KEVD_PLAT_GDT_GPA;
+	sr.gdt.limit = KEVD_PLAT_GDT_ENTRIES * 8 - 1;
 	sr.idt.base = 0;
 	sr.idt.limit = 0;
 	sr.cr0 = 0x11;  /* PE | ET */
@@ -157,11 +165,10 @@ static int setup_regs(struct kevd_vm *vm, struct kevd_vcpu *v, struct kevd_error
 	return 0;
 }
 
-int kevd_vcpu_setup(struct kevd_vm *vm, struct kevd_vcpu *v, struct kevd_error *err)
+static int vcpu_setup(struct kevd_vm *vm, struct kevd_vcpu *v, struct kevd_error *err)
 {
 	int r;
 
-	pthread_once(&signals_once, install_signals);
 	v->fd = kevd_fault("kvm_create_vcpu") ? (errno = ENOSPC, -1)
 					      : ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)v->index);
 	if (v->fd < 0)
@@ -196,86 +203,30 @@ static void count(struct kevd_vcpu *v, enum kevd_exit_kind k)
 	__atomic_store_n(&v->exits[k], v->exits[k] + 1, __ATOMIC_RELAXED);
 }
 
-static void log_port_once(struct kevd_vm *vm, uint16_t port, bool write)
-{
-	uint8_t bit = (uint8_t)(1u << (port & 7));
-
-	if (__atomic_fetch_or(&vm->ports_logged[port >> 3], bit, __ATOMIC_RELAXED) & bit)
-		return;
-	kevd_info("vm '%s': guest %s unhandled port 0x%x (ignored; logged once)", vm->name,
-		  write ? "wrote" : "read", port);
-}
-
-/* The few PC ports a Linux guest touches that end the VM or would hang
- * it.  Returns false for ports it does not know. */
-static bool handle_pc_port(struct kevd_vcpu *v, uint16_t port, bool write, uint8_t *data, unsigned size)
-{
-	struct kevd_vm *vm = v->vm;
-
-	switch (port) {
-	case KEVD_ACPI_SLEEP_PORT:
-		/* Hardware-reduced ACPI sleep control: SLP_TYP in bits 2-4, SLP_EN bit 5. */
-		if (write && (data[0] & 0x20) && ((data[0] >> 2) & 7) == KEVD_ACPI_S5_TYP)
-			kevd_vm_end(vm, KEVD_VM_EXITED, -1, "guest powered off (ACPI S5)");
-		else if (!write)
-			memset(data, 0, size);
-		return true;
-	case KEVD_ACPI_SLEEP_PORT + 1:
-		if (!write)
-			memset(data, 0, size);
-		return true;
-	case KEVD_I8042_PORT:
-		if (write && data[0] == 0xfe)
-			kevd_vm_end(vm, KEVD_VM_EXITED, -1, "guest reset the machine (i8042 pulse)");
-		else if (!write)
-			memset(data, 0, size);  /* no data, input buffer empty: ready for commands */
-		return true;
-	case 0x70:
-		if (write)
-			__atomic_store_n(&vm->cmos_index, data[0] & 0x7f, __ATOMIC_RELAXED);
-		else
-			memset(data, 0xff, size);
-		return true;
-	case 0x71:
-		/* A CMOS clock that reads 0: no update in progress, so Linux's
-		 * wait for the RTC's update-in-progress bit ends at once. */
-		if (!write)
-			memset(data, 0, size);
-		return true;
-	default:
-		return false;
-	}
-}
-
 static void handle_io(struct kevd_vcpu *v)
 {
-	struct kevd_vm *vm = v->vm;
 	struct kvm_run *run = v->run;
-	uint8_t *data = (uint8_t *)run + run->io.data_offset;
-	bool write = run->io.direction == KVM_EXIT_IO_OUT;
-	uint16_t port = run->io.port;
+	struct kevd_io io = {
+		.space = KEVD_IO_PIO, .addr = run->io.port, .write = run->io.direction == KVM_EXIT_IO_OUT,
+		.data = (uint8_t *)run + run->io.data_offset, .size = run->io.size, .vcpu = v->index,
+	};
 
-	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
-		if (port >= KEVD_SERIAL_BASE && port < KEVD_SERIAL_BASE + KEVD_SERIAL_PORTS) {
-			kevd_serial_io(vm->serial, port, write, data, run->io.size);
-		} else if (port == KEVD_DEBUG_EXIT_PORT) {
-			if (write) {
-				uint32_t val = 0;
+	/* A string instruction (rep outsb) brings COUNT accesses at once. */
+	for (uint32_t i = 0; i < run->io.count; i++, io.data += run->io.size)
+		kevd_iobus_dispatch(v->vm->iobus, &io);
+}
 
-				memcpy(&val, data, run->io.size);
-				kevd_vm_end(vm, KEVD_VM_EXITED, (int)((val << 1) | 1),
-					    "guest wrote 0x%x to the debug exit port", val);
-			} else {
-				memset(data, 0, run->io.size);
-			}
-		} else if (vm->sipi && handle_pc_port(v, port, write, data, run->io.size)) {
-			continue;
-		} else {
-			if (!write)
-				memset(data, 0xff, run->io.size);
-			log_port_once(vm, port, write);
-		}
-	}
+static void handle_mmio(struct kevd_vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	struct kevd_io io = {
+		.space = KEVD_IO_MMIO, .addr = run->mmio.phys_addr, .write = run->mmio.is_write,
+		.data = run->mmio.data, .size = run->mmio.len, .vcpu = v->index,
+	};
+
+	if (io.size > sizeof(run->mmio.data))
+		io.size = sizeof(run->mmio.data);
+	kevd_iobus_dispatch(v->vm->iobus, &io);
 }
 
 static void handle_hlt(struct kevd_vcpu *v)
@@ -306,10 +257,7 @@ static bool handle_exit(struct kevd_vcpu *v)
 		return true;
 	case KVM_EXIT_MMIO:
 		count(v, KEVD_EXIT_MMIO);
-		if (!run->mmio.is_write)
-			memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
-		kevd_debug("vm '%s': vcpu %u: MMIO %s at 0x%llx (no device)", vm->name, v->index,
-			   run->mmio.is_write ? "write" : "read", (unsigned long long)run->mmio.phys_addr);
+		handle_mmio(v);
 		return true;
 	case KVM_EXIT_HLT:
 		count(v, KEVD_EXIT_HLT);
@@ -365,7 +313,7 @@ static void confine(struct kevd_vm *vm, struct kevd_vcpu *v)
 {
 	struct kevd_error err = KEVD_ERROR_INIT;
 
-	if (kevd_sandbox_thread(KEVD_SANDBOX_VCPU, &err) < 0 && err.errnum != ENOSYS)
+	if (kevd_sandbox_thread(&kevd_vcpu_sandbox_role, &err) < 0 && err.errnum != ENOSYS)
 		kevd_warn("vm '%s': vcpu %u runs unconfined: %s", vm->name, v->index, err.msg);
 }
 
@@ -389,7 +337,7 @@ static void *vcpu_main(void *arg)
 	/* The guest's first instruction runs in the first KVM_RUN of vCPU 0:
 	 * the closest point to it the VMM can stamp. */
 	if (v->index == 0)
-		__atomic_store_n(&vm->first_run_ns, now_ns(), __ATOMIC_RELAXED);
+		__atomic_store_n(&vm->first_run_ns, kevd_now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
 
 	while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
 		int r = kevd_unlikely(kevd_fault("kvm_run")) ? (errno = EFAULT, -1) : ioctl(v->fd, KVM_RUN, 0);
@@ -399,7 +347,7 @@ static void *vcpu_main(void *arg)
 			count(v, KEVD_EXIT_INTR);
 			continue;
 		}
-		__atomic_compare_exchange_n(&vm->first_exit_ns, &zero, now_ns(), false,
+		__atomic_compare_exchange_n(&vm->first_exit_ns, &zero, kevd_now_ns(CLOCK_MONOTONIC), false,
 					    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 		if (r < 0) {
 			int e = errno;
@@ -419,7 +367,7 @@ static void *vcpu_main(void *arg)
 	return NULL;
 }
 
-int kevd_vcpu_start(struct kevd_vcpu *v, struct kevd_error *err)
+static int vcpu_start(struct kevd_vcpu *v, struct kevd_error *err)
 {
 	int r = pthread_create(&v->thread, NULL, vcpu_main, v);
 
@@ -430,10 +378,93 @@ int kevd_vcpu_start(struct kevd_vcpu *v, struct kevd_error *err)
 	return 0;
 }
 
-void kevd_vcpu_kick(struct kevd_vcpu *v)
+static void vcpu_kick(struct kevd_vcpu *v)
 {
 	if (v->run)
 		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
 	if (__atomic_load_n(&v->started, __ATOMIC_ACQUIRE))
 		pthread_kill(v->thread, KICK_SIGNAL);
 }
+
+/* Under vm->lock: the vcpus part's free clears a vCPU's started flag under
+ * it before joining, so no kick reaches a joined thread. */
+void kevd_vcpus_kick_locked(struct kevd_vm *vm)
+{
+	for (unsigned i = 0; vm->vcpus && i < vm->nvcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+}
+
+/* ---- the vcpus part ---- */
+
+static int vcpus_create(struct kevd_vm *vm, void **state, struct kevd_error *err)
+{
+	int r;
+
+	(void)state;
+	if (!__atomic_load_n(&signals_installed, __ATOMIC_ACQUIRE))
+		return kevd_error_set(err, EINVAL, "vm '%s': kevd_vm_signals_install() was not called", vm->name);
+	vm->vcpus = calloc(vm->nvcpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return kevd_error_sys(err, ENOMEM, "vm '%s': vcpus", vm->name);
+	/* All marked unopened first: a failed setup frees the whole array. */
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vm->vcpus[i] = (struct kevd_vcpu){ .vm = vm, .index = i, .fd = -1 };
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		if ((r = vcpu_setup(vm, &vm->vcpus[i], err)) < 0)
+			return r;
+	return 0;
+}
+
+static int vcpus_start(struct kevd_vm *vm, void *state, struct kevd_error *err)
+{
+	(void)state;
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		int r;
+
+		pthread_mutex_lock(&vm->lock);
+		vm->live++;
+		pthread_mutex_unlock(&vm->lock);
+		r = vcpu_start(&vm->vcpus[i], err);
+		if (r < 0) {
+			pthread_mutex_lock(&vm->lock);
+			if (--vm->live == 0)
+				pthread_cond_broadcast(&vm->ended);
+			pthread_mutex_unlock(&vm->lock);
+			return r;
+		}
+	}
+	return 0;
+}
+
+static void vcpus_quiesce(struct kevd_vm *vm, void *state)
+{
+	(void)state;
+	if (vm->vcpus)
+		kevd_vm_end(vm, KEVD_VM_STOPPED, -1, "VM deleted");
+}
+
+static void vcpus_free(struct kevd_vm *vm, void *state)
+{
+	(void)state;
+	for (unsigned i = 0; vm->vcpus && i < vm->nvcpus; i++) {
+		struct kevd_vcpu *v = &vm->vcpus[i];
+		bool started;
+
+		pthread_mutex_lock(&vm->lock);
+		started = v->started;
+		__atomic_store_n(&v->started, false, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&vm->lock);
+		if (started)
+			pthread_join(v->thread, NULL);
+		if (v->run)
+			munmap(v->run, vm->run_size);
+		if (v->fd >= 0)
+			close(v->fd);
+	}
+	free(vm->vcpus);
+}
+
+const struct kevd_vm_part kevd_part_vcpus = {
+	.name = "vcpus", .create = vcpus_create, .start = vcpus_start, .quiesce = vcpus_quiesce,
+	.free = vcpus_free,
+};

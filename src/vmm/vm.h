@@ -1,8 +1,9 @@
 /*
  * One guest: a KVM VM, its RAM, its lazy pager, one thread per vCPU, its
- * serial console and debug-exit port.  The VMM owns every thread and fd it
- * creates; kevd_vm_free() stops the guest if it still runs, joins the
- * threads and releases everything in the reverse order of setup.
+ * devices (a serial console, the debug-exit port, PC ports) on an I/O bus.
+ * The VMM owns every thread and fd it creates; kevd_vm_free() stops the
+ * guest if it still runs, joins the threads and releases everything in the
+ * reverse order of setup (vm_internal.h, parts.h).
  *
  * Boot (docs/boot.md): every vCPU starts at the kernel's physical entry in
  * 32-bit flat protected mode, paging off.  The bootstrap processor gets the
@@ -21,18 +22,13 @@
 
 #include "common/error.h"
 #include "common/types.h"
+#include "common/sandbox.h"
 #include "pager/pager.h"
 
 #define KEVD_VM_MAX_VCPUS 64
 #define KEVD_VM_DEFAULT_CONSOLE (1u << 20)
 #define KEVD_BOOT_MAGIC_BSP 0x6b657664u
 #define KEVD_BOOT_MAGIC_AP 0x6b657641u
-#define KEVD_DEBUG_EXIT_PORT 0xf4
-/* SIPI mode: ACPI sleep control register (S5 = power off) and the i8042
- * command port (0xfe = reset). */
-#define KEVD_ACPI_SLEEP_PORT 0x3c0
-#define KEVD_ACPI_S5_TYP 5
-#define KEVD_I8042_PORT 0x64
 
 enum kevd_vm_state {
 	KEVD_VM_CREATED,
@@ -100,6 +96,16 @@ struct kevd_vcpu_info {
 	uint64_t exits[KEVD_EXIT_KINDS];
 	uint64_t pager_faults;              /* faults the pager served for this vCPU */
 };
+
+/* Installs the process-wide handlers the VMM needs: the signal that kicks
+ * a vCPU out of KVM_RUN, and SIGBUS, which KVM raises on a vCPU thread that
+ * touches a page the pager poisoned (swallowed there; anywhere else it
+ * stays fatal).  A program calls it once before its first kevd_vm_create(),
+ * which fails without it. */
+int kevd_vm_signals_install(struct kevd_error *err);
+
+/* What a vCPU thread may do once it runs (common/sandbox.h). */
+extern const struct kevd_sandbox_role kevd_vcpu_sandbox_role;
 
 /* Validates the configuration and the image, creates the VM, its memory,
  * pager and vCPUs and writes the boot information; nothing runs yet. */

@@ -1,4 +1,11 @@
-/* State shared by vm.c (lifecycle, memory, boot) and vcpu.c (run loop). */
+/*
+ * What the parts of a VM share (vm.c's lifecycle, kvm.c, memory.c, boot.c,
+ * vcpu.c and the devices under dev/).  A VM is built from an ordered table
+ * of parts (parts.h): kevd_vm_create() runs their create hooks forward,
+ * kevd_vm_start() their start hooks forward, kevd_vm_free() their quiesce
+ * hooks backward (every thread told to stop before any is joined) and then
+ * their free hooks backward.
+ */
 #ifndef KEVD_VM_INTERNAL_H
 #define KEVD_VM_INTERNAL_H
 
@@ -8,15 +15,28 @@
 #include "pager/image.h"
 #include "pager/pager.h"
 #include "vmm/console.h"
-#include "vmm/serial.h"
+#include "vmm/iobus.h"
+#include "vmm/parts.h"
 #include "vmm/vm.h"
+
+/* One part of a VM.  Every hook but create may be NULL.  A part whose
+ * create fails is still quiesced and freed, so free must cope with a
+ * half-made part; STATE is the part's own slot (NULL until create sets it). */
+struct kevd_vm_part {
+	const char *name;
+	int (*create)(struct kevd_vm *vm, void **state, struct kevd_error *err);
+	/* Error messages come back prefixed with nothing: say "vm 'x'". */
+	int (*start)(struct kevd_vm *vm, void *state, struct kevd_error *err);
+	void (*quiesce)(struct kevd_vm *vm, void *state);
+	void (*free)(struct kevd_vm *vm, void *state);
+};
 
 struct kevd_vcpu {
 	struct kevd_vm *vm;
 	unsigned index;
 	int fd;                      /* owned: the KVM vCPU fd */
 	struct kvm_run *run;         /* owned mapping of vm->run_size bytes */
-	pthread_t thread;            /* joined by kevd_vm_free */
+	pthread_t thread;            /* joined by the vcpus part's free */
 	bool started;                /* atomic: set (release) once thread is valid */
 	int tid;                     /* atomic; set by the thread itself */
 	uint64_t exits[KEVD_EXIT_KINDS];  /* written by the vCPU thread only */
@@ -26,25 +46,32 @@ struct kevd_vcpu {
 
 struct kevd_vm {
 	struct kevd_vm_config cfg;   /* strings point at the owned copies below */
-	char *name, *kernel, *cmdline;
+	char *name, *kernel, *cmdline, *initrd;
+	void *part_state[KEVD_VM_NPARTS];  /* each owned by its part */
+	unsigned nparts;             /* parts whose create ran (or failed) */
+
+	/* image part (boot.c) */
 	struct kevd_image *img;      /* owned */
-	struct kevd_pager *pager;    /* owned */
+	int initrd_fd;               /* owned until the initrd is read into RAM; -1 */
+	bool sipi;                   /* KEVD_AP_SIPI in effect */
+	/* kvm part (kvm.c) */
 	int kvm_fd, vm_fd;           /* owned */
 	size_t run_size;
+	/* memory and pager parts (memory.c) */
 	unsigned char *ram_low;      /* owned mapping: guest-physical [0, low_len) */
 	size_t low_len;
 	unsigned char *ram_high;     /* owned mapping: [4 GiB, 4 GiB + high_len) */
 	size_t high_len;
+	struct kevd_pager *pager;    /* owned */
+	/* console and iobus parts (vm.c) */
 	struct kevd_console *console;  /* owned */
-	struct kevd_serial *serial;    /* owned */
+	struct kevd_iobus *iobus;    /* owned; sealed by its start hook */
+	/* boot part (boot.c) */
 	enum kevd_boot_protocol protocol;
-	bool sipi;                   /* KEVD_AP_SIPI in effect */
 	kevd_gpa_t entry;
-	char *initrd;
-	int initrd_fd;               /* owned until the initrd is read into RAM; -1 */
 	uint64_t initrd_gpa, initrd_size;
-	uint8_t cmos_index;          /* atomic enough: a byte written by port 0x70 */
 	uint32_t boot_info_gpa;
+	/* vcpus part (vcpu.c) */
 	unsigned nvcpus;
 	struct kevd_vcpu *vcpus;     /* owned array */
 
@@ -55,12 +82,10 @@ struct kevd_vm {
 	int exit_status;
 	unsigned live;               /* vCPU threads still running */
 	unsigned halted;             /* vCPUs parked after HLT */
-	bool end_notified;
 	int stopping;                /* atomic: vCPUs must leave KVM_RUN and end */
 	uint64_t create_ns;          /* kevd_vm_create entered */
 	uint64_t start_ns, first_exit_ns, end_ns;  /* first_exit_ns: atomic */
 	uint64_t first_run_ns;       /* atomic: vCPU 0 about to enter the guest the first time */
-	uint8_t ports_logged[65536 / 8];  /* atomic bit per port: logged once */
 };
 
 /* Moves a running VM to a final state (first caller wins), records why,
@@ -68,8 +93,10 @@ struct kevd_vm {
 bool kevd_vm_end(struct kevd_vm *vm, enum kevd_vm_state state, int exit_status, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-int kevd_vcpu_setup(struct kevd_vm *vm, struct kevd_vcpu *v, struct kevd_error *err);
-int kevd_vcpu_start(struct kevd_vcpu *v, struct kevd_error *err);
-void kevd_vcpu_kick(struct kevd_vcpu *v);
+/* Kicks every vCPU out of KVM_RUN; under vm->lock. */
+void kevd_vcpus_kick_locked(struct kevd_vm *vm);
+
+/* Drives interrupt line IRQ of the in-kernel irqchip (SIPI-mode VMs). */
+void kevd_vm_irq_line(struct kevd_vm *vm, unsigned irq, int level);
 
 #endif
