@@ -13,10 +13,8 @@
  */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
-#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +23,7 @@
 
 #include "common/cleanup.h"
 #include "daemon/conffile.h"
+#include "daemon/confvalue.h"
 
 enum key_type {
 	KT_PATH,    /* absolute path */
@@ -44,9 +43,6 @@ struct key_def {
 };
 
 #define FIELD(f) offsetof(struct kevd_config, f), sizeof(((struct kevd_config *)0)->f)
-#define KIB 1024ull
-#define MIB (1024ull * 1024)
-#define GIB (1024ull * 1024 * 1024)
 
 static const struct key_def keys[] = {
 	{ { "api", "socket", "/run/kevd/kevd.sock", "Unix socket of the HTTP API (absolute path)" },
@@ -150,127 +146,6 @@ static uint64_t load_uint(const void *p, size_t size)
 _Static_assert(sizeof(unsigned) == sizeof(uint32_t), "unsigned fields are stored as uint32_t");
 _Static_assert(sizeof(size_t) == sizeof(uint64_t), "size_t fields are stored as uint64_t");
 
-/* Digits only: strtoull alone would take leading blanks, a sign (and wrap a
- * negative number around) and, for base 8, nothing stricter than base 10. */
-static bool parse_digits(const char *s, int base, uint64_t *out, const char **rest)
-{
-	unsigned long long v;
-	char *end;
-
-	if (!(*s >= '0' && *s <= (base == 8 ? '7' : '9')))
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, base);
-	if (errno)
-		return false;
-	*out = v;
-	*rest = end;
-	return true;
-}
-
-/* "64K" -> "64K"; sizes are printed in the largest unit that divides them. */
-static void format_size(char *buf, size_t len, uint64_t v)
-{
-	if (v && v % GIB == 0)
-		snprintf(buf, len, "%lluG", (unsigned long long)(v / GIB));
-	else if (v && v % MIB == 0)
-		snprintf(buf, len, "%lluM", (unsigned long long)(v / MIB));
-	else if (v && v % KIB == 0)
-		snprintf(buf, len, "%lluK", (unsigned long long)(v / KIB));
-	else
-		snprintf(buf, len, "%llu", (unsigned long long)v);
-}
-
-static int parse_size(const char *s, uint64_t *out)
-{
-	const char *rest;
-	uint64_t v, mult = 1;
-
-	if (!parse_digits(s, 10, &v, &rest))
-		return -EINVAL;
-	if (*rest == 'K')
-		mult = KIB;
-	else if (*rest == 'M')
-		mult = MIB;
-	else if (*rest == 'G')
-		mult = GIB;
-	else if (*rest)
-		return -EINVAL;
-	if (*rest && rest[1])
-		return -EINVAL;
-	if (__builtin_mul_overflow(v, mult, out))
-		return -ERANGE;
-	return 0;
-}
-
-static int parse_port(const char *s, uint16_t *port)
-{
-	const char *rest;
-	uint64_t v;
-
-	if (!parse_digits(s, 10, &v, &rest) || *rest || v < 1 || v > 65535)
-		return -EINVAL;
-	*port = (uint16_t)v;
-	return 0;
-}
-
-int kevd_config_listen_addr(const char *listen, struct sockaddr_storage *addr, socklen_t *len,
-			    struct kevd_error *err)
-{
-	struct sockaddr_storage ss;
-	char host[INET6_ADDRSTRLEN];
-	const char *colon, *h = listen;
-	size_t hlen;
-	uint16_t port;
-
-	memset(&ss, 0, sizeof(ss));
-	if (*listen == '[') {
-		const char *close = strchr(listen, ']');
-
-		if (!close || close[1] != ':')
-			goto bad;
-		h = listen + 1;
-		hlen = (size_t)(close - h);
-		colon = close + 1;
-	} else {
-		colon = strchr(listen, ':');
-		/* A second colon means an IPv6 address without the brackets that
-		 * keep it apart from the port. */
-		if (!colon || strchr(colon + 1, ':'))
-			goto bad;
-		hlen = (size_t)(colon - listen);
-	}
-	if (hlen == 0 || hlen >= sizeof(host) || parse_port(colon + 1, &port) < 0)
-		goto bad;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	if (*listen == '[') {
-		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-
-		if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1)
-			goto bad;
-		a6->sin6_family = AF_INET6;
-		a6->sin6_port = htons(port);
-		if (len)
-			*len = sizeof(*a6);
-	} else {
-		struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-
-		if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
-			goto bad;
-		a4->sin_family = AF_INET;
-		a4->sin_port = htons(port);
-		if (len)
-			*len = sizeof(*a4);
-	}
-	if (addr)
-		*addr = ss;
-	return 0;
-bad:
-	return kevd_error_set(err, EINVAL, "'%s' is not ADDR:PORT (an IPv4 address or a [bracketed] IPv6 address, and a port in 1..65535)",
-			      listen);
-}
-
 static int set_string(char **dst, const char *value, bool unset, const char *where, struct kevd_error *err)
 {
 	char *s = NULL;
@@ -319,21 +194,21 @@ static int set_value(struct kevd_config *c, const struct key_def *k, const char 
 			return kevd_error_prefix(err, "%s", where);
 		return set_string(p, value, false, where, err);
 	case KT_MODE:
-		if (!parse_digits(value, 8, &v, &rest) || *rest || v > k->max)
+		if (!kevd_confvalue_digits(value, 8, &v, &rest) || *rest || v > k->max)
 			return kevd_error_set(err, EINVAL, "%s: '%s' is not an octal mode in 0..0%llo",
 					      where, value, (unsigned long long)k->max);
 		store_uint(p, k->size, v);
 		return 0;
 	case KT_UINT:
-		if (!parse_digits(value, 10, &v, &rest) || *rest || v < k->min || v > k->max)
+		if (!kevd_confvalue_digits(value, 10, &v, &rest) || *rest || v < k->min || v > k->max)
 			return kevd_error_set(err, EINVAL, "%s: '%s' is not a number in %llu..%llu",
 					      where, value, (unsigned long long)k->min, (unsigned long long)k->max);
 		store_uint(p, k->size, v);
 		return 0;
 	case KT_SIZE:
-		if (parse_size(value, &v) < 0 || v < k->min || v > k->max) {
-			format_size(lo, sizeof(lo), k->min);
-			format_size(hi, sizeof(hi), k->max);
+		if (kevd_confvalue_size(value, &v) < 0 || v < k->min || v > k->max) {
+			kevd_confvalue_format_size(lo, sizeof(lo), k->min);
+			kevd_confvalue_format_size(hi, sizeof(hi), k->max);
 			return kevd_error_set(err, EINVAL, "%s: '%s' is not a size in %s..%s (bytes, or with a K, M or G suffix)",
 					      where, value, lo, hi);
 		}

@@ -20,6 +20,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "daemon/confvalue.h"
 
 struct kevd_config {
 	/* [api] */
@@ -81,10 +82,5 @@ int kevd_config_validate(const struct kevd_config *c, struct kevd_error *err);
 /* Writes the configuration as an ini file that kevd_config_load() reads
  * back to the same values (for `kevd --check-config`). */
 void kevd_config_dump(const struct kevd_config *c, FILE *f);
-
-/* Parses LISTEN ("192.0.2.1:8080" or "[2001:db8::1]:8080"; port 1..65535)
- * into ADDR/LEN, either of which may be NULL to only check it. */
-int kevd_config_listen_addr(const char *listen, struct sockaddr_storage *addr, socklen_t *len,
-			    struct kevd_error *err);
 
 #endif

@@ -257,13 +257,15 @@ static int check_ident(struct kevd_image *img, struct kevd_error *err)
 	return 0;
 }
 
-static int validate(struct kevd_image *img, Elf *elf, struct kevd_error *err)
+/* The ELF header: class and machine, ET_EXEC, program headers inside the
+ * file.  Their count goes to *PHNUM. */
+static int check_header(struct kevd_image *img, Elf *elf, size_t *phnum, struct kevd_error *err)
 {
 	const char *p = img->path;
 	uint64_t fsize = (uint64_t)img->st.st_size;
 	unsigned char *ident;
 	GElf_Ehdr eh;
-	size_t phnum, phsize, nload = 0;
+	size_t phsize;
 	uint64_t phend;
 
 	if (elf_kind(elf) != ELF_K_ELF)
@@ -287,11 +289,21 @@ static int validate(struct kevd_image *img, Elf *elf, struct kevd_error *err)
 		return kevd_error_set(err, ENOEXEC, "image '%s': extended program header numbering (PN_XNUM) is not supported", p);
 	if (eh.e_phentsize != phsize)
 		return kevd_error_set(err, ENOEXEC, "image '%s': e_phentsize %u, expected %zu", p, eh.e_phentsize, phsize);
-	phnum = eh.e_phnum;
-	if (__builtin_add_overflow(eh.e_phoff, (uint64_t)phnum * phsize, &phend) || phend > fsize)
+	*phnum = eh.e_phnum;
+	if (__builtin_add_overflow(eh.e_phoff, (uint64_t)*phnum * phsize, &phend) || phend > fsize)
 		return kevd_error_set(err, ENOEXEC, "image '%s': program headers (offset 0x%llx, %zu entries) run past the end of the file (%llu bytes)",
-				      p, (unsigned long long)eh.e_phoff, phnum, (unsigned long long)fsize);
+				      p, (unsigned long long)eh.e_phoff, *phnum, (unsigned long long)fsize);
 	img->elf_entry = eh.e_entry;
+	return 0;
+}
+
+/* Every program header: notes read, PT_LOADs checked and, with memory,
+ * kept as segments; then sorted by p_paddr and checked for overlaps. */
+static int read_segments(struct kevd_image *img, Elf *elf, size_t phnum, struct kevd_error *err)
+{
+	const char *p = img->path;
+	uint64_t fsize = (uint64_t)img->st.st_size;
+	size_t nload = 0;
 
 	img->seg = calloc(phnum, sizeof(*img->seg));
 	if (!img->seg)
@@ -335,9 +347,19 @@ static int validate(struct kevd_image *img, Elf *elf, struct kevd_error *err)
 					      (unsigned long long)(a->paddr.v + a->memsz), b->phdr_index,
 					      (unsigned long long)b->paddr.v, (unsigned long long)(b->paddr.v + b->memsz));
 	}
+	return 0;
+}
+
+static int validate(struct kevd_image *img, Elf *elf, struct kevd_error *err)
+{
+	size_t phnum = 0;
+	int r;
+
+	if ((r = check_header(img, elf, &phnum, err)) < 0 || (r = read_segments(img, elf, phnum, err)) < 0)
+		return r;
 	if (find_entry(img, err) < 0)
 		return -ENOEXEC;
-	if (find_multiboot2(img, fsize, err) < 0)
+	if (find_multiboot2(img, (uint64_t)img->st.st_size, err) < 0)
 		return -EIO;
 	return build_extents(img, err);
 }

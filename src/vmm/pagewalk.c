@@ -32,6 +32,43 @@ static bool canonical(uint64_t va, unsigned bits)
 	return (uint64_t)s == va;
 }
 
+/* The paging mode REGS select: the number of levels (into WI) and the
+ * guest-physical address of the top table.  1 when paging is off (the
+ * linear address is then physical), 0 for a walk, or a negative error. */
+static int walk_root(unsigned long long va, const struct kevd_paging_regs *regs, struct kevd_walk_info *wi,
+		     uint64_t *table, struct kevd_error *err)
+{
+	bool long_mode = regs->efer & KEVD_EFER_LMA;
+
+	if (!(regs->cr0 & KEVD_CR0_PG)) {
+		/* Without paging the linear address is physical, and 32 bits wide. */
+		if (long_mode)
+			return kevd_error_set(err, EINVAL, "gva 0x%llx: EFER.LMA is set with CR0.PG clear", va);
+		if (va >> 32)
+			return kevd_error_set(err, EINVAL, "gva 0x%llx: above 4 GiB with paging off", va);
+		return 1;
+	}
+	if (long_mode) {
+		if (!(regs->cr4 & KEVD_CR4_PAE))
+			return kevd_error_set(err, EINVAL, "gva 0x%llx: EFER.LMA is set with CR4.PAE clear", va);
+		wi->levels = regs->cr4 & KEVD_CR4_LA57 ? 5 : 4;
+		if (!canonical(va, wi->levels == 5 ? 57 : 48))
+			return kevd_error_set(err, EINVAL, "gva 0x%llx: not canonical for %u-level paging", va,
+					      wi->levels);
+		*table = regs->cr3 & KEVD_PTE_ADDR_MASK;
+		return 0;
+	}
+	if (regs->cr4 & KEVD_CR4_PAE) {
+		wi->levels = 3;
+		if (va >> 32)
+			return kevd_error_set(err, EINVAL, "gva 0x%llx: above 4 GiB in 32-bit PAE paging", va);
+		/* PAE's CR3 points at 4 PDPTEs, 32-byte aligned below 4 GiB. */
+		*table = regs->cr3 & 0xffffffe0u;
+		return 0;
+	}
+	return kevd_error_set(err, ENOTSUP, "gva 0x%llx: 32-bit paging without PAE is not supported", va);
+}
+
 int kevd_pagewalk(kevd_gva_t gva, const struct kevd_paging_regs *regs,
 		  kevd_gpa_reader read, void *ctx, kevd_gpa_t *gpa,
 		  struct kevd_walk_info *info, struct kevd_error *err)
@@ -40,37 +77,17 @@ int kevd_pagewalk(kevd_gva_t gva, const struct kevd_paging_regs *regs,
 	struct kevd_walk_info wi = { .writable = true, .user = true };
 	bool long_mode = regs->efer & KEVD_EFER_LMA;
 	bool nxe = regs->efer & KEVD_EFER_NXE;
-	uint64_t table, entry = 0;
+	uint64_t table = 0, entry = 0;
 	unsigned level;
+	int r = walk_root(va, regs, &wi, &table, err);
 
-	if (!(regs->cr0 & KEVD_CR0_PG)) {
-		/* Without paging the linear address is physical, and 32 bits wide. */
-		if (long_mode)
-			return kevd_error_set(err, EINVAL, "gva 0x%llx: EFER.LMA is set with CR0.PG clear", va);
-		if (va >> 32)
-			return kevd_error_set(err, EINVAL, "gva 0x%llx: above 4 GiB with paging off", va);
+	if (r < 0)
+		return r;
+	if (r == 1) {
 		*gpa = KEVD_GPA(va);
 		if (info)
 			*info = wi;
 		return 0;
-	}
-
-	if (long_mode) {
-		if (!(regs->cr4 & KEVD_CR4_PAE))
-			return kevd_error_set(err, EINVAL, "gva 0x%llx: EFER.LMA is set with CR4.PAE clear", va);
-		wi.levels = regs->cr4 & KEVD_CR4_LA57 ? 5 : 4;
-		if (!canonical(va, wi.levels == 5 ? 57 : 48))
-			return kevd_error_set(err, EINVAL, "gva 0x%llx: not canonical for %u-level paging", va,
-					      wi.levels);
-		table = regs->cr3 & KEVD_PTE_ADDR_MASK;
-	} else if (regs->cr4 & KEVD_CR4_PAE) {
-		wi.levels = 3;
-		if (va >> 32)
-			return kevd_error_set(err, EINVAL, "gva 0x%llx: above 4 GiB in 32-bit PAE paging", va);
-		/* PAE's CR3 points at 4 PDPTEs, 32-byte aligned below 4 GiB. */
-		table = regs->cr3 & 0xffffffe0u;
-	} else {
-		return kevd_error_set(err, ENOTSUP, "gva 0x%llx: 32-bit paging without PAE is not supported", va);
 	}
 
 	for (level = wi.levels; level >= 1; level--) {
