@@ -28,15 +28,14 @@ int kevd_metrics_render(const struct kevd_registry *reg, const struct kevd_http 
 	static const enum kevd_vm_state states[] = { KEVD_VM_CREATED, KEVD_VM_RUNNING, KEVD_VM_EXITED,
 						     KEVD_VM_CRASHED, KEVD_VM_FAILED, KEVD_VM_STOPPED };
 	size_t nvms, nreq;
-	struct kevd_registry_vm *vms = kevd_registry_list(reg, &nvms);
 	const struct kevd_http_count *req = kevd_http_counts(http, &nreq);
+	struct kevd_registry_vm *vms;
 	struct kevd_pager_stats *st;
 	FILE *f = open_memstream(text, len);
 
-	if (!f) {
-		free(vms);
+	if (!f)
 		return -ENOMEM;
-	}
+	vms = kevd_registry_list(reg, &nvms);
 	st = calloc(nvms ? nvms : 1, sizeof(*st));
 	if (!st || !vms) {
 		free(st);
