@@ -1,6 +1,7 @@
 /*
- * Fuzz target: the HTTP control plane (api/server.c) behind libevent's
- * evhttp, fed raw bytes over its real Unix socket.
+ * Fuzz target: the HTTP control plane (src/api: listener, routes and
+ * handlers) behind libevent's evhttp, fed raw bytes over its real Unix
+ * socket.
  *
  * A one-time setup makes a temporary directory with an image directory that
  * holds a single file, "bad.elf", which is not ELF, an event base and a

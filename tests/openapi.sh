@@ -65,7 +65,7 @@ awk '
 [ -s "$tmp/ops" ] || die "no operations found in $spec"
 cut -d' ' -f1 "$tmp/ops" | uniq > "$tmp/paths"
 
-# Every route kevd's handle() (src/api/server.c) serves, and no other.
+# Every route in kevd's route table (src/api/routes.c), and no other.
 cat > "$tmp/routes" << 'EOF'
 /metrics
 /v1/health

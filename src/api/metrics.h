@@ -7,9 +7,11 @@
 
 #include <stddef.h>
 
-struct kevd_server;
+struct kevd_http;
+struct kevd_registry;
 
-/* Renders into a malloc'd buffer (*TEXT, *LEN); -ENOMEM on failure. */
-int kevd_metrics_render(struct kevd_server *srv, char **text, size_t *len);
+/* Renders the VMs of REG and the answers counted by HTTP into a malloc'd
+ * buffer (*TEXT, *LEN); -ENOMEM on failure. */
+int kevd_metrics_render(const struct kevd_registry *reg, const struct kevd_http *http, char **text, size_t *len);
 
 #endif

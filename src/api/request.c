@@ -106,6 +106,19 @@ bool kevd_request_valid_name(const char *n)
 	return true;
 }
 
+int kevd_request_parse_protocol(const char *name, enum kevd_boot_protocol *out)
+{
+	if (!strcmp(name, "auto"))
+		*out = KEVD_BOOT_AUTO;
+	else if (!strcmp(name, "multiboot2"))
+		*out = KEVD_BOOT_MULTIBOOT2;
+	else if (!strcmp(name, "pvh"))
+		*out = KEVD_BOOT_PVH;
+	else
+		return -1;
+	return 0;
+}
+
 int kevd_request_parse_create(const char *ct, const void *body, size_t len, size_t max_body,
 			      struct kevd_create_request *r, struct kevd_problem *p)
 {
@@ -119,6 +132,7 @@ int kevd_request_parse_create(const char *ct, const void *body, size_t len, size
 	r->memory_mib = 128;
 	r->vcpus = 1;
 	r->start = true;
+	r->protocol = KEVD_BOOT_AUTO;
 	if (kevd_request_json(ct, body, len, max_body, &r->body, p) < 0)
 		return -1;
 	if (only_keys(r->body, keys, p) < 0 ||
@@ -147,13 +161,7 @@ int kevd_request_parse_create(const char *ct, const void *body, size_t len, size
 		goto fail;
 	}
 	r->eager = paging && !strcmp(paging, "eager");
-	if (!proto || !strcmp(proto, "auto"))
-		r->protocol = KEVD_BOOT_AUTO;
-	else if (!strcmp(proto, "multiboot2"))
-		r->protocol = KEVD_BOOT_MULTIBOOT2;
-	else if (!strcmp(proto, "pvh"))
-		r->protocol = KEVD_BOOT_PVH;
-	else {
+	if (proto && kevd_request_parse_protocol(proto, &r->protocol) < 0) {
 		problem(p, 400, "'protocol' must be \"auto\", \"multiboot2\" or \"pvh\"");
 		goto fail;
 	}

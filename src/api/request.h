@@ -63,4 +63,8 @@ int kevd_request_parse_action(const char *content_type, const void *body, size_t
 /* VM names: 1..64 of A-Z a-z 0-9 . _ -, not starting with . or -. */
 bool kevd_request_valid_name(const char *name);
 
+/* A boot protocol by name, "auto", "multiboot2" or "pvh": the names of the
+ * API's "protocol" and of `kevd run --protocol`.  0, or -1 for any other. */
+int kevd_request_parse_protocol(const char *name, enum kevd_boot_protocol *out);
+
 #endif

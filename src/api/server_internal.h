@@ -1,54 +1,46 @@
-/* The server's state, shared by server.c and metrics.c (loop thread only). */
+/*
+ * A server's state, shared by the files that act for it: server.c (its
+ * lifecycle), listener.c (connections and the checks before routing),
+ * routes.c and the handlers.  metrics.c does not need it: it reads the
+ * registry and the answer counts through their own interfaces.  Loop
+ * thread only.
+ */
 #ifndef KEVD_SERVER_INTERNAL_H
 #define KEVD_SERVER_INTERNAL_H
 
-#include <event2/http.h>
-#include <time.h>
+#include <event2/event.h>
+#include <stdbool.h>
 
 #include "api/server.h"
 #include "vmm/vm.h"
 
-#define KEVD_SERVER_MAX_REQ_KINDS 128
+/* How long a stop (delete, the stop action, shutdown) waits for a VM's
+ * threads before it gives up on the VM. */
+#define KEVD_SERVER_STOP_WAIT_MS 10000
 
-struct kevd_server_vm {
-	char *id;
-	char *name;
-	struct kevd_vm *vm;     /* owned */
-	uint64_t memory_mib;
-	time_t created;
-};
-
-struct kevd_listener {
-	struct kevd_server *srv;
-	struct evhttp *http;               /* owned */
-	struct evhttp_bound_socket *bound; /* owned by http */
-	int fd;                            /* owned until http takes it */
-	bool needs_token;
-};
-
-struct kevd_req_count {
-	const char *method;                /* static string */
-	int code;
-	uint64_t count;
-};
+struct kevd_http;
+struct kevd_listener;
+struct kevd_registry;
 
 struct kevd_server {
-	struct event_base *base;           /* borrowed */
+	struct event_base *base;               /* borrowed */
 	struct kevd_server_settings settings;  /* strings not kept, see token */
-	char *token;                       /* owned */
-	char *socket_path;                 /* owned; unlinked on free */
-	int image_dirfd;                   /* owned O_PATH directory */
-	int eventfd;                       /* owned: VM threads signal ends here */
-	struct event *end_event;           /* owned */
+	char *token;                           /* owned */
+	int image_dirfd;                       /* owned O_PATH directory */
+	int eventfd;                           /* owned: VM threads signal ends here */
+	struct event *end_event;               /* owned */
 	kevd_server_change_fn on_change;
 	void *cb_arg;
-	struct kevd_listener unix_l, tcp_l;
-	struct kevd_server_vm **vms;       /* owned */
-	size_t nvms;
-	unsigned id_counter;
+	struct kevd_listener *unix_l, *tcp_l;  /* owned; tcp_l NULL without "listen" */
+	struct kevd_registry *registry;        /* owned: the VMs */
+	struct kevd_http *http;                /* owned: answers and their counts */
 	bool shutting_down;
-	struct kevd_req_count req[KEVD_SERVER_MAX_REQ_KINDS];
-	size_t nreq;
 };
+
+/* Tells the server's owner that the VM counts may have changed. */
+void kevd_server_changed(struct kevd_server *srv);
+/* The on_end callback of the server's VMs (ARG = the server).  Runs on a VM
+ * thread: it only writes the eventfd, the loop does the rest. */
+void kevd_server_vm_ended(void *arg, struct kevd_vm *vm);
 
 #endif

@@ -2,6 +2,12 @@
  * `kevd run`: boot one VM in the foreground, stream its console to stdout,
  * and print its lazy-paging statistics at the end.
  *
+ * A thin front end over the VMM, in the steps kevd_cmd_run() reads as:
+ * the options become a struct kevd_vm_config, the VM is created and
+ * started through the same kevd_vm_create()/kevd_vm_start() the daemon
+ * uses, the main thread waits for its end, prints the report and turns
+ * the final state into the exit status.
+ *
  * The main thread only waits: SIGINT/SIGTERM arrive on a signalfd (blocked
  * in every thread, vCPU threads inherit the mask) and the VM's end on an
  * eventfd, so a stop request is handled in the same loop as the timeout.
@@ -27,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/request.h"
 #include "api/stats_json.h"
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -38,6 +45,23 @@ static const char usage_text[] =
 	"                [--eager] [--window PAGES] [--pager-threads N] [--protocol auto|multiboot2|pvh]\n"
 	"                [--ap-start auto|entry|sipi]\n"
 	"                [--timeout SECONDS] [--json] [--quiet] [--log-level LEVEL]\n";
+
+/* parse_options(), set_option(): go on and run the VM (anything else is
+ * the exit status to end with). */
+#define RUN_GO (-1)
+
+/* What the command line asks for. */
+struct run_options {
+	struct kevd_vm_config cfg;
+	unsigned long long timeout_s;  /* 0 = none */
+	bool json, quiet;
+};
+
+/* How the wait ended, beyond the VM's own state. */
+struct run_end {
+	bool by_signal;   /* a signal stopped the VM */
+	bool timed_out;   /* --timeout stopped it */
+};
 
 static void on_end(void *arg, struct kevd_vm *vm)
 {
@@ -63,6 +87,252 @@ static int parse_uint(const char *opt, const char *s, unsigned long long max, un
 	}
 	*out = v;
 	return 0;
+}
+
+/* A count of at least 1; ZERO says why 0 is refused. */
+static int parse_count(const char *opt, const char *s, unsigned long long max, const char *zero, unsigned *out)
+{
+	unsigned long long v;
+
+	if (parse_uint(opt, s, max, &v) < 0)
+		return -1;
+	if (v == 0) {
+		fprintf(stderr, "kevd run: --%s: %s\n", opt, zero);
+		return -1;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int parse_ap_start(const char *s, enum kevd_ap_start *out)
+{
+	if (!strcmp(s, "auto"))
+		*out = KEVD_AP_AUTO;
+	else if (!strcmp(s, "entry"))
+		*out = KEVD_AP_ENTRY;
+	else if (!strcmp(s, "sipi"))
+		*out = KEVD_AP_SIPI;
+	else {
+		fprintf(stderr, "kevd run: --ap-start: '%s' is not auto, entry or sipi\n", s);
+		return -1;
+	}
+	return 0;
+}
+
+enum { O_KERNEL = 1, O_INITRD, O_APSTART, O_MEMORY, O_VCPUS, O_CMDLINE, O_EAGER, O_WINDOW, O_THREADS, O_PROTO,
+       O_TIMEOUT, O_JSON, O_QUIET, O_LOG, O_HELP };
+
+/* The options that take a number. */
+static int set_number(struct run_options *o, int c, const char *arg)
+{
+	struct kevd_vm_config *cfg = &o->cfg;
+	unsigned long long v;
+
+	switch (c) {
+	case O_MEMORY:
+		if (parse_uint("memory", arg, 1ull << 20, &v) < 0)
+			return 2;
+		cfg->memory_mib = v;
+		return RUN_GO;
+	case O_VCPUS:
+		if (parse_uint("vcpus", arg, KEVD_VM_MAX_VCPUS, &v) < 0)
+			return 2;
+		cfg->vcpus = (unsigned)v;
+		return RUN_GO;
+	case O_WINDOW:
+		return parse_count("window", arg, KEVD_PAGER_MAX_WINDOW, "at least 1 page (1 turns fault-around off)",
+				   &cfg->window_pages) < 0 ? 2 : RUN_GO;
+	case O_THREADS:
+		return parse_count("pager-threads", arg, KEVD_PAGER_MAX_THREADS, "at least 1", &cfg->pager_threads) < 0 ?
+			2 : RUN_GO;
+	default:  /* O_TIMEOUT */
+		return parse_uint("timeout", arg, 1000000, &o->timeout_s) < 0 ? 2 : RUN_GO;
+	}
+}
+
+/* One option C with argument ARG (NULL for a flag). */
+static int set_option(struct run_options *o, int c, const char *arg)
+{
+	struct kevd_vm_config *cfg = &o->cfg;
+	int level;
+
+	switch (c) {
+	case O_KERNEL: cfg->kernel = arg; return RUN_GO;
+	case O_INITRD: cfg->initrd = arg; return RUN_GO;
+	case O_CMDLINE: cfg->cmdline = arg; return RUN_GO;
+	case O_EAGER: cfg->eager = true; return RUN_GO;
+	case O_JSON: o->json = true; return RUN_GO;
+	case O_QUIET: o->quiet = true; return RUN_GO;
+	case O_APSTART: return parse_ap_start(arg, &cfg->ap_start) < 0 ? 2 : RUN_GO;
+	case O_MEMORY: case O_VCPUS: case O_WINDOW: case O_THREADS: case O_TIMEOUT:
+		return set_number(o, c, arg);
+	case O_PROTO:
+		if (kevd_request_parse_protocol(arg, &cfg->protocol) < 0) {
+			fprintf(stderr, "kevd run: --protocol: '%s' is not auto, multiboot2 or pvh\n", arg);
+			return 2;
+		}
+		return RUN_GO;
+	case O_LOG:
+		level = kevd_log_parse_level(arg);
+		if (level < 0) {
+			fprintf(stderr, "kevd run: --log-level: '%s' is not error, warn, info or debug\n", arg);
+			return 2;
+		}
+		kevd_log_set_level((enum kevd_log_level)level);
+		return RUN_GO;
+	case O_HELP:
+		fputs(usage_text, stdout);
+		return 0;
+	default:
+		fputs(usage_text, stderr);
+		return 2;
+	}
+}
+
+/* The command line into O (whose defaults it keeps where no option says
+ * otherwise); RUN_GO, or the exit status after saying what is wrong. */
+static int parse_options(int argc, char **argv, struct run_options *o)
+{
+	static const struct option opts[] = {
+		{ "kernel", required_argument, NULL, O_KERNEL },
+		{ "initrd", required_argument, NULL, O_INITRD },
+		{ "ap-start", required_argument, NULL, O_APSTART },
+		{ "memory", required_argument, NULL, O_MEMORY },
+		{ "vcpus", required_argument, NULL, O_VCPUS },
+		{ "cmdline", required_argument, NULL, O_CMDLINE },
+		{ "eager", no_argument, NULL, O_EAGER },
+		{ "window", required_argument, NULL, O_WINDOW },
+		{ "pager-threads", required_argument, NULL, O_THREADS },
+		{ "protocol", required_argument, NULL, O_PROTO },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "quiet", no_argument, NULL, O_QUIET },
+		{ "log-level", required_argument, NULL, O_LOG },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
+		if ((rc = set_option(o, c, optarg)) != RUN_GO)
+			return rc;
+	if (optind != argc) {
+		fprintf(stderr, "kevd run: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (!o->cfg.kernel) {
+		fprintf(stderr, "kevd run: --kernel PATH is required\n");
+		return 2;
+	}
+	if (o->quiet)
+		o->cfg.console_fd = -1;
+	return RUN_GO;
+}
+
+/* Blocks SIGINT and SIGTERM (before any vCPU thread exists, so that they
+ * inherit the mask) and opens the signalfd that receives them and the
+ * eventfd that on_end() writes; 0, or -1 after saying why. */
+static int open_wait_fds(int *sfd, int *efd)
+{
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	*sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	*efd = eventfd(0, EFD_CLOEXEC);
+	if (*sfd < 0 || *efd < 0) {
+		fprintf(stderr, "kevd run: %s\n", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Creates and starts the VM through the calls the daemon makes; 0, or -1
+ * after saying why. */
+static int start_vm(const struct kevd_vm_config *cfg, struct kevd_vm **out)
+{
+	struct kevd_error err = KEVD_ERROR_INIT;
+	struct kevd_vm *vm = NULL;
+
+	if (kevd_vm_create(cfg, &vm, &err) < 0 || kevd_vm_start(vm, &err) < 0) {
+		fprintf(stderr, "kevd: %s\n", err.msg);
+		kevd_vm_free(vm);
+		return -1;
+	}
+	*out = vm;
+	return 0;
+}
+
+/* Milliseconds left of TIMEOUT_S seconds since T0 (<= 0: none). */
+static long long ms_left(const struct timespec *t0, unsigned long long timeout_s)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long long)timeout_s * 1000 - ((now.tv_sec - t0->tv_sec) * 1000LL + (now.tv_nsec - t0->tv_nsec) / 1000000);
+}
+
+/* A signal arrived on SFD: stop the VM with it as the reason. */
+static void stop_by_signal(struct kevd_vm *vm, int sfd, struct run_end *end)
+{
+	struct signalfd_siginfo si;
+	char why[64];
+
+	if (read(sfd, &si, sizeof(si)) != sizeof(si))
+		return;
+	snprintf(why, sizeof(why), "stopped by %s", strsignal((int)si.ssi_signo));
+	end->by_signal = kevd_vm_stop(vm, why);
+}
+
+/* Waits until the VM has ended (EFD), stopping it on a signal (SFD) or
+ * once TIMEOUT_S seconds pass, then until its threads are gone. */
+static void wait_for_end(struct kevd_vm *vm, int efd, int sfd, unsigned long long timeout_s, struct run_end *end)
+{
+	bool stop_sent = false;
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd pfd[2] = { { efd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
+		int wait_ms = -1;
+
+		if (timeout_s && !stop_sent) {
+			long long left = ms_left(&t0, timeout_s);
+
+			if (left <= 0) {
+				char why[64];
+
+				snprintf(why, sizeof(why), "timeout after %llu s", timeout_s);
+				/* Then wait for the end event without a deadline. */
+				stop_sent = true;
+				end->timed_out = kevd_vm_stop(vm, why);
+				continue;
+			}
+			wait_ms = left > 1000000 ? 1000000 : (int)left;
+		}
+		if (poll(pfd, 2, wait_ms) < 0 && errno != EINTR)
+			break;
+		if (pfd[0].revents)
+			break;
+		if (pfd[1].revents)
+			stop_by_signal(vm, sfd, end);
+	}
+	kevd_vm_wait(vm, -1);
+}
+
+static void print_json_report(struct kevd_vm *vm, bool quiet)
+{
+	json_t *report = kevd_json_vm_report(vm);
+	char *s = json_dumps(report, JSON_INDENT(2));
+
+	if (s) {
+		fflush(stdout);
+		printf("%s%s\n", quiet ? "" : "\n", s);
+		free(s);
+	}
+	json_decref(report);
 }
 
 static void print_text_report(struct kevd_vm *vm)
@@ -107,210 +377,46 @@ static void print_text_report(struct kevd_vm *vm)
 	}
 }
 
-int kevd_cmd_run(int argc, char **argv)
+/* The documented exit status (see the top of this file) of how VM ended. */
+static int exit_status(struct kevd_vm *vm, const struct run_end *end)
 {
-	enum { O_KERNEL = 1, O_INITRD, O_APSTART, O_MEMORY, O_VCPUS, O_CMDLINE, O_EAGER, O_WINDOW, O_THREADS, O_PROTO,
-	       O_TIMEOUT, O_JSON, O_QUIET, O_LOG, O_HELP };
-	static const struct option opts[] = {
-		{ "kernel", required_argument, NULL, O_KERNEL },
-		{ "initrd", required_argument, NULL, O_INITRD },
-		{ "ap-start", required_argument, NULL, O_APSTART },
-		{ "memory", required_argument, NULL, O_MEMORY },
-		{ "vcpus", required_argument, NULL, O_VCPUS },
-		{ "cmdline", required_argument, NULL, O_CMDLINE },
-		{ "eager", no_argument, NULL, O_EAGER },
-		{ "window", required_argument, NULL, O_WINDOW },
-		{ "pager-threads", required_argument, NULL, O_THREADS },
-		{ "protocol", required_argument, NULL, O_PROTO },
-		{ "timeout", required_argument, NULL, O_TIMEOUT },
-		{ "json", no_argument, NULL, O_JSON },
-		{ "quiet", no_argument, NULL, O_QUIET },
-		{ "log-level", required_argument, NULL, O_LOG },
-		{ "help", no_argument, NULL, O_HELP },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct kevd_vm_config cfg = { .name = "run", .memory_mib = 256, .vcpus = 1, .console_fd = STDOUT_FILENO };
-	struct kevd_error err = KEVD_ERROR_INIT;
-	struct kevd_vm *vm = NULL;
-	unsigned long long v, timeout_s = 0;
-	bool json = false, quiet = false, by_signal = false, timed_out = false;
-	bool stop_sent = false;
-	cleanup_close int sfd = -1;
-	cleanup_close int efd = -1;
-	struct timespec t0;
-	sigset_t mask;
-	int c, rc;
-
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case O_KERNEL: cfg.kernel = optarg; break;
-		case O_INITRD: cfg.initrd = optarg; break;
-		case O_APSTART:
-			if (!strcmp(optarg, "auto"))
-				cfg.ap_start = KEVD_AP_AUTO;
-			else if (!strcmp(optarg, "entry"))
-				cfg.ap_start = KEVD_AP_ENTRY;
-			else if (!strcmp(optarg, "sipi"))
-				cfg.ap_start = KEVD_AP_SIPI;
-			else {
-				fprintf(stderr, "kevd run: --ap-start: '%s' is not auto, entry or sipi\n", optarg);
-				return 2;
-			}
-			break;
-		case O_MEMORY:
-			if (parse_uint("memory", optarg, 1ull << 20, &v) < 0)
-				return 2;
-			cfg.memory_mib = v;
-			break;
-		case O_VCPUS:
-			if (parse_uint("vcpus", optarg, KEVD_VM_MAX_VCPUS, &v) < 0)
-				return 2;
-			cfg.vcpus = (unsigned)v;
-			break;
-		case O_CMDLINE: cfg.cmdline = optarg; break;
-		case O_EAGER: cfg.eager = true; break;
-		case O_WINDOW:
-			if (parse_uint("window", optarg, KEVD_PAGER_MAX_WINDOW, &v) < 0 || v == 0) {
-				if (v == 0)
-					fprintf(stderr, "kevd run: --window: at least 1 page (1 turns fault-around off)\n");
-				return 2;
-			}
-			cfg.window_pages = (unsigned)v;
-			break;
-		case O_THREADS:
-			if (parse_uint("pager-threads", optarg, KEVD_PAGER_MAX_THREADS, &v) < 0 || v == 0) {
-				if (v == 0)
-					fprintf(stderr, "kevd run: --pager-threads: at least 1\n");
-				return 2;
-			}
-			cfg.pager_threads = (unsigned)v;
-			break;
-		case O_PROTO:
-			if (!strcmp(optarg, "auto"))
-				cfg.protocol = KEVD_BOOT_AUTO;
-			else if (!strcmp(optarg, "multiboot2"))
-				cfg.protocol = KEVD_BOOT_MULTIBOOT2;
-			else if (!strcmp(optarg, "pvh"))
-				cfg.protocol = KEVD_BOOT_PVH;
-			else {
-				fprintf(stderr, "kevd run: --protocol: '%s' is not auto, multiboot2 or pvh\n", optarg);
-				return 2;
-			}
-			break;
-		case O_TIMEOUT:
-			if (parse_uint("timeout", optarg, 1000000, &timeout_s) < 0)
-				return 2;
-			break;
-		case O_JSON: json = true; break;
-		case O_QUIET: quiet = true; break;
-		case O_LOG: {
-			int l = kevd_log_parse_level(optarg);
-
-			if (l < 0) {
-				fprintf(stderr, "kevd run: --log-level: '%s' is not error, warn, info or debug\n", optarg);
-				return 2;
-			}
-			kevd_log_set_level((enum kevd_log_level)l);
-			break;
-		}
-		case O_HELP:
-			fputs(usage_text, stdout);
-			return 0;
-		default:
-			fputs(usage_text, stderr);
-			return 2;
-		}
-	}
-	if (optind != argc) {
-		fprintf(stderr, "kevd run: unexpected argument '%s'\n", argv[optind]);
-		return 2;
-	}
-	if (!cfg.kernel) {
-		fprintf(stderr, "kevd run: --kernel PATH is required\n");
-		return 2;
-	}
-	if (quiet)
-		cfg.console_fd = -1;
-
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-	efd = eventfd(0, EFD_CLOEXEC);
-	if (sfd < 0 || efd < 0) {
-		fprintf(stderr, "kevd run: %s\n", strerror(errno));
-		return 1;
-	}
-	cfg.on_end = on_end;
-	cfg.cb_arg = &efd;
-
-	if (kevd_vm_create(&cfg, &vm, &err) < 0 || kevd_vm_start(vm, &err) < 0) {
-		fprintf(stderr, "kevd: %s\n", err.msg);
-		kevd_vm_free(vm);
-		return 1;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
-		struct pollfd pfd[2] = { { efd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
-		int wait_ms = -1;
-
-		if (timeout_s && !stop_sent) {
-			struct timespec now;
-			long long left;
-
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			left = (long long)timeout_s * 1000 - ((now.tv_sec - t0.tv_sec) * 1000LL +
-							     (now.tv_nsec - t0.tv_nsec) / 1000000);
-			if (left <= 0) {
-				char why[64];
-
-				snprintf(why, sizeof(why), "timeout after %llu s", timeout_s);
-				/* Then wait for the end event without a deadline. */
-				stop_sent = true;
-				timed_out = kevd_vm_stop(vm, why);
-				continue;
-			}
-			wait_ms = left > 1000000 ? 1000000 : (int)left;
-		}
-		if (poll(pfd, 2, wait_ms) < 0 && errno != EINTR)
-			break;
-		if (pfd[0].revents)
-			break;
-		if (pfd[1].revents) {
-			struct signalfd_siginfo si;
-
-			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				char why[64];
-
-				snprintf(why, sizeof(why), "stopped by %s", strsignal((int)si.ssi_signo));
-				by_signal = kevd_vm_stop(vm, why);
-			}
-		}
-	}
-	kevd_vm_wait(vm, -1);
-
-	if (json) {
-		json_t *report = kevd_json_vm_report(vm);
-		char *s = json_dumps(report, JSON_INDENT(2));
-
-		if (s) {
-			fflush(stdout);
-			printf("%s%s\n", quiet ? "" : "\n", s);
-			free(s);
-		}
-		json_decref(report);
-	} else {
-		print_text_report(vm);
-	}
 	switch (kevd_vm_state(vm)) {
 	case KEVD_VM_EXITED:
-		rc = kevd_vm_exit_status(vm) >= 0 ? kevd_vm_exit_status(vm) : 0;
-		break;
-	case KEVD_VM_CRASHED: rc = 3; break;
-	case KEVD_VM_STOPPED: rc = by_signal ? 130 : timed_out ? 124 : 1; break;
-	default: rc = 1; break;
+		return kevd_vm_exit_status(vm) >= 0 ? kevd_vm_exit_status(vm) : 0;
+	case KEVD_VM_CRASHED:
+		return 3;
+	case KEVD_VM_STOPPED:
+		return end->by_signal ? 130 : end->timed_out ? 124 : 1;
+	default:
+		return 1;
 	}
+}
+
+int kevd_cmd_run(int argc, char **argv)
+{
+	struct run_options o = {
+		.cfg = { .name = "run", .memory_mib = 256, .vcpus = 1, .console_fd = STDOUT_FILENO },
+	};
+	struct run_end end = { false, false };
+	struct kevd_vm *vm = NULL;
+	cleanup_close int sfd = -1;  /* SIGINT and SIGTERM, blocked in every thread */
+	cleanup_close int efd = -1;  /* the VM's end; outlives the VM, whose threads write it */
+	int rc = parse_options(argc, argv, &o);
+
+	if (rc != RUN_GO)
+		return rc;
+	if (open_wait_fds(&sfd, &efd) < 0)
+		return 1;
+	o.cfg.on_end = on_end;
+	o.cfg.cb_arg = &efd;
+	if (start_vm(&o.cfg, &vm) < 0)
+		return 1;
+	wait_for_end(vm, efd, sfd, o.timeout_s, &end);
+	if (o.json)
+		print_json_report(vm, o.quiet);
+	else
+		print_text_report(vm);
+	rc = exit_status(vm, &end);
 	kevd_vm_free(vm);
 	return rc;
 }

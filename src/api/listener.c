@@ -1,0 +1,233 @@
+/*
+ * Listeners (see listener.h).  A listener is an evhttp that owns its
+ * listening socket and its connections; the server owns the listener.
+ * on_request() is the evhttp callback for every request: it makes the
+ * checks that come before any resource, in the order whose answers the
+ * API documents (503 while shutting down, 400 for a path that does not
+ * decode, 401 without the token, 400 for a bad query string), then hands
+ * the request to the router.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "api/auth.h"
+#include "api/http.h"
+#include "api/listener.h"
+#include "api/routes.h"
+#include "api/server_internal.h"
+#include "common/cleanup.h"
+#include "common/log.h"
+
+/* evhttp answers a method outside its allowed set itself (501, no JSON);
+ * allowing them all lets the router answer 405 with Allow and a body. */
+#define ALL_METHODS (EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | \
+		     EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | \
+		     EVHTTP_REQ_PATCH)
+#define MAX_HEADERS_BYTES 16384
+#define BACKLOG 128
+
+struct kevd_listener {
+	struct kevd_server *srv;            /* borrowed: the owner */
+	struct evhttp *http;                /* owned: the socket and its connections */
+	struct evhttp_bound_socket *bound;  /* owned by http; NULL once stopped */
+	char *socket_path;                  /* owned; a Unix socket's file, removed on free */
+	bool needs_token;
+};
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct kevd_listener *l = arg;
+	struct kevd_server *srv = l->srv;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
+	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+	const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	cleanup_free char *path = NULL;
+	struct evkeyvalq q;
+
+	TAILQ_INIT(&q);
+	if (srv->shutting_down) {
+		kevd_http_fail(srv->http, req, 503, "kevd is shutting down");
+		return;
+	}
+	if (!raw || !(path = evhttp_uridecode(raw, 0, NULL))) {
+		kevd_http_fail(srv->http, req, 400, "bad request URI");
+		return;
+	}
+	if (l->needs_token && !kevd_auth_allows(srv->token, path, auth)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
+		kevd_http_fail(srv->http, req, 401, "this listener needs 'Authorization: Bearer <token>'");
+		return;
+	}
+	if (query && evhttp_parse_query_str(query, &q) < 0) {
+		evhttp_clear_headers(&q);
+		kevd_http_fail(srv->http, req, 400, "bad query string");
+		return;
+	}
+	kevd_routes_dispatch(srv, req, path, raw, &q);
+	evhttp_clear_headers(&q);
+}
+
+/* Binds the Unix socket at PATH.  A socket file left by a kevd that died
+ * is removed if nobody answers on it; anything else there is an error. */
+static int bind_unix(const char *path, unsigned mode, struct kevd_error *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	cleanup_close int fd = -1;
+	struct stat st;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return kevd_error_set(err, ENAMETOOLONG, "api socket '%s': path too long", path);
+	strcpy(sa.sun_path, path);
+	if (lstat(path, &st) == 0) {
+		cleanup_close int probe = -1;
+
+		if (!S_ISSOCK(st.st_mode))
+			return kevd_error_set(err, EEXIST, "api socket '%s': exists and is not a socket", path);
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			return kevd_error_set(err, EADDRINUSE, "api socket '%s': another kevd is listening", path);
+		kevd_info("api: removing stale socket '%s'", path);
+		unlink(path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return kevd_error_sys(err, errno, "api socket '%s'", path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return kevd_error_sys(err, errno, "api socket '%s': bind", path);
+	if (chmod(path, mode) < 0 || listen(fd, BACKLOG) < 0) {
+		int e = errno;
+
+		unlink(path);
+		return kevd_error_sys(err, e, "api socket '%s'", path);
+	}
+	return kevd_steal_fd(&fd);
+}
+
+static int bind_tcp(const struct kevd_server_settings *s, struct kevd_error *err)
+{
+	cleanup_close int fd = socket(s->listen_addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int one = 1;
+
+	if (fd < 0)
+		return kevd_error_sys(err, errno, "listen '%s'", s->listen);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&s->listen_addr, s->listen_len) < 0 || listen(fd, BACKLOG) < 0)
+		return kevd_error_sys(err, errno, "listen '%s'", s->listen);
+	return kevd_steal_fd(&fd);
+}
+
+/* Serves the listening socket *FD with a new evhttp, which takes the fd
+ * (*FD becomes -1) once it accepts on it. */
+static int serve(struct kevd_listener *l, int *fd, struct kevd_error *err)
+{
+	const struct kevd_server_settings *st = &l->srv->settings;
+
+	l->http = evhttp_new(l->srv->base);
+	if (!l->http)
+		return kevd_error_sys(err, ENOMEM, "api: evhttp_new");
+	evhttp_set_allowed_methods(l->http, ALL_METHODS);
+	evhttp_set_gencb(l->http, on_request, l);
+	evhttp_set_max_headers_size(l->http, MAX_HEADERS_BYTES);
+	/* Bodies between the API limit and this cap get a JSON 413 from
+	 * us; beyond it libevent refuses them itself before buffering. */
+	evhttp_set_max_body_size(l->http, (ev_ssize_t)(st->max_body_bytes * 4));
+	evhttp_set_timeout(l->http, (int)st->request_timeout_s);
+	l->bound = evhttp_accept_socket_with_handle(l->http, *fd);
+	if (!l->bound)
+		return kevd_error_set(err, EIO, "api: cannot accept on the listening socket");
+	*fd = -1;
+	return 0;
+}
+
+static struct kevd_listener *listener_alloc(struct kevd_server *srv, bool needs_token, struct kevd_error *err)
+{
+	struct kevd_listener *l = calloc(1, sizeof(*l));
+
+	if (!l) {
+		kevd_error_sys(err, ENOMEM, "api");
+		return NULL;
+	}
+	l->srv = srv;
+	l->needs_token = needs_token;
+	return l;
+}
+
+int kevd_listener_new_unix(struct kevd_server *srv, const struct kevd_server_settings *s,
+			   struct kevd_listener **out, struct kevd_error *err)
+{
+	struct kevd_listener *l = listener_alloc(srv, false, err);
+	cleanup_close int fd = -1;
+	int r;
+
+	if (!l)
+		return -ENOMEM;
+	fd = bind_unix(s->socket_path, s->socket_mode, err);
+	if (fd < 0) {
+		kevd_listener_free(l);
+		return fd;
+	}
+	l->socket_path = strdup(s->socket_path);
+	if (!l->socket_path) {
+		unlink(s->socket_path);
+		kevd_listener_free(l);
+		return kevd_error_sys(err, ENOMEM, "api socket '%s'", s->socket_path);
+	}
+	r = serve(l, &fd, err);
+	if (r < 0) {
+		kevd_listener_free(l);
+		return r;
+	}
+	*out = l;
+	return 0;
+}
+
+int kevd_listener_new_tcp(struct kevd_server *srv, const struct kevd_server_settings *s,
+			  struct kevd_listener **out, struct kevd_error *err)
+{
+	struct kevd_listener *l = listener_alloc(srv, true, err);
+	cleanup_close int fd = -1;
+	int r;
+
+	if (!l)
+		return -ENOMEM;
+	fd = bind_tcp(s, err);
+	r = fd < 0 ? fd : serve(l, &fd, err);
+	if (r < 0) {
+		kevd_listener_free(l);
+		return r;
+	}
+	*out = l;
+	return 0;
+}
+
+void kevd_listener_stop(struct kevd_listener *l)
+{
+	if (l && l->http && l->bound) {
+		evhttp_del_accept_socket(l->http, l->bound);
+		l->bound = NULL;
+	}
+}
+
+void kevd_listener_free(struct kevd_listener *l)
+{
+	if (!l)
+		return;
+	if (l->http)
+		evhttp_free(l->http);
+	if (l->socket_path) {
+		unlink(l->socket_path);
+		free(l->socket_path);
+	}
+	free(l);
+}
