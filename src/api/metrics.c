@@ -22,6 +22,23 @@ static void help(FILE *f, const char *name, const char *type, const char *text)
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
+/* The pager's scalars with a metric name (KEVD_PAGER_STATS), each one
+ * family with one series per VM.  A reader per row keeps the member's own
+ * type out of the loop below. */
+struct pager_scalar {
+	const char *metric, *type, *help;
+	uint64_t (*value)(const struct kevd_pager_stats *st);
+};
+
+#define PROM_COUNTER "counter"
+#define PROM_GAUGE "gauge"
+#define SCALAR_READER(field, how, json, metric, type, text) \
+	static uint64_t value_##field(const struct kevd_pager_stats *st) { return (uint64_t)st->field; }
+#define SCALAR_ROW(field, how, json, metric, type, text) { metric, PROM_##type, text, value_##field },
+
+KEVD_PAGER_STATS(SCALAR_READER)
+static const struct pager_scalar pager_scalars[] = { KEVD_PAGER_STATS(SCALAR_ROW) };
+
 int kevd_metrics_render(struct kevd_server *srv, char **text, size_t *len)
 {
 	static const enum kevd_vm_state states[] = { KEVD_VM_CREATED, KEVD_VM_RUNNING, KEVD_VM_EXITED,
@@ -52,22 +69,15 @@ int kevd_metrics_render(struct kevd_server *srv, char **text, size_t *len)
 		fprintf(f, "kevd_vms{state=\"%s\"} %u\n", kevd_vm_state_name(states[s]), n);
 	}
 
-#define PER_VM(metric, type, doc, field) \
-	help(f, metric, type, doc); \
-	for (size_t i = 0; i < srv->nvms; i++) \
-		fprintf(f, metric "{vm=\"%s\"} %" PRIu64 "\n", srv->vms[i]->name, (uint64_t)st[i].field);
+	for (size_t m = 0; m < sizeof(pager_scalars) / sizeof(pager_scalars[0]); m++) {
+		const struct pager_scalar *ps = &pager_scalars[m];
 
-	PER_VM("kevd_vm_image_pages", "gauge", "Guest pages backed by the VM's kernel image.", image_pages)
-	PER_VM("kevd_vm_pager_faults_total", "counter", "Page faults on image pages served by the pager.", faults)
-	PER_VM("kevd_vm_pager_faults_coalesced_total", "counter",
-	       "Faults that met a page already loading or loaded (served by another fault's load).", faults_coalesced)
-	PER_VM("kevd_vm_pager_loads_total", "counter", "Load operations (one file read and one UFFDIO_COPY each).", loads)
-	PER_VM("kevd_vm_pager_read_bytes_total", "counter", "Bytes read from the kernel image.", bytes_read)
-	PER_VM("kevd_vm_pager_load_failures_total", "counter", "Loads that failed (the VM fails with them).",
-	       load_failures)
-	PER_VM("kevd_vm_pager_eexist_total", "counter", "UFFDIO_COPY that found a page already present.", eexist)
-	PER_VM("kevd_vm_pager_eagain_total", "counter", "UFFDIO_COPY retried after EAGAIN.", eagain)
-#undef PER_VM
+		if (!ps->metric)
+			continue;
+		help(f, ps->metric, ps->type, ps->help);
+		for (size_t i = 0; i < srv->nvms; i++)
+			fprintf(f, "%s{vm=\"%s\"} %" PRIu64 "\n", ps->metric, srv->vms[i]->name, ps->value(&st[i]));
+	}
 
 	help(f, "kevd_vm_pager_pages_loaded_total", "counter",
 	     "Image pages installed, by cause: the faulting page (demand) or its neighbours (fault_around).");

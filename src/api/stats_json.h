@@ -10,7 +10,8 @@
 #include "pager/pager.h"
 #include "vmm/vm.h"
 
-/* Every field of struct kevd_pager_stats; the histogram as an array of
+/* Every field of struct kevd_pager_stats (the KEVD_PAGER_STATS rows under
+ * their json keys, then the rest); the histogram as an array of
  * {le_us, count} buckets (le_us null for the last, unbounded one). */
 json_t *kevd_json_pager_stats(const struct kevd_pager_stats *st);
 /* The VM's state, reason, exit status, configuration, times, and per-vCPU
