@@ -54,6 +54,9 @@ int kevd_metrics_render(struct kevd_server *srv, char **text, size_t *len)
 		free(*text);
 		return -ENOMEM;
 	}
+	/* One summary per VM for the whole scrape: every family, the vCPUs'
+	 * included, reads from it, so they agree and the pager is summed
+	 * once per VM however many vCPUs it has. */
 	for (size_t i = 0; i < srv->nvms; i++)
 		kevd_vm_pager_stats(srv->vms[i]->vm, &st[i]);
 
@@ -111,7 +114,7 @@ int kevd_metrics_render(struct kevd_server *srv, char **text, size_t *len)
 		for (unsigned v = 0; v < kevd_vm_vcpu_count(srv->vms[i]->vm); v++) {
 			struct kevd_vcpu_info vi;
 
-			kevd_vm_vcpu_info(srv->vms[i]->vm, v, &vi);
+			kevd_vm_vcpu_info_from(srv->vms[i]->vm, v, &st[i], &vi);
 			fprintf(f, "kevd_vm_vcpu_page_faults_total{vm=\"%s\",vcpu=\"%u\"} %" PRIu64 "\n",
 				srv->vms[i]->name, v, vi.pager_faults);
 		}
@@ -121,7 +124,7 @@ int kevd_metrics_render(struct kevd_server *srv, char **text, size_t *len)
 		for (unsigned v = 0; v < kevd_vm_vcpu_count(srv->vms[i]->vm); v++) {
 			struct kevd_vcpu_info vi;
 
-			kevd_vm_vcpu_info(srv->vms[i]->vm, v, &vi);
+			kevd_vm_vcpu_info_from(srv->vms[i]->vm, v, &st[i], &vi);
 			for (int k = 0; k < KEVD_EXIT_KINDS; k++)
 				fprintf(f, "kevd_vm_vcpu_exits_total{vm=\"%s\",vcpu=\"%u\",reason=\"%s\"} %" PRIu64 "\n",
 					srv->vms[i]->name, v, kevd_exit_kind_name((enum kevd_exit_kind)k), vi.exits[k]);

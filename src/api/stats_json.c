@@ -35,7 +35,7 @@ json_t *kevd_json_pager_stats(const struct kevd_pager_stats *st)
 	return o;
 }
 
-json_t *kevd_json_vm(struct kevd_vm *vm)
+json_t *kevd_json_vm_from(struct kevd_vm *vm, const struct kevd_pager_stats *st)
 {
 	const struct kevd_vm_config *c = kevd_vm_config(vm);
 	json_t *o = json_object(), *vcpus = json_array(), *cfg = json_object();
@@ -66,7 +66,7 @@ json_t *kevd_json_vm(struct kevd_vm *vm)
 		struct kevd_vcpu_info vi;
 		json_t *v = json_object(), *ex = json_object();
 
-		kevd_vm_vcpu_info(vm, i, &vi);
+		kevd_vm_vcpu_info_from(vm, i, st, &vi);
 		for (int k = 0; k < KEVD_EXIT_KINDS; k++)
 			SET(ex, kevd_exit_kind_name((enum kevd_exit_kind)k), INT(vi.exits[k]));
 		SET(v, "index", INT(i));
@@ -78,13 +78,23 @@ json_t *kevd_json_vm(struct kevd_vm *vm)
 	return o;
 }
 
+json_t *kevd_json_vm(struct kevd_vm *vm)
+{
+	struct kevd_pager_stats st;
+
+	kevd_vm_pager_stats(vm, &st);
+	return kevd_json_vm_from(vm, &st);
+}
+
+/* One summary of the pager for both halves: the vCPUs' fault counts and
+ * the paging object then agree, and the pager is summed once. */
 json_t *kevd_json_vm_report(struct kevd_vm *vm)
 {
 	struct kevd_pager_stats st;
 	json_t *o = json_object();
 
 	kevd_vm_pager_stats(vm, &st);
-	SET(o, "vm", kevd_json_vm(vm));
+	SET(o, "vm", kevd_json_vm_from(vm, &st));
 	SET(o, "paging", kevd_json_pager_stats(&st));
 	return o;
 }
