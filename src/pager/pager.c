@@ -388,14 +388,13 @@ static int copy_in(struct handler *h, uint64_t host, const unsigned char *buf, u
 	return r;
 }
 
+/* Ends the claims of [FIRST, END) as FAILED; the caller counted them. */
 static void fail_run(struct handler *h, const struct region *rg, uint64_t first, uint64_t end,
 		     uint32_t **words, const struct kevd_error *e)
 {
 	struct kevd_pager *p = h->pager;
 	uint64_t host = (uint64_t)(uintptr_t)rg->host + ((first << KEVD_PAGE_SHIFT) - rg->gpa);
 
-	bump(&h->c.load_failures, 1);
-	bump(&h->c.pages_failed, end - first);
 	/* The owner hears first, so that it has stopped its vCPUs by the time
 	 * the poison wakes them with SIGBUS; otherwise they would re-enter the
 	 * guest and meet the poison again. */
@@ -433,12 +432,21 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 	store(&h->c.last_fault_ns, t0);
 	bump(&h->c.faults, 1);
 	record_tid(&h->c, tid);
-	if (kevd_unlikely(!rg))
-		return;  /* not guest memory: cannot happen, only ranges we registered fault */
+	/* From here every fault event ends in exactly one of loads,
+	 * faults_coalesced, load_failures and faults_unserved (docs/pager.md). */
+	if (kevd_unlikely(!rg)) {
+		/* Not guest memory: cannot happen, only ranges we registered fault. */
+		bump(&h->c.faults_unserved, 1);
+		return;
+	}
 	addr &= ~KEVD_PAGE_MASK;
 	gfn = (rg->gpa + (addr - (uint64_t)(uintptr_t)rg->host)) >> KEVD_PAGE_SHIFT;
 	w = kevd_pagestate_get(p->states, gfn);
 	if (kevd_unlikely(!w)) {
+		/* Not a load failure: no page was claimed, none is FAILED, and a
+		 * later fault on the page may still load it.  Counted before the
+		 * owner hears, as every failure is. */
+		bump(&h->c.faults_unserved, 1);
 		kevd_error_set(&e, ENOMEM, "pager: no memory for the state of guest page 0x%llx",
 			       (unsigned long long)(gfn << KEVD_PAGE_SHIFT));
 		report_failure(p, gfn, &e);
@@ -492,16 +500,22 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 	     kevd_error_set(&e, EIO, "image '%s': injected read error", kevd_image_path(p->img)) < 0) ||
 	    kevd_image_fill(p->img, first, end - first, h->buf, &bytes, &e) < 0) {
 		kevd_error_prefix(&e, "guest page 0x%llx", (unsigned long long)(gfn << KEVD_PAGE_SHIFT));
+		bump(&h->c.load_failures, 1);
+		bump(&h->c.pages_failed, end - first);
 		fail_run(h, rg, first, end, words + (first - wstart), &e);
 		return;
 	}
+	bump(&h->c.bytes_read, bytes);
 	if (copy_in(h, host, h->buf, (end - first) << KEVD_PAGE_SHIFT, &installed, &e) < 0) {
 		uint64_t ok_end = first + (installed >> KEVD_PAGE_SHIFT);
 
-		/* The pages before the failing one are in place: they are loaded,
-		 * the rest failed. */
+		/* The pages before the failing one are in place: they count as
+		 * loaded, the rest as failed, and the operation as one failed
+		 * load, not also as a load, so that each fault has one outcome.
+		 * Counted before anything is woken, as a load is. */
+		bump(&h->c.load_failures, 1);
+		bump(&h->c.pages_failed, end - ok_end);
 		if (ok_end > first) {
-			bump(&h->c.loads, 1);
 			bump(&h->c.pages_loaded_demand, gfn < ok_end);
 			bump(&h->c.pages_loaded_around, ok_end - first - (gfn < ok_end));
 			for (uint64_t g = first; g < ok_end; g++)
@@ -517,7 +531,6 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 	bump(&h->c.loads, 1);
 	bump(&h->c.pages_loaded_demand, 1);
 	bump(&h->c.pages_loaded_around, end - first - 1);
-	bump(&h->c.bytes_read, bytes);
 	record_latency(&h->c, now_ns(CLOCK_MONOTONIC) - t0);
 	if (p->cfg.on_load)
 		p->cfg.on_load(p->cfg.cb_arg, first, end - first);

@@ -113,6 +113,8 @@ struct kevd_pager_thread_faults {
 	X(load_failures, SUM, "load_failures", "kevd_vm_pager_load_failures_total", COUNTER, \
 	  "Loads that failed (the VM fails with them).") \
 	X(pages_failed, SUM, "pages_failed", NULL, COUNTER, "Pages of the failed loads, published FAILED.") \
+	X(faults_unserved, SUM, "faults_unserved", "kevd_vm_pager_faults_unserved_total", COUNTER, \
+	  "Faults the pager could not serve: no memory for the page's state (the VM fails with them).") \
 	X(state_entries, PAGER, "state_entries", NULL, GAUGE, "Page-state words allocated.") \
 	X(first_fault_ns, EARLIEST, "first_fault_ns", NULL, GAUGE, \
 	  "CLOCK_REALTIME ns of the first fault; 0 (JSON null) before any.") \

@@ -23,6 +23,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/fault.h"
 #include "pager/pagestate.h"
 
 #define NODES_PER_CHUNK 256
@@ -175,9 +176,9 @@ uint32_t *kevd_pagestate_get(struct kevd_pagestate *ps, uint64_t gfn)
 
 	pthread_mutex_lock(&s->lock);
 	n = lookup(s, h, gfn);
-	if (n)
+	if (n || kevd_fault("state_alloc"))
 		goto out;
-	if (__atomic_load_n(&s->count, __ATOMIC_RELAXED) >= s->nbuckets && grow(s) < 0)
+	if (s->count >= s->nbuckets && grow(s) < 0)
 		goto out;
 	if (!s->chunks || s->used == NODES_PER_CHUNK) {
 		struct chunk *c = malloc(sizeof(*c));
@@ -196,7 +197,7 @@ uint32_t *kevd_pagestate_get(struct kevd_pagestate *ps, uint64_t gfn)
 	s->buckets[b] = n;
 	/* A store, not a read-modify-write: the lock already makes this
 	 * thread the only writer of count. */
-	__atomic_store_n(&s->count, __atomic_load_n(&s->count, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->count, s->count + 1, __ATOMIC_RELAXED);
 out:
 	pthread_mutex_unlock(&s->lock);
 	return n ? &n->state : NULL;
