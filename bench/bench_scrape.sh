@@ -136,7 +136,7 @@ runtime_dir = $tmp
 [limits]
 max_vms = $((nvms + 4))
 max_vcpus = $vcpus
-max_memory_mib = 1024
+max_memory_mib = 64
 max_total_memory_mib = $(((nvms + 4) * 64))
 [log]
 level = warn
@@ -151,6 +151,9 @@ per() { case $2 in '' | *[!0-9]* | 0) echo - ;; *) awk -v a="$1" -v n="$2" 'BEGI
 # loop_cpu: ns the daemon's main thread (the event loop that renders
 # /metrics) has run so far.
 loop_cpu() { cut -d ' ' -f 1 "/proc/$dpid/task/$dpid/schedstat"; }
+# loop_waits: times it has blocked so far (voluntary context switches):
+# waiting for the next request, and for any lock it could not take.
+loop_waits() { sed -n 's/^voluntary_ctxt_switches:[[:space:]]*//p' "/proc/$dpid/task/$dpid/status"; }
 # total FILE METRIC: the sum of METRIC's series in a scrape.
 total() { awk -v m="$2" 'index($0, m "{") == 1 { s += $NF } END { printf "%.0f\n", s }' "$1"; }
 
@@ -177,18 +180,19 @@ up() {
 
 # measure VARIANT KEVD ROUND: scrape while faulting, then stopped.
 measure() {
-	local n=$1 r=$2 f a b t0 t1 c0 c1
+	local n=$1 r=$2 f a b t0 t1 c0 c1 w0 w1
 	up "$3"
 	api -o "$tmp/s0" http://localhost/metrics
 	t0=$(now)
 	f=$tmp/fault-$n-$r
-	c0=$(loop_cpu)
+	c0=$(loop_cpu) w0=$(loop_waits)
 	"$gen" "$sock" load --threads 1 --seconds "$seconds" --path /metrics >"$f" 2>"$f.err" || {
 		failed=1; echo "bench_scrape.sh: $n round $r: scrapes failed:" >&2; head -n 3 "$f.err" >&2; }
-	c1=$(loop_cpu)
+	c1=$(loop_cpu) w1=$(loop_waits)
 	api -o "$tmp/s1" http://localhost/metrics
 	t1=$(now)
 	res "$n" fcpu "$(per "$((c1 - c0))" "$(kv "$f" lat_n)")"
+	res "$n" fwaits "$(per "$(((w1 - w0) * 100))" "$(kv "$f" lat_n)")"
 	a=$(total "$tmp/s0" kevd_vm_pager_faults_total) b=$(total "$tmp/s1" kevd_vm_pager_faults_total)
 	res "$n" frps "$(kv "$f" rps)"
 	res "$n" fp50 "$(kv "$f" lat_p50_ns)"
@@ -201,11 +205,12 @@ measure() {
 		api -o /dev/null -X PUT -d '{"action":"stop"}' http://localhost/v1/vms/"s$i"/actions || true
 	done
 	f=$tmp/idle-$n-$r
-	c0=$(loop_cpu)
+	c0=$(loop_cpu) w0=$(loop_waits)
 	"$gen" "$sock" load --threads 1 --seconds "$idle_seconds" --path /metrics >"$f" 2>"$f.err" || {
 		failed=1; echo "bench_scrape.sh: $n round $r: idle scrapes failed:" >&2; head -n 3 "$f.err" >&2; }
-	c1=$(loop_cpu)
+	c1=$(loop_cpu) w1=$(loop_waits)
 	res "$n" icpu "$(per "$((c1 - c0))" "$(kv "$f" lat_n)")"
+	res "$n" iwaits "$(per "$(((w1 - w0) * 100))" "$(kv "$f" lat_n)")"
 	res "$n" irps "$(kv "$f" rps)"
 	res "$n" ip50 "$(kv "$f" lat_p50_ns)"
 	res "$n" ip99 "$(kv "$f" lat_p99_ns)"
@@ -258,25 +263,28 @@ echo "         Variants alternate within a round; median of $runs rounds, max ov
 echo
 
 echo "== GET /metrics, $nvms VMs x $vcpus vCPUs"
-printf '%-9s %-8s %11s %9s %9s %9s %11s %9s\n' phase variant "scrapes/s" "p50 ms" "p99 ms" "max ms" "loop CPU ms" "bytes"
+printf '%-9s %-8s %10s %9s %9s %9s %9s %7s %8s\n' phase variant "scrapes/s" "p50 ms" "p99 ms" "max ms" "CPU ms" waits bytes
 for phase in f i; do
 	for n in before after; do
-		printf '%-9s %-8s %11s %9s %9s %9s %11s %9s\n' "$([ $phase = f ] && echo faulting || echo stopped)" "$n" \
+		printf '%-9s %-8s %10s %9s %9s %9s %9s %7s %8s\n' "$([ $phase = f ] && echo faulting || echo stopped)" "$n" \
 			"$(fmt "$(med "$n" ${phase}rps)" 1 1)" "$(fmt "$(med "$n" ${phase}p50)" 1e6 3)" \
 			"$(fmt "$(med "$n" ${phase}p99)" 1e6 3)" "$(fmt "$(top_ "$n" ${phase}max)" 1e6 3)" \
-			"$(fmt "$(med "$n" ${phase}cpu)" 1e6 3)" "$(med "$n" bytes)"
+			"$(fmt "$(med "$n" ${phase}cpu)" 1e6 3)" "$(fmt "$(med "$n" ${phase}waits)" 100 2)" "$(med "$n" bytes)"
 	done
 done
-echo "   loop CPU ms: CPU time of the daemon's event-loop thread per scrape (its schedstat), the scrape's own cost"
+echo "   CPU ms: CPU time of the daemon's event-loop thread per scrape (its schedstat): the scrape's own cost"
+echo "   waits:  times per scrape that thread blocked (voluntary context switches): 1 is waiting for the next"
+echo "           request; more is waiting for a lock"
 echo
-printf '%-28s %11s %9s %9s %9s %11s\n' "ratio after / before" "scrapes/s" p50 p99 max "loop CPU"
+printf '%-22s %10s %9s %9s %9s %9s %7s\n' "ratio after / before" "scrapes/s" p50 p99 max "CPU" waits
 for phase in f i; do
-	printf '%-28s %11s %9s %9s %9s %11s\n' "$([ $phase = f ] && echo "while faulting" || echo "VMs stopped")" \
+	printf '%-22s %10s %9s %9s %9s %9s %7s\n' "$([ $phase = f ] && echo "while faulting" || echo "VMs stopped")" \
 		"$(ratio "$(med after ${phase}rps)" "$(med before ${phase}rps)")" \
 		"$(ratio "$(med after ${phase}p50)" "$(med before ${phase}p50)")" \
 		"$(ratio "$(med after ${phase}p99)" "$(med before ${phase}p99)")" \
 		"$(ratio "$(top_ after ${phase}max)" "$(top_ before ${phase}max)")" \
-		"$(ratio "$(med after ${phase}cpu)" "$(med before ${phase}cpu)")"
+		"$(ratio "$(med after ${phase}cpu)" "$(med before ${phase}cpu)")" \
+		"$(ratio "$(med after ${phase}waits)" "$(med before ${phase}waits)")"
 done
 echo "   VMs still running at the end of the faulting window: before $(med before running_end), after $(med after running_end) (of $nvms)"
 echo "   bytes: one scrape at the end of the faulting window (after has one more family, kevd_vm_pager_faults_unserved_total)"
@@ -290,5 +298,13 @@ for n in before after; do
 done
 echo "   ratio after / before: scraped $(ratio "$(med after faultrate_scraped)" "$(med before faultrate_scraped)")," \
 	"unscraped $(ratio "$(med after faultrate_alone)" "$(med before faultrate_alone)")"
+echo
+echo "== every round (in the order run; ms per scrape, faults/s)"
+for key in fcpu icpu fp50 ip50 faultrate_scraped faultrate_alone; do
+	for n in before after; do
+		printf '%-18s %-7s %s\n' "$key" "$n" "$(awk -v n="$n" -v k="$key" '$1 == n && $2 == k { printf "%s ", $3 }' "$tmp/results" |
+			awk -v k="$key" '{ for (i = 1; i <= NF; i++) printf "%s ", (k ~ /^faultrate/ ? sprintf("%.0f", $i) : sprintf("%.3f", $i / 1e6)); print "" }')"
+	done
+done
 [ "$failed" = 0 ] || echo "   WARNING: some requests failed (see stderr)"
 exit "$failed"
