@@ -273,8 +273,8 @@ for phase in f i; do
 	done
 done
 echo "   CPU ms: CPU time of the daemon's event-loop thread per scrape (its schedstat): the scrape's own cost"
-echo "   waits:  times per scrape that thread blocked (voluntary context switches): 1 is waiting for the next"
-echo "           request; more is waiting for a lock"
+echo "   waits:  times per scrape that thread blocked (voluntary context switches): for the next request, for"
+echo "           the client to drain a long answer, and (before) for the stripe locks the faults hold"
 echo
 printf '%-22s %10s %9s %9s %9s %9s %7s\n' "ratio after / before" "scrapes/s" p50 p99 max "CPU" waits
 for phase in f i; do
