@@ -37,6 +37,7 @@ run 1 "failed: lazy paging failed: .*UFFDIO_COPY.*Input/output error" uffd_copy=
 run 1 "failed: lazy paging failed: .*injected read error" image_read=5 --vcpus 4 --window 1
 run 1 "failed: vcpu [0-9]: KVM_RUN: Bad address" kvm_run=20 --vcpus 2
 run 1 "KVM_CREATE_VCPU 1: No space left on device" kvm_create_vcpu=2 --vcpus 4
+run 1 "failed: lazy paging failed: pager: no memory for the state of guest page" state_alloc=30 --vcpus 2 --window 1
 run 1 "registering guest pages .* with userfaultfd: Cannot allocate memory" uffd_register=1
 [ "$(wc -l < "$tmp/err")" -eq 1 ] || fail "a failed create is not one line"
 

@@ -161,10 +161,54 @@ static void settled_stats(struct kevd_pager *p, struct kevd_pager_stats *st)
 {
 	for (int i = 0; i < 200; i++) {
 		kevd_pager_get_stats(p, st);
-		if (st->faults == st->loads + st->faults_coalesced + st->load_failures)
+		if (st->faults == st->loads + st->faults_coalesced + st->load_failures + st->faults_unserved)
 			return;
 		usleep(10000);
 	}
+}
+
+/* The identities docs/pager.md states for a lazy pager with no fault in
+ * flight (here: stopped, so every event read has been dealt with).  FAILED
+ * says whether the owner heard of a failure. */
+static void check_identities(const struct kevd_pager_stats *st, bool failed)
+{
+	uint64_t tid_faults = 0, hist = 0;
+
+	ck_assert(!st->eager);
+	/* Every fault event read has exactly one outcome. */
+	ck_assert_msg(st->faults == st->loads + st->faults_coalesced + st->load_failures + st->faults_unserved,
+		      "faults %llu != loads %llu + coalesced %llu + load_failures %llu + unserved %llu",
+		      (unsigned long long)st->faults, (unsigned long long)st->loads,
+		      (unsigned long long)st->faults_coalesced, (unsigned long long)st->load_failures,
+		      (unsigned long long)st->faults_unserved);
+	/* ... and is attributed to the thread that took it. */
+	for (size_t i = 0; i < st->nthreads; i++)
+		tid_faults += st->threads[i].faults;
+	ck_assert_uint_eq(tid_faults + st->faults_other_threads, st->faults);
+	/* Every state word was claimed once and published MAPPED or FAILED. */
+	ck_assert_uint_eq(st->pages_loaded, st->pages_loaded_demand + st->pages_loaded_around);
+	ck_assert_uint_eq(st->state_entries, st->pages_loaded + st->pages_failed);
+	ck_assert_uint_le(st->state_entries, st->image_pages);
+	/* A load installs its faulting page; a failed load may have, before
+	 * its copy failed. */
+	ck_assert_uint_le(st->loads, st->pages_loaded_demand);
+	ck_assert_uint_le(st->pages_loaded_demand, st->loads + st->load_failures);
+	/* One latency observation per load; a failed load fails a page at least. */
+	for (int b = 0; b < KEVD_PAGER_HIST_BUCKETS; b++)
+		hist += st->latency_hist[b];
+	ck_assert_uint_eq(hist, st->loads);
+	ck_assert_uint_le(st->load_failures, st->pages_failed);
+	ck_assert_int_eq(st->load_failures + st->faults_unserved > 0, failed);
+}
+
+/* Stops the pager (joining its threads, so nothing is in flight) and
+ * checks the identities on what it counted. */
+static void stop_and_check(struct fixture *f, struct kevd_pager_stats *st)
+{
+	kevd_pager_stop(f->pager);
+	kevd_pager_get_stats(f->pager, st);
+	check_identities(st, kevd_pager_failed(f->pager));
+	ck_assert_int_eq(kevd_pager_failed(f->pager), __atomic_load_n(&f->failures, __ATOMIC_ACQUIRE) > 0);
 }
 
 /* Exactly once, fault-around off: 8 threads, many rounds, sequential and
@@ -445,6 +489,209 @@ START_TEST(truncate_under_storm)
 		ck_assert_msg(ts[i].stopped_by == (kevd_pager_poisons(f->pager) ? SIGBUS : SIGUSR1) ||
 			      ts[i].reached == FILE_PAGES,
 			      "thread %d ended at page %zu by signal %d", i, ts[i].reached, ts[i].stopped_by);
+	/* The counters still add up around the failure. */
+	stop_and_check(f, &st);
+	ck_assert_uint_ge(st.load_failures, 1);
+	pthread_barrier_destroy(&b);
+	teardown(f);
+}
+END_TEST
+
+/* Fault storms, no failure, with and without fault-around and with 1 to 4
+ * handler threads: the counters add up (docs/pager.md). */
+START_TEST(identities_after_storm)
+{
+	static const struct { unsigned window, threads; } cfgs[] = {
+		{ 1, 1 }, { 1, 3 }, { 8, 2 }, { 16, 1 }, { 64, 4 }, { 16, 3 },
+	};
+	enum { FILE_PAGES = 400, ZERO_PAGES = 40, PAGES = FILE_PAGES + 1 + ZERO_PAGES, NT = 8 };
+	struct kevd_pager_config cfg = { .window_pages = cfgs[_i].window, .handler_threads = cfgs[_i].threads };
+
+	for (int round = 0; round < 3; round++) {
+		struct fixture *f = setup(FILE_PAGES, ZERO_PAGES, &cfg, true);
+		uint32_t order[2 * PAGES];
+		struct toucher ts[NT];
+		struct kevd_pager_stats st;
+		unsigned seed = (unsigned)(round * 17 + _i);
+
+		/* Every page once in a random place, and as many random repeats. */
+		for (size_t i = 0; i < PAGES; i++)
+			order[i] = (uint32_t)i;
+		for (size_t i = PAGES; i-- > 1;) {
+			size_t j = (size_t)rand_r(&seed) % (i + 1);
+			uint32_t t = order[i];
+
+			order[i] = order[j];
+			order[j] = t;
+		}
+		for (size_t i = PAGES; i < 2 * PAGES; i++)
+			order[i] = (uint32_t)(rand_r(&seed) % PAGES);
+		storm(f, NT, order, 2 * PAGES, ts);
+		stop_and_check(f, &st);
+		ck_assert_uint_eq(st.pages_loaded, PAGES);
+		ck_assert_uint_eq(st.state_entries, PAGES);
+		ck_assert_uint_eq(st.load_failures + st.faults_unserved + st.pages_failed, 0);
+		ck_assert_uint_gt(st.faults, 0);
+		teardown(f);
+	}
+}
+END_TEST
+
+/* Makes the injected failure SPEC happen in this test's process: the
+ * injection reads its setting once per process, and Check forks one per
+ * test.  False (the test then checks nothing more) in a build without
+ * fault injection or without forking. */
+static bool inject(const char *spec)
+{
+#ifdef KEVD_FAULT_INJECTION
+	const char *fork_mode = getenv("CK_FORK");
+
+	if (fork_mode && !strcmp(fork_mode, "no")) {
+		fprintf(stderr, "test_pager: CK_FORK=no: %s not injected\n", spec);
+		return false;
+	}
+	setenv("KEVD_FAULT_INJECT", spec, 1);
+	return true;
+#else
+	fprintf(stderr, "test_pager: built without --enable-fault-injection: %s not injected\n", spec);
+	return false;
+#endif
+}
+
+/* A copy that installs part of its run and then fails: the page present
+ * beforehand splits the copy in two, and the second UFFDIO_COPY fails.
+ * The fault has one outcome, a failed load, not a load and a failure. */
+START_TEST(identities_partial_copy)
+{
+	struct kevd_pager_config cfg = { .window_pages = 8 };
+	struct fixture *f;
+	struct kevd_error err = KEVD_ERROR_INIT;
+	struct kevd_pager_stats st;
+
+	if (!inject("uffd_copy=2"))
+		return;
+	f = calloc(1, sizeof(*f));
+	f->path = elfbuild_tmppath("partial");
+	elfbuild_default(&f->elf, 64, 0);
+	ck_assert_int_eq(elfbuild_write(&f->elf, f->path), 0);
+	ck_assert_int_eq(kevd_image_open(f->path, &f->img, &err), 0);
+	f->mem = mmap(NULL, MEM_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(f->mem, MAP_FAILED);
+	memset(f->mem + ((BASE_GFN + 3) << 12), 0xab, 4096);
+	cfg.on_load = on_load;
+	cfg.on_failure = on_failure;
+	cfg.cb_arg = f;
+	ck_assert_int_eq(kevd_pager_new(f->img, &cfg, &f->pager, &err), 0);
+	ck_assert_int_eq(kevd_pager_add_memory(f->pager, KEVD_GPA(0), f->mem, MEM_BYTES, &err), 0);
+	ck_assert_int_eq(kevd_pager_start(f->pager, &err), 0);
+
+	/* The first copy stops at the present page 3 after installing 0-2
+	 * (the kernel reports that as EAGAIN with progress), the next one
+	 * fails: the faulting page 1 is in place and this thread goes on. */
+	ck_assert_uint_eq(*(volatile unsigned char *)(f->mem + ((BASE_GFN + 1) << 12)),
+			  elfbuild_byte(f->elf.seg[0].offset + 4096));
+	stop_and_check(f, &st);
+	ck_assert_uint_eq(st.faults, 1);
+	ck_assert_uint_eq(st.loads, 0);
+	ck_assert_uint_eq(st.load_failures, 1);
+	ck_assert_uint_eq(st.eagain + st.eexist, 1);
+	ck_assert_uint_eq(st.pages_loaded_demand, 1);
+	ck_assert_uint_ge(st.pages_loaded_around, 2);
+	ck_assert_uint_ge(st.pages_failed, 4);
+	ck_assert_uint_eq(st.pages_loaded + st.pages_failed, 8);
+	ck_assert_uint_eq(st.bytes_read, 8 * 4096);
+	ck_assert_ptr_nonnull(strstr(f->failure_msg, "Input/output error"));
+	teardown(f);
+}
+END_TEST
+
+/* As fail_main, and counts itself past the barrier in *PAST: a thread is
+ * only kicked once it is, since a siglongjmp out of the barrier would
+ * leave it broken. */
+struct kickable {
+	struct failer t;
+	int *past;                /* atomic */
+};
+
+static void *kickable_main(void *arg)
+{
+	struct kickable *k = arg;
+	sigjmp_buf jb;
+	volatile size_t i = 0;
+	int sig;
+
+	pthread_barrier_wait(k->t.barrier);
+	__atomic_fetch_add(k->past, 1, __ATOMIC_RELEASE);
+	fault_jmp = &jb;
+	sig = sigsetjmp(jb, 1);
+	if (sig) {
+		k->t.stopped_by = sig;
+		k->t.reached = i;
+		return NULL;
+	}
+	for (; i < k->t.pages; i++)
+		(void)*(volatile unsigned char *)(k->t.f->mem + ((BASE_GFN + i) << 12));
+	fault_jmp = NULL;  /* a late kick must not jump into a frame that is gone */
+	k->t.reached = i;
+	return NULL;
+}
+
+/* Injected failures under an 8-thread storm: a copy that fails whole, a
+ * page read that fails, and a state word that cannot be allocated (the
+ * fault the pager cannot serve at all).  Every toucher comes back (poison,
+ * or the kick a VMM would send), and the counters add up. */
+START_TEST(identities_injected_storm)
+{
+	static const struct { const char *spec; unsigned window; } cases[] = {
+		{ "uffd_copy=15", 4 }, { "image_read=10", 16 }, { "state_alloc=20", 1 },
+	};
+	enum { FILE_PAGES = 1000, NT = 8 };
+	struct kevd_pager_config cfg = { .window_pages = cases[_i].window, .handler_threads = 2 };
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct fixture *f;
+	struct kickable ts[NT];
+	pthread_t th[NT];
+	pthread_barrier_t b;
+	struct kevd_pager_stats st;
+	struct timespec deadline;
+	bool all_joined = true;
+	int past = 0;
+
+	if (!inject(cases[_i].spec))
+		return;
+	f = setup(FILE_PAGES, 0, &cfg, true);
+	sigaction(SIGBUS, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	pthread_barrier_init(&b, NULL, NT + 1);
+	for (int i = 0; i < NT; i++) {
+		ts[i] = (struct kickable){ { .f = f, .barrier = &b, .pages = FILE_PAGES }, &past };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, kickable_main, &ts[i]), 0);
+	}
+	pthread_barrier_wait(&b);
+	for (int w = 0; w < 1000 && !__atomic_load_n(&f->failures, __ATOMIC_ACQUIRE); w++)
+		usleep(10000);
+	ck_assert_int_eq(f->failures, 1);
+	for (int w = 0; w < 1000 && __atomic_load_n(&past, __ATOMIC_ACQUIRE) < NT; w++)
+		usleep(10000);
+	ck_assert_int_eq(past, NT);
+	/* A page without a state word is not poisoned: kick everyone. */
+	for (int i = 0; i < NT; i++)
+		pthread_kill(th[i], SIGUSR1);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 10;
+	for (int i = 0; i < NT; i++)
+		if (pthread_timedjoin_np(th[i], NULL, &deadline) != 0)
+			all_joined = false;
+	ck_assert_msg(all_joined, "a thread still waits after %s", cases[_i].spec);
+	stop_and_check(f, &st);
+	if (_i == 2) {
+		ck_assert_uint_eq(st.faults_unserved, 1);
+		ck_assert_uint_eq(st.load_failures, 0);
+		ck_assert_ptr_nonnull(strstr(f->failure_msg, "no memory for the state"));
+	} else {
+		ck_assert_uint_eq(st.load_failures, 1);
+		ck_assert_uint_eq(st.faults_unserved, 0);
+	}
 	pthread_barrier_destroy(&b);
 	teardown(f);
 }
@@ -495,6 +742,9 @@ static Suite *suite(void)
 	tcase_add_test(t, eager_mode);
 	tcase_add_test(t, translate_states);
 	tcase_add_loop_test(t, truncate_under_storm, 0, 2);
+	tcase_add_loop_test(t, identities_after_storm, 0, 6);
+	tcase_add_test(t, identities_partial_copy);
+	tcase_add_loop_test(t, identities_injected_storm, 0, 3);
 	tcase_add_test(t, error_paths);
 	suite_add_tcase(s, t);
 	return s;

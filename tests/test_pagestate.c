@@ -7,6 +7,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -128,6 +129,63 @@ START_TEST(failed_wakes_waiters)
 }
 END_TEST
 
+/* The count is read without the stripe locks while inserts go on: no
+ * reading ever goes back, none passes the final total, and once the
+ * inserters are joined it is exact. */
+enum { COUNTERS = 4, COUNT_PAGES = 20000 };
+
+struct counting {
+	struct kevd_pagestate *ps;
+	int running;              /* atomic: inserters not finished */
+};
+
+struct inserter_arg {
+	struct counting *c;
+	uint64_t first;
+};
+
+static void *inserter(void *arg)
+{
+	struct inserter_arg *a = arg;
+
+	for (uint64_t g = 0; g < COUNT_PAGES; g++)
+		if (!kevd_pagestate_get(a->c->ps, a->first + g * 13))
+			break;
+	__atomic_fetch_sub(&a->c->running, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+START_TEST(count_while_inserting)
+{
+	struct counting c = { .running = COUNTERS };
+	struct inserter_arg args[COUNTERS];
+	struct kevd_error err = KEVD_ERROR_INIT;
+	pthread_t t[COUNTERS];
+	uint64_t last = 0, readings = 0;
+	bool went_back = false;
+
+	ck_assert_int_eq(kevd_pagestate_new(64, &c.ps, &err), 0);
+	for (int i = 0; i < COUNTERS; i++) {
+		args[i] = (struct inserter_arg){ &c, (uint64_t)i * 13 * COUNT_PAGES };
+		ck_assert_int_eq(pthread_create(&t[i], NULL, inserter, &args[i]), 0);
+	}
+	while (__atomic_load_n(&c.running, __ATOMIC_ACQUIRE) > 0) {
+		uint64_t now = kevd_pagestate_count(c.ps);
+
+		went_back |= now < last;
+		last = now;
+		readings++;
+	}
+	for (int i = 0; i < COUNTERS; i++)
+		pthread_join(t[i], NULL);
+	ck_assert(!went_back);
+	ck_assert_uint_gt(readings, 0);
+	ck_assert_uint_le(last, COUNTERS * COUNT_PAGES);
+	ck_assert_uint_eq(kevd_pagestate_count(c.ps), COUNTERS * COUNT_PAGES);
+	kevd_pagestate_free(c.ps);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("pagestate");
@@ -138,6 +196,7 @@ static Suite *suite(void)
 	tcase_add_loop_test(t, stable_entries, 0, 2);
 	tcase_add_test(t, one_winner);
 	tcase_add_test(t, failed_wakes_waiters);
+	tcase_add_test(t, count_while_inserting);
 	suite_add_tcase(s, t);
 	return s;
 }

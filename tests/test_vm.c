@@ -112,7 +112,7 @@ static void boot(struct run *r, const char *kernel, unsigned vcpus, const char *
 	 * moved on (see tests/test_pager.c). */
 	for (int i = 0; i < 200; i++) {
 		kevd_vm_pager_stats(r->vm, &r->st);
-		if (r->st.faults == r->st.loads + r->st.faults_coalesced + r->st.load_failures)
+		if (r->st.faults == r->st.loads + r->st.faults_coalesced + r->st.load_failures + r->st.faults_unserved)
 			break;
 		usleep(10000);
 	}

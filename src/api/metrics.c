@@ -3,6 +3,10 @@
  * life of a VM (the pager's counters never reset); a deleted VM's series
  * end with it.  Latency buckets are the pager's power-of-two microsecond
  * buckets, exposed in seconds.
+ *
+ * A scrape reads each VM's pager summary once (struct scrape) and renders
+ * every family from it, the vCPUs' included, so the families agree with
+ * each other and the pager is summed once per VM however many vCPUs it has.
  */
 #include "config.h"
 
@@ -18,119 +22,155 @@
 /* Label values are VM names ([A-Za-z0-9._-]) and fixed words, so no
  * escaping is needed; kernel paths are not exported as labels. */
 
+struct scrape {
+	FILE *f;
+	struct kevd_registry_vm *vms;   /* owned */
+	size_t nvms;
+	struct kevd_pager_stats *st;    /* owned: one summary per VM */
+};
+
+/* The pager's scalars with a metric name (KEVD_PAGER_STATS), each one
+ * family with one series per VM.  A reader per row keeps the member's own
+ * type out of the loop below. */
+struct pager_scalar {
+	const char *metric, *type, *help;
+	uint64_t (*value)(const struct kevd_pager_stats *st);
+};
+
+#define PROM_COUNTER "counter"
+#define PROM_GAUGE "gauge"
+#define SCALAR_READER(field, how, json, metric, type, text) \
+	static uint64_t value_##field(const struct kevd_pager_stats *st) { return (uint64_t)st->field; }
+#define SCALAR_ROW(field, how, json, metric, type, text) { metric, PROM_##type, text, value_##field },
+
+KEVD_PAGER_STATS(SCALAR_READER)
+static const struct pager_scalar pager_scalars[] = { KEVD_PAGER_STATS(SCALAR_ROW) };
+
 static void help(FILE *f, const char *name, const char *type, const char *text)
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
 }
 
-int kevd_metrics_render(const struct kevd_registry *reg, const struct kevd_http *http, char **text, size_t *len)
+static void render_daemon(const struct scrape *s)
 {
 	static const enum kevd_vm_state states[] = { KEVD_VM_CREATED, KEVD_VM_RUNNING, KEVD_VM_EXITED,
 						     KEVD_VM_CRASHED, KEVD_VM_FAILED, KEVD_VM_STOPPED };
-	size_t nvms, nreq;
-	const struct kevd_http_count *req = kevd_http_counts(http, &nreq);
-	struct kevd_registry_vm *vms;
-	struct kevd_pager_stats *st;
-	FILE *f = open_memstream(text, len);
 
-	if (!f)
-		return -ENOMEM;
-	vms = kevd_registry_list(reg, &nvms);
-	st = calloc(nvms ? nvms : 1, sizeof(*st));
-	if (!st || !vms) {
-		free(st);
-		free(vms);
-		fclose(f);
-		free(*text);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < nvms; i++)
-		kevd_vm_pager_stats(vms[i].vm, &st[i]);
-
-	help(f, "kevd_build_info", "gauge", "kevd's version; always 1.");
-	fprintf(f, "kevd_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
-
-	help(f, "kevd_vms", "gauge", "VMs held by the daemon, by state.");
-	for (size_t s = 0; s < sizeof(states) / sizeof(states[0]); s++) {
+	help(s->f, "kevd_build_info", "gauge", "kevd's version; always 1.");
+	fprintf(s->f, "kevd_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
+	help(s->f, "kevd_vms", "gauge", "VMs held by the daemon, by state.");
+	for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++) {
 		unsigned n = 0;
 
-		for (size_t i = 0; i < nvms; i++)
-			n += kevd_vm_state(vms[i].vm) == states[s];
-		fprintf(f, "kevd_vms{state=\"%s\"} %u\n", kevd_vm_state_name(states[s]), n);
+		for (size_t i = 0; i < s->nvms; i++)
+			n += kevd_vm_state(s->vms[i].vm) == states[k];
+		fprintf(s->f, "kevd_vms{state=\"%s\"} %u\n", kevd_vm_state_name(states[k]), n);
 	}
+}
 
-#define PER_VM(metric, type, doc, field) \
-	help(f, metric, type, doc); \
-	for (size_t i = 0; i < nvms; i++) \
-		fprintf(f, metric "{vm=\"%s\"} %" PRIu64 "\n", vms[i].name, (uint64_t)st[i].field);
+static void render_pager_scalars(const struct scrape *s)
+{
+	for (size_t m = 0; m < sizeof(pager_scalars) / sizeof(pager_scalars[0]); m++) {
+		const struct pager_scalar *ps = &pager_scalars[m];
 
-	PER_VM("kevd_vm_image_pages", "gauge", "Guest pages backed by the VM's kernel image.", image_pages)
-	PER_VM("kevd_vm_pager_faults_total", "counter", "Page faults on image pages served by the pager.", faults)
-	PER_VM("kevd_vm_pager_faults_coalesced_total", "counter",
-	       "Faults that met a page already loading or loaded (served by another fault's load).", faults_coalesced)
-	PER_VM("kevd_vm_pager_loads_total", "counter", "Load operations (one file read and one UFFDIO_COPY each).", loads)
-	PER_VM("kevd_vm_pager_read_bytes_total", "counter", "Bytes read from the kernel image.", bytes_read)
-	PER_VM("kevd_vm_pager_load_failures_total", "counter", "Loads that failed (the VM fails with them).",
-	       load_failures)
-	PER_VM("kevd_vm_pager_eexist_total", "counter", "UFFDIO_COPY that found a page already present.", eexist)
-	PER_VM("kevd_vm_pager_eagain_total", "counter", "UFFDIO_COPY retried after EAGAIN.", eagain)
-#undef PER_VM
+		if (!ps->metric)
+			continue;
+		help(s->f, ps->metric, ps->type, ps->help);
+		for (size_t i = 0; i < s->nvms; i++)
+			fprintf(s->f, "%s{vm=\"%s\"} %" PRIu64 "\n", ps->metric, s->vms[i].name, ps->value(&s->st[i]));
+	}
+}
 
-	help(f, "kevd_vm_pager_pages_loaded_total", "counter",
+static void render_pages_loaded(const struct scrape *s)
+{
+	help(s->f, "kevd_vm_pager_pages_loaded_total", "counter",
 	     "Image pages installed, by cause: the faulting page (demand) or its neighbours (fault_around).");
-	for (size_t i = 0; i < nvms; i++) {
-		fprintf(f, "kevd_vm_pager_pages_loaded_total{vm=\"%s\",cause=\"demand\"} %" PRIu64 "\n",
-			vms[i].name, st[i].pages_loaded_demand);
-		fprintf(f, "kevd_vm_pager_pages_loaded_total{vm=\"%s\",cause=\"fault_around\"} %" PRIu64 "\n",
-			vms[i].name, st[i].pages_loaded_around);
+	for (size_t i = 0; i < s->nvms; i++) {
+		fprintf(s->f, "kevd_vm_pager_pages_loaded_total{vm=\"%s\",cause=\"demand\"} %" PRIu64 "\n",
+			s->vms[i].name, s->st[i].pages_loaded_demand);
+		fprintf(s->f, "kevd_vm_pager_pages_loaded_total{vm=\"%s\",cause=\"fault_around\"} %" PRIu64 "\n",
+			s->vms[i].name, s->st[i].pages_loaded_around);
 	}
+}
 
-	help(f, "kevd_vm_pager_load_duration_seconds", "histogram",
+static void render_latency(const struct scrape *s)
+{
+	help(s->f, "kevd_vm_pager_load_duration_seconds", "histogram",
 	     "Time from reading a fault event to the page installed, per load.");
-	for (size_t i = 0; i < nvms; i++) {
+	for (size_t i = 0; i < s->nvms; i++) {
+		const char *vm = s->vms[i].name;
+		const struct kevd_pager_stats *st = &s->st[i];
 		uint64_t cum = 0;
 
 		for (int b = 0; b < KEVD_PAGER_HIST_BUCKETS - 1; b++) {
-			cum += st[i].latency_hist[b];
-			fprintf(f, "kevd_vm_pager_load_duration_seconds_bucket{vm=\"%s\",le=\"%.7g\"} %" PRIu64 "\n",
-				vms[i].name, (double)(1ull << b) * 1e-6, cum);
+			cum += st->latency_hist[b];
+			fprintf(s->f, "kevd_vm_pager_load_duration_seconds_bucket{vm=\"%s\",le=\"%.7g\"} %" PRIu64 "\n",
+				vm, (double)(1ull << b) * 1e-6, cum);
 		}
-		cum += st[i].latency_hist[KEVD_PAGER_HIST_BUCKETS - 1];
-		fprintf(f, "kevd_vm_pager_load_duration_seconds_bucket{vm=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
-			vms[i].name, cum);
-		fprintf(f, "kevd_vm_pager_load_duration_seconds_sum{vm=\"%s\"} %.9f\n", vms[i].name,
-			(double)st[i].latency_sum_ns * 1e-9);
-		fprintf(f, "kevd_vm_pager_load_duration_seconds_count{vm=\"%s\"} %" PRIu64 "\n", vms[i].name, cum);
+		cum += st->latency_hist[KEVD_PAGER_HIST_BUCKETS - 1];
+		fprintf(s->f, "kevd_vm_pager_load_duration_seconds_bucket{vm=\"%s\",le=\"+Inf\"} %" PRIu64 "\n", vm, cum);
+		fprintf(s->f, "kevd_vm_pager_load_duration_seconds_sum{vm=\"%s\"} %.9f\n", vm,
+			(double)st->latency_sum_ns * 1e-9);
+		fprintf(s->f, "kevd_vm_pager_load_duration_seconds_count{vm=\"%s\"} %" PRIu64 "\n", vm, cum);
 	}
+}
 
-	help(f, "kevd_vm_vcpu_page_faults_total", "counter", "Pager faults taken by each vCPU.");
-	for (size_t i = 0; i < nvms; i++)
-		for (unsigned v = 0; v < kevd_vm_vcpu_count(vms[i].vm); v++) {
-			struct kevd_vcpu_info vi;
+static void render_vcpus(const struct scrape *s)
+{
+	struct kevd_vcpu_info vi;
 
-			kevd_vm_vcpu_info(vms[i].vm, v, &vi);
-			fprintf(f, "kevd_vm_vcpu_page_faults_total{vm=\"%s\",vcpu=\"%u\"} %" PRIu64 "\n",
-				vms[i].name, v, vi.pager_faults);
+	help(s->f, "kevd_vm_vcpu_page_faults_total", "counter", "Pager faults taken by each vCPU.");
+	for (size_t i = 0; i < s->nvms; i++)
+		for (unsigned v = 0; v < kevd_vm_vcpu_count(s->vms[i].vm); v++) {
+			kevd_vm_vcpu_info_from(s->vms[i].vm, v, &s->st[i], &vi);
+			fprintf(s->f, "kevd_vm_vcpu_page_faults_total{vm=\"%s\",vcpu=\"%u\"} %" PRIu64 "\n",
+				s->vms[i].name, v, vi.pager_faults);
 		}
-
-	help(f, "kevd_vm_vcpu_exits_total", "counter", "Exits of each vCPU to kevd, by reason.");
-	for (size_t i = 0; i < nvms; i++)
-		for (unsigned v = 0; v < kevd_vm_vcpu_count(vms[i].vm); v++) {
-			struct kevd_vcpu_info vi;
-
-			kevd_vm_vcpu_info(vms[i].vm, v, &vi);
+	help(s->f, "kevd_vm_vcpu_exits_total", "counter", "Exits of each vCPU to kevd, by reason.");
+	for (size_t i = 0; i < s->nvms; i++)
+		for (unsigned v = 0; v < kevd_vm_vcpu_count(s->vms[i].vm); v++) {
+			kevd_vm_vcpu_info_from(s->vms[i].vm, v, &s->st[i], &vi);
 			for (int k = 0; k < KEVD_EXIT_KINDS; k++)
-				fprintf(f, "kevd_vm_vcpu_exits_total{vm=\"%s\",vcpu=\"%u\",reason=\"%s\"} %" PRIu64 "\n",
-					vms[i].name, v, kevd_exit_kind_name((enum kevd_exit_kind)k), vi.exits[k]);
+				fprintf(s->f, "kevd_vm_vcpu_exits_total{vm=\"%s\",vcpu=\"%u\",reason=\"%s\"} %" PRIu64 "\n",
+					s->vms[i].name, v, kevd_exit_kind_name((enum kevd_exit_kind)k), vi.exits[k]);
 		}
+}
+
+static void render_requests(FILE *f, const struct kevd_http *http)
+{
+	size_t n;
+	const struct kevd_http_count *req = kevd_http_counts(http, &n);
 
 	help(f, "kevd_api_requests_total", "counter", "API requests answered, by method and status code.");
-	for (size_t i = 0; i < nreq; i++)
+	for (size_t i = 0; i < n; i++)
 		fprintf(f, "kevd_api_requests_total{method=\"%s\",code=\"%d\"} %" PRIu64 "\n", req[i].method,
 			req[i].code, req[i].count);
-	free(vms);
-	free(st);
-	if (fclose(f) != 0) {
+}
+
+int kevd_metrics_render(const struct kevd_registry *reg, const struct kevd_http *http, char **text, size_t *len)
+{
+	struct scrape s = { .f = open_memstream(text, len) };
+	int r = 0;
+
+	if (!s.f)
+		return -ENOMEM;
+	s.vms = kevd_registry_list(reg, &s.nvms);
+	s.st = calloc(s.nvms ? s.nvms : 1, sizeof(*s.st));
+	if (s.vms && s.st) {
+		for (size_t i = 0; i < s.nvms; i++)
+			kevd_vm_pager_stats(s.vms[i].vm, &s.st[i]);
+		render_daemon(&s);
+		render_pager_scalars(&s);
+		render_pages_loaded(&s);
+		render_latency(&s);
+		render_vcpus(&s);
+		render_requests(s.f, http);
+	} else {
+		r = -ENOMEM;
+	}
+	free(s.vms);
+	free(s.st);
+	if (fclose(s.f) != 0 || r < 0) {
 		free(*text);
 		*text = NULL;
 		return -ENOMEM;

@@ -6,31 +6,21 @@
 #define SET(o, k, v) json_object_set_new((o), (k), (v))
 #define INT(x) json_integer((json_int_t)(x))
 
+/* A member of struct kevd_pager_stats as JSON, by its row's kind
+ * (KEVD_PAGER_STATS): a stamp of 0 means "none yet", which is null. */
+#define JSON_SUM(v) INT(v)
+#define JSON_PAGER(v) INT(v)
+#define JSON_SETUP(v) INT(v)
+#define JSON_EARLIEST(v) ((v) ? INT(v) : json_null())
+#define JSON_LATEST(v) ((v) ? INT(v) : json_null())
+#define JSON_MEMBER(field, how, json, metric, type, help) SET(o, json, JSON_##how(st->field));
+
 json_t *kevd_json_pager_stats(const struct kevd_pager_stats *st)
 {
 	json_t *o = json_object(), *hist = json_array(), *threads = json_array();
 
 	SET(o, "mode", json_string(st->eager ? "eager" : "lazy"));
-	SET(o, "handler_threads", INT(st->handler_threads));
-	SET(o, "window_pages", INT(st->window_pages));
-	SET(o, "stripes", INT(st->stripes));
-	SET(o, "image_pages", INT(st->image_pages));
-	SET(o, "pages_loaded", INT(st->pages_loaded));
-	SET(o, "pages_loaded_demand", INT(st->pages_loaded_demand));
-	SET(o, "pages_loaded_around", INT(st->pages_loaded_around));
-	SET(o, "loads", INT(st->loads));
-	SET(o, "faults", INT(st->faults));
-	SET(o, "faults_coalesced", INT(st->faults_coalesced));
-	SET(o, "eexist", INT(st->eexist));
-	SET(o, "eagain", INT(st->eagain));
-	SET(o, "bytes_read", INT(st->bytes_read));
-	SET(o, "load_failures", INT(st->load_failures));
-	SET(o, "pages_failed", INT(st->pages_failed));
-	SET(o, "state_entries", INT(st->state_entries));
-	SET(o, "first_fault_ns", st->first_fault_ns ? INT(st->first_fault_ns) : json_null());
-	SET(o, "last_fault_ns", st->last_fault_ns ? INT(st->last_fault_ns) : json_null());
-	SET(o, "eager_load_ns", INT(st->eager_load_ns));
-	SET(o, "latency_sum_ns", INT(st->latency_sum_ns));
+	KEVD_PAGER_STATS(JSON_MEMBER)
 	for (int b = 0; b < KEVD_PAGER_HIST_BUCKETS; b++) {
 		json_t *le = b == KEVD_PAGER_HIST_BUCKETS - 1 ? json_null() : INT(1ull << b);
 
@@ -42,11 +32,10 @@ json_t *kevd_json_pager_stats(const struct kevd_pager_stats *st)
 		json_array_append_new(threads, json_pack("{s:i,s:I}", "tid", (int)st->threads[i].tid, "faults",
 							 (json_int_t)st->threads[i].faults));
 	SET(o, "faulting_threads", threads);
-	SET(o, "faults_other_threads", INT(st->faults_other_threads));
 	return o;
 }
 
-json_t *kevd_json_vm(struct kevd_vm *vm)
+json_t *kevd_json_vm_from(struct kevd_vm *vm, const struct kevd_pager_stats *st)
 {
 	const struct kevd_vm_config *c = kevd_vm_config(vm);
 	json_t *o = json_object(), *vcpus = json_array(), *cfg = json_object();
@@ -77,7 +66,7 @@ json_t *kevd_json_vm(struct kevd_vm *vm)
 		struct kevd_vcpu_info vi;
 		json_t *v = json_object(), *ex = json_object();
 
-		kevd_vm_vcpu_info(vm, i, &vi);
+		kevd_vm_vcpu_info_from(vm, i, st, &vi);
 		for (int k = 0; k < KEVD_EXIT_KINDS; k++)
 			SET(ex, kevd_exit_kind_name((enum kevd_exit_kind)k), INT(vi.exits[k]));
 		SET(v, "index", INT(i));
@@ -89,13 +78,23 @@ json_t *kevd_json_vm(struct kevd_vm *vm)
 	return o;
 }
 
+json_t *kevd_json_vm(struct kevd_vm *vm)
+{
+	struct kevd_pager_stats st;
+
+	kevd_vm_pager_stats(vm, &st);
+	return kevd_json_vm_from(vm, &st);
+}
+
+/* One summary of the pager for both halves: the vCPUs' fault counts and
+ * the paging object then agree, and the pager is summed once. */
 json_t *kevd_json_vm_report(struct kevd_vm *vm)
 {
 	struct kevd_pager_stats st;
 	json_t *o = json_object();
 
 	kevd_vm_pager_stats(vm, &st);
-	SET(o, "vm", kevd_json_vm(vm));
+	SET(o, "vm", kevd_json_vm_from(vm, &st));
 	SET(o, "paging", kevd_json_pager_stats(&st));
 	return o;
 }

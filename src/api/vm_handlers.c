@@ -263,7 +263,7 @@ int kevd_vm_handlers_paging(struct kevd_server *srv, struct evhttp_request *req,
 	for (unsigned i = 0; i < kevd_vm_vcpu_count(vm); i++) {
 		struct kevd_vcpu_info vi;
 
-		kevd_vm_vcpu_info(vm, i, &vi);
+		kevd_vm_vcpu_info_from(vm, i, &st, &vi);
 		json_array_append_new(vcpus, json_pack("{s:i,s:I}", "index", (int)i, "faults", (json_int_t)vi.pager_faults));
 	}
 	json_object_set_new(o, "vcpus", vcpus);

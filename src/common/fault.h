@@ -6,7 +6,8 @@
  *
  * Sites: uffd_copy (the pager's UFFDIO_COPY), uffd_register
  * (UFFDIO_REGISTER), kvm_run (KVM_RUN), kvm_create_vcpu (KVM_CREATE_VCPU),
- * image_read (reading a page from the image).
+ * image_read (reading a page from the image), state_alloc (a new page
+ * state word: the table answers as if out of memory).
  */
 #ifndef KEVD_FAULT_H
 #define KEVD_FAULT_H

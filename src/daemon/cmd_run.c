@@ -370,7 +370,7 @@ static void print_text_report(struct kevd_vm *vm)
 	for (unsigned i = 0; i < kevd_vm_vcpu_count(vm); i++) {
 		struct kevd_vcpu_info vi;
 
-		kevd_vm_vcpu_info(vm, i, &vi);
+		kevd_vm_vcpu_info_from(vm, i, &st, &vi);
 		fprintf(stderr, "    vcpu %u: %" PRIu64 " page faults, exits io %" PRIu64 " mmio %" PRIu64 " hlt %" PRIu64
 			" intr %" PRIu64 "\n", i, vi.pager_faults, vi.exits[KEVD_EXIT_IO], vi.exits[KEVD_EXIT_MMIO],
 			vi.exits[KEVD_EXIT_HLT], vi.exits[KEVD_EXIT_INTR]);

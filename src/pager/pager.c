@@ -67,15 +67,20 @@ struct region {
 };
 
 /* Counters of one handler thread: written only by it (relaxed stores, no
- * read-modify-write on the hot path), read by anyone with relaxed loads. */
+ * read-modify-write on the hot path), read by anyone with relaxed loads.
+ * The scalars are the per-thread rows of KEVD_PAGER_STATS, under the same
+ * names; an EARLIEST/LATEST stamp is CLOCK_MONOTONIC here. */
+#define COUNTER_SUM(field) uint64_t field;
+#define COUNTER_EARLIEST(field) uint64_t field;
+#define COUNTER_LATEST(field) uint64_t field;
+#define COUNTER_PAGER(field)
+#define COUNTER_SETUP(field)
+#define COUNTER_MEMBER(field, how, json, metric, type, help) COUNTER_##how(field)
+
 struct counters {
-	uint64_t pages_loaded_demand, pages_loaded_around, loads, faults, faults_coalesced;
-	uint64_t eexist, eagain, bytes_read, load_failures, pages_failed;
-	uint64_t first_mono_ns, last_mono_ns;
+	KEVD_PAGER_STATS(COUNTER_MEMBER)
 	uint64_t hist[KEVD_PAGER_HIST_BUCKETS];
-	uint64_t latency_sum_ns;
 	struct { int32_t tid; uint64_t faults; } tids[KEVD_PAGER_MAX_TIDS];
-	uint64_t faults_other;
 };
 
 struct handler {
@@ -95,11 +100,11 @@ struct kevd_pager {
 	bool poison;                     /* UFFDIO_POISON granted on every range */
 	size_t nregions;
 	struct region *regions;          /* immutable once started */
-	struct handler *handlers;
+	struct handler *handlers;        /* published (release) before any thread starts */
 	bool started;
 	int failed;                      /* atomic: first failure reported */
 	uint64_t mono_base_ns, real_base_ns;
-	uint64_t eager_load_ns;
+	uint64_t eager_load_ns;          /* relaxed atomics: set by start, read by stats */
 	uint64_t eager_bytes;
 };
 
@@ -286,7 +291,7 @@ static void record_tid(struct counters *c, pid_t tid)
 			return;
 		}
 	}
-	bump(&c->faults_other, 1);
+	bump(&c->faults_other_threads, 1);
 }
 
 static void record_latency(struct counters *c, uint64_t ns)
@@ -376,14 +381,13 @@ static int copy_in(struct handler *h, uint64_t host, const unsigned char *buf, u
 	return r;
 }
 
+/* Ends the claims of [FIRST, END) as FAILED; the caller counted them. */
 static void fail_run(struct handler *h, const struct region *rg, uint64_t first, uint64_t end,
 		     uint32_t **words, const struct kevd_error *e)
 {
 	struct kevd_pager *p = h->pager;
 	uint64_t host = (uint64_t)(uintptr_t)rg->host + ((first << KEVD_PAGE_SHIFT) - rg->gpa);
 
-	bump(&h->c.load_failures, 1);
-	bump(&h->c.pages_failed, end - first);
 	/* The owner hears first, so that it has stopped its vCPUs by the time
 	 * the poison wakes them with SIGBUS; otherwise they would re-enter the
 	 * guest and meet the poison again. */
@@ -416,17 +420,26 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 	uint64_t bytes = 0, installed = 0;
 	uint32_t *w;
 
-	if (!load(&h->c.first_mono_ns))
-		store(&h->c.first_mono_ns, t0);
-	store(&h->c.last_mono_ns, t0);
+	if (!load(&h->c.first_fault_ns))
+		store(&h->c.first_fault_ns, t0);
+	store(&h->c.last_fault_ns, t0);
 	bump(&h->c.faults, 1);
 	record_tid(&h->c, tid);
-	if (kevd_unlikely(!rg))
-		return;  /* not guest memory: cannot happen, only ranges we registered fault */
+	/* From here every fault event ends in exactly one of loads,
+	 * faults_coalesced, load_failures and faults_unserved (docs/pager.md). */
+	if (kevd_unlikely(!rg)) {
+		/* Not guest memory: cannot happen, only ranges we registered fault. */
+		bump(&h->c.faults_unserved, 1);
+		return;
+	}
 	addr &= ~KEVD_PAGE_MASK;
 	gfn = (rg->gpa + (addr - (uint64_t)(uintptr_t)rg->host)) >> KEVD_PAGE_SHIFT;
 	w = kevd_pagestate_get(p->states, gfn);
 	if (kevd_unlikely(!w)) {
+		/* Not a load failure: no page was claimed, none is FAILED, and a
+		 * later fault on the page may still load it.  Counted before the
+		 * owner hears, as every failure is. */
+		bump(&h->c.faults_unserved, 1);
 		kevd_error_set(&e, ENOMEM, "pager: no memory for the state of guest page 0x%llx",
 			       (unsigned long long)(gfn << KEVD_PAGE_SHIFT));
 		report_failure(p, gfn, &e);
@@ -480,16 +493,22 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 	     kevd_error_set(&e, EIO, "image '%s': injected read error", kevd_image_path(p->img)) < 0) ||
 	    kevd_image_fill(p->img, first, end - first, h->buf, &bytes, &e) < 0) {
 		kevd_error_prefix(&e, "guest page 0x%llx", (unsigned long long)(gfn << KEVD_PAGE_SHIFT));
+		bump(&h->c.load_failures, 1);
+		bump(&h->c.pages_failed, end - first);
 		fail_run(h, rg, first, end, words + (first - wstart), &e);
 		return;
 	}
+	bump(&h->c.bytes_read, bytes);
 	if (copy_in(h, host, h->buf, (end - first) << KEVD_PAGE_SHIFT, &installed, &e) < 0) {
 		uint64_t ok_end = first + (installed >> KEVD_PAGE_SHIFT);
 
-		/* The pages before the failing one are in place: they are loaded,
-		 * the rest failed. */
+		/* The pages before the failing one are in place: they count as
+		 * loaded, the rest as failed, and the operation as one failed
+		 * load, not also as a load, so that each fault has one outcome.
+		 * Counted before anything is woken, as a load is. */
+		bump(&h->c.load_failures, 1);
+		bump(&h->c.pages_failed, end - ok_end);
 		if (ok_end > first) {
-			bump(&h->c.loads, 1);
 			bump(&h->c.pages_loaded_demand, gfn < ok_end);
 			bump(&h->c.pages_loaded_around, ok_end - first - (gfn < ok_end));
 			for (uint64_t g = first; g < ok_end; g++)
@@ -505,7 +524,6 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 	bump(&h->c.loads, 1);
 	bump(&h->c.pages_loaded_demand, 1);
 	bump(&h->c.pages_loaded_around, end - first - 1);
-	bump(&h->c.bytes_read, bytes);
 	record_latency(&h->c, kevd_now_ns(CLOCK_MONOTONIC) - t0);
 	if (p->cfg.on_load)
 		p->cfg.on_load(p->cfg.cb_arg, first, end - first);
@@ -565,19 +583,22 @@ static void *handler_main(void *arg)
 
 static int load_eager(struct kevd_pager *p, struct kevd_error *err)
 {
-	uint64_t t0 = kevd_now_ns(CLOCK_MONOTONIC);
+	uint64_t t0 = kevd_now_ns(CLOCK_MONOTONIC), bytes = 0;
+	int r = 0;
 
-	for (size_t i = 0; i < kevd_image_extent_count(p->img); i++) {
+	for (size_t i = 0; i < kevd_image_extent_count(p->img) && r == 0; i++) {
 		const struct kevd_image_extent *e = kevd_image_extent(p->img, i);
 		const struct region *rg = region_of_gpa(p, e->first_gfn << KEVD_PAGE_SHIFT);
 		unsigned char *host = rg->host + ((e->first_gfn << KEVD_PAGE_SHIFT) - rg->gpa);
-		int r = kevd_image_fill(p->img, e->first_gfn, e->end_gfn - e->first_gfn, host,
-					&p->eager_bytes, err);
 
-		if (r < 0)
-			return r;
+		r = kevd_image_fill(p->img, e->first_gfn, e->end_gfn - e->first_gfn, host, &bytes, err);
 	}
-	p->eager_load_ns = kevd_now_ns(CLOCK_MONOTONIC) - t0;
+	/* Stored, not accumulated in place: a statistics reader may look at
+	 * any time. */
+	store(&p->eager_bytes, bytes);
+	if (r < 0)
+		return r;
+	store(&p->eager_load_ns, kevd_now_ns(CLOCK_MONOTONIC) - t0);
 	return 0;
 }
 
@@ -600,7 +621,7 @@ int kevd_pager_start(struct kevd_pager *p, struct kevd_error *err)
 	if (p->cfg.eager)
 		return load_eager(p, err);
 
-	p->handlers = calloc(p->cfg.handler_threads, sizeof(*p->handlers));
+	__atomic_store_n(&p->handlers, calloc(p->cfg.handler_threads, sizeof(*p->handlers)), __ATOMIC_RELEASE);
 	if (!p->handlers)
 		return kevd_error_sys(err, ENOMEM, "pager");
 	for (unsigned i = 0; i < p->cfg.handler_threads; i++) {
@@ -662,9 +683,38 @@ void kevd_pager_free(struct kevd_pager *p)
 	free(p);
 }
 
+/* A handler thread's CLOCK_MONOTONIC stamp as CLOCK_REALTIME ns. */
+static int64_t realtime_of(const struct kevd_pager *p, uint64_t mono_ns)
+{
+	return (int64_t)(p->real_base_ns + (mono_ns - p->mono_base_ns));
+}
+
+/* Folding one handler thread's counter C into the summary's member D, by
+ * the row's kind (KEVD_PAGER_STATS).  The conversion to CLOCK_REALTIME
+ * keeps the order, so the earliest stamp converted is the earliest one. */
+#define FOLD_SUM(d, c) (d) += load(&(c));
+#define FOLD_EARLIEST(d, c) { \
+		uint64_t v_ = load(&(c)); \
+		if (v_ && (!(d) || realtime_of(p, v_) < (d))) \
+			(d) = realtime_of(p, v_); \
+	}
+#define FOLD_LATEST(d, c) { \
+		uint64_t v_ = load(&(c)); \
+		if (v_ && realtime_of(p, v_) > (d)) \
+			(d) = realtime_of(p, v_); \
+	}
+#define FOLD_PAGER(d, c)
+#define FOLD_SETUP(d, c)
+#define FOLD_MEMBER(field, how, json, metric, type, help) FOLD_##how(s->field, c->field)
+
+/* Takes no lock that a fault takes: the per-thread counters and the page
+ * state table's count are read with relaxed loads (see their writers), the
+ * rest never changes once the pager runs.  So the summary is not one
+ * instant's: each counter is read at its own moment, and a reader that
+ * wants the identities of docs/pager.md waits until they hold. */
 void kevd_pager_get_stats(struct kevd_pager *p, struct kevd_pager_stats *s)
 {
-	uint64_t first = 0, last = 0;
+	const struct handler *handlers = __atomic_load_n(&p->handlers, __ATOMIC_ACQUIRE);
 
 	memset(s, 0, sizeof(*s));
 	s->eager = p->cfg.eager;
@@ -674,36 +724,22 @@ void kevd_pager_get_stats(struct kevd_pager *p, struct kevd_pager_stats *s)
 	s->image_pages = kevd_image_pages(p->img);
 	s->state_entries = kevd_pagestate_count(p->states);
 	if (p->cfg.eager) {
-		if (p->eager_load_ns || p->eager_bytes) {
+		uint64_t ns = load(&p->eager_load_ns), bytes = load(&p->eager_bytes);
+
+		if (ns || bytes) {
 			s->pages_loaded = s->image_pages;
 			s->loads = kevd_image_extent_count(p->img);
 		}
-		s->bytes_read = p->eager_bytes;
-		s->eager_load_ns = p->eager_load_ns;
+		s->bytes_read = bytes;
+		s->eager_load_ns = ns;
 		return;
 	}
-	for (unsigned i = 0; p->handlers && i < p->cfg.handler_threads; i++) {
-		const struct counters *c = &p->handlers[i].c;
-		uint64_t f = load(&c->first_mono_ns), l = load(&c->last_mono_ns);
+	for (unsigned i = 0; handlers && i < p->cfg.handler_threads; i++) {
+		const struct counters *c = &handlers[i].c;
 
-		s->pages_loaded_demand += load(&c->pages_loaded_demand);
-		s->pages_loaded_around += load(&c->pages_loaded_around);
-		s->loads += load(&c->loads);
-		s->faults += load(&c->faults);
-		s->faults_coalesced += load(&c->faults_coalesced);
-		s->eexist += load(&c->eexist);
-		s->eagain += load(&c->eagain);
-		s->bytes_read += load(&c->bytes_read);
-		s->load_failures += load(&c->load_failures);
-		s->pages_failed += load(&c->pages_failed);
-		s->latency_sum_ns += load(&c->latency_sum_ns);
-		s->faults_other_threads += load(&c->faults_other);
+		KEVD_PAGER_STATS(FOLD_MEMBER)
 		for (unsigned b = 0; b < KEVD_PAGER_HIST_BUCKETS; b++)
 			s->latency_hist[b] += load(&c->hist[b]);
-		if (f && (!first || f < first))
-			first = f;
-		if (l > last)
-			last = l;
 		for (unsigned t = 0; t < KEVD_PAGER_MAX_TIDS; t++) {
 			int32_t tid = __atomic_load_n(&c->tids[t].tid, __ATOMIC_ACQUIRE);
 			uint64_t n = load(&c->tids[t].faults);
@@ -724,10 +760,6 @@ void kevd_pager_get_stats(struct kevd_pager *p, struct kevd_pager_stats *s)
 		}
 	}
 	s->pages_loaded = s->pages_loaded_demand + s->pages_loaded_around;
-	if (first)
-		s->first_fault_ns = (int64_t)(p->real_base_ns + (first - p->mono_base_ns));
-	if (last)
-		s->last_fault_ns = (int64_t)(p->real_base_ns + (last - p->mono_base_ns));
 }
 
 uint64_t kevd_pager_stats_thread_faults(const struct kevd_pager_stats *st, pid_t tid)

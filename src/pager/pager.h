@@ -10,7 +10,8 @@
  * mode the whole image is copied in before the guest runs, for comparison.
  *
  * Statistics are per handler thread, written only by their thread and
- * summed when read, so reading them never stops the faults.
+ * summed when read, so reading them never stops the faults; each is
+ * declared once, in KEVD_PAGER_STATS below.
  */
 #ifndef KEVD_PAGER_H
 #define KEVD_PAGER_H
@@ -60,28 +61,86 @@ struct kevd_pager_thread_faults {
 	uint64_t faults;
 };
 
+/*
+ * Every scalar of struct kevd_pager_stats, declared once.  One row is
+ *
+ *   X(field, how, json, metric, type, help)
+ *
+ *   field   the member of struct kevd_pager_stats (and of a handler thread's
+ *           counters, for the per-thread kinds)
+ *   how     how kevd_pager_get_stats() fills it:
+ *             SUM       a per-thread counter, added up over the handler threads
+ *             EARLIEST  a per-thread CLOCK_MONOTONIC stamp (0 = none yet); the
+ *                       earliest one, as CLOCK_REALTIME ns
+ *             LATEST    the same, the latest one
+ *             PAGER     no per-thread part: set by hand in kevd_pager_get_stats()
+ *                       from the pager, its image or its page-state table
+ *             SETUP     the same, an unsigned piece of the configuration
+ *   json    its key in kevd_json_pager_stats() (EARLIEST/LATEST: null when 0)
+ *   metric  its per-VM Prometheus metric (label vm), or NULL for none
+ *   type    COUNTER or GAUGE: what the value is, exported or not
+ *   help    its Prometheus HELP text, and its documentation here
+ *
+ * The order is that of the JSON object (the Prometheus families follow it).
+ * Adding a per-thread counter takes one SUM row and its increment in
+ * pager.c; the struct members, the sum, the JSON key and the metric follow.
+ * The parts that are not one number (mode, latency histogram, faulting
+ * threads, pages loaded by cause as labels) are written out by hand.
+ */
+#define KEVD_PAGER_STATS(X) \
+	X(handler_threads, SETUP, "handler_threads", NULL, GAUGE, \
+	  "Handler threads serving the userfaultfd (0 in eager mode).") \
+	X(window_pages, SETUP, "window_pages", NULL, GAUGE, "Fault-around window, in pages.") \
+	X(stripes, SETUP, "stripes", NULL, GAUGE, "Lock stripes of the page-state table.") \
+	X(image_pages, PAGER, "image_pages", "kevd_vm_image_pages", GAUGE, \
+	  "Guest pages backed by the VM's kernel image.") \
+	X(pages_loaded, PAGER, "pages_loaded", NULL, COUNTER, \
+	  "Image pages installed: pages_loaded_demand + pages_loaded_around, at most image_pages.") \
+	X(pages_loaded_demand, SUM, "pages_loaded_demand", NULL, COUNTER, \
+	  "The faulting page of a load, when installed (exported by hand, cause=\"demand\").") \
+	X(pages_loaded_around, SUM, "pages_loaded_around", NULL, COUNTER, \
+	  "Neighbours installed with a faulting page (exported by hand, cause=\"fault_around\").") \
+	X(loads, SUM, "loads", "kevd_vm_pager_loads_total", COUNTER, \
+	  "Load operations (one file read and one UFFDIO_COPY each).") \
+	X(faults, SUM, "faults", "kevd_vm_pager_faults_total", COUNTER, \
+	  "Page faults on image pages served by the pager.") \
+	X(faults_coalesced, SUM, "faults_coalesced", "kevd_vm_pager_faults_coalesced_total", COUNTER, \
+	  "Faults that met a page already loading or loaded (served by another fault's load).") \
+	X(eexist, SUM, "eexist", "kevd_vm_pager_eexist_total", COUNTER, \
+	  "UFFDIO_COPY that found a page already present.") \
+	X(eagain, SUM, "eagain", "kevd_vm_pager_eagain_total", COUNTER, "UFFDIO_COPY retried after EAGAIN.") \
+	X(bytes_read, SUM, "bytes_read", "kevd_vm_pager_read_bytes_total", COUNTER, \
+	  "Bytes read from the kernel image.") \
+	X(load_failures, SUM, "load_failures", "kevd_vm_pager_load_failures_total", COUNTER, \
+	  "Loads that failed (the VM fails with them).") \
+	X(pages_failed, SUM, "pages_failed", NULL, COUNTER, "Pages of the failed loads, published FAILED.") \
+	X(faults_unserved, SUM, "faults_unserved", "kevd_vm_pager_faults_unserved_total", COUNTER, \
+	  "Faults the pager could not serve: no memory for the page's state (the VM fails with them).") \
+	X(state_entries, PAGER, "state_entries", NULL, GAUGE, "Page-state words allocated.") \
+	X(first_fault_ns, EARLIEST, "first_fault_ns", NULL, GAUGE, \
+	  "CLOCK_REALTIME ns of the first fault; 0 (JSON null) before any.") \
+	X(last_fault_ns, LATEST, "last_fault_ns", NULL, GAUGE, \
+	  "CLOCK_REALTIME ns of the latest fault; 0 (JSON null) before any.") \
+	X(eager_load_ns, PAGER, "eager_load_ns", NULL, GAUGE, "Eager mode: ns it took to load the image.") \
+	X(latency_sum_ns, SUM, "latency_sum_ns", NULL, COUNTER, \
+	  "Sum of the load latencies in ns (the histogram's sum).") \
+	X(faults_other_threads, SUM, "faults_other_threads", NULL, COUNTER, \
+	  "Faults of threads beyond the KEVD_PAGER_MAX_TIDS counted one by one.")
+
+/* The C type of a member, by how it is filled. */
+#define KEVD_PAGER_STAT_TYPE_SUM uint64_t
+#define KEVD_PAGER_STAT_TYPE_EARLIEST int64_t
+#define KEVD_PAGER_STAT_TYPE_LATEST int64_t
+#define KEVD_PAGER_STAT_TYPE_PAGER uint64_t
+#define KEVD_PAGER_STAT_TYPE_SETUP unsigned
+#define KEVD_PAGER_STAT_MEMBER(field, how, json, metric, type, help) KEVD_PAGER_STAT_TYPE_##how field;
+
 struct kevd_pager_stats {
 	bool eager;
-	unsigned handler_threads, window_pages, stripes;
-	uint64_t image_pages;
-	uint64_t pages_loaded;         /* pages installed; <= image_pages */
-	uint64_t pages_loaded_demand;  /* the faulting page of a load */
-	uint64_t pages_loaded_around;  /* brought in by fault-around */
-	uint64_t loads;                /* read + UFFDIO_COPY operations */
-	uint64_t faults;               /* fault events served */
-	uint64_t faults_coalesced;     /* met a page already LOADING or MAPPED */
-	uint64_t eexist, eagain;       /* UFFDIO_COPY outcomes */
-	uint64_t bytes_read;
-	uint64_t load_failures;
-	uint64_t pages_failed;
-	uint64_t state_entries;        /* page state words allocated */
-	int64_t first_fault_ns, last_fault_ns;  /* CLOCK_REALTIME; 0 = none yet */
-	uint64_t eager_load_ns;        /* eager mode: time to load the image */
+	KEVD_PAGER_STATS(KEVD_PAGER_STAT_MEMBER)
 	uint64_t latency_hist[KEVD_PAGER_HIST_BUCKETS];
-	uint64_t latency_sum_ns;
 	size_t nthreads;
 	struct kevd_pager_thread_faults threads[KEVD_PAGER_MAX_TIDS];
-	uint64_t faults_other_threads;
 };
 
 int kevd_pager_new(struct kevd_image *img, const struct kevd_pager_config *cfg,

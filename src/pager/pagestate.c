@@ -23,6 +23,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/fault.h"
 #include "pager/pagestate.h"
 
 #define NODES_PER_CHUNK 256
@@ -40,10 +41,10 @@ struct chunk {
 };
 
 struct stripe {
-	pthread_mutex_t lock;  /* protects buckets, nbuckets, count, chunks, used */
+	pthread_mutex_t lock;  /* protects buckets, nbuckets, chunks, used; serialises writes of count */
 	struct node **buckets;
 	size_t nbuckets;       /* power of two */
-	size_t count;
+	size_t count;          /* nodes handed out; written under lock (relaxed store), read without it */
 	struct chunk *chunks;
 	size_t used;           /* nodes handed out from chunks->nodes */
 	char pad[64];          /* keep neighbouring stripes' locks off one cache line */
@@ -175,7 +176,7 @@ uint32_t *kevd_pagestate_get(struct kevd_pagestate *ps, uint64_t gfn)
 
 	pthread_mutex_lock(&s->lock);
 	n = lookup(s, h, gfn);
-	if (n)
+	if (n || kevd_fault("state_alloc"))
 		goto out;
 	if (s->count >= s->nbuckets && grow(s) < 0)
 		goto out;
@@ -194,21 +195,28 @@ uint32_t *kevd_pagestate_get(struct kevd_pagestate *ps, uint64_t gfn)
 	b = bucket_of(s, h);
 	n->next = s->buckets[b];
 	s->buckets[b] = n;
-	s->count++;
+	/* A store, not a read-modify-write: the lock already makes this
+	 * thread the only writer of count. */
+	__atomic_store_n(&s->count, s->count + 1, __ATOMIC_RELAXED);
 out:
 	pthread_mutex_unlock(&s->lock);
 	return n ? &n->state : NULL;
 }
 
-uint64_t kevd_pagestate_count(struct kevd_pagestate *ps)
+/* Without the stripe locks, so that reading statistics never makes a fault
+ * wait.  That is safe because each stripe's count is written only by the
+ * holder of its lock, with an atomic store, and only ever grows: a relaxed
+ * load returns a value the count really had (never a torn or lost one), and
+ * the sum lies between the total at the start and at the end of the walk,
+ * the same promise as the pager's per-thread counters.  Nothing but the
+ * counts is read; the stripe array itself never changes while the table
+ * lives. */
+uint64_t kevd_pagestate_count(const struct kevd_pagestate *ps)
 {
 	uint64_t total = 0;
 
-	for (unsigned i = 0; i < ps->nstripes; i++) {
-		pthread_mutex_lock(&ps->stripes[i].lock);
-		total += ps->stripes[i].count;
-		pthread_mutex_unlock(&ps->stripes[i].lock);
-	}
+	for (unsigned i = 0; i < ps->nstripes; i++)
+		total += __atomic_load_n(&ps->stripes[i].count, __ATOMIC_RELAXED);
 	return total;
 }
 

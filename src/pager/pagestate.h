@@ -38,8 +38,8 @@ void kevd_pagestate_free(struct kevd_pagestate *ps);
 uint32_t *kevd_pagestate_get(struct kevd_pagestate *ps, uint64_t gfn);
 /* The state word of GFN if it exists, else NULL (the page is UNLOADED). */
 uint32_t *kevd_pagestate_find(struct kevd_pagestate *ps, uint64_t gfn);
-/* Entries created so far. */
-uint64_t kevd_pagestate_count(struct kevd_pagestate *ps);
+/* Entries created so far; takes no lock (a fault never waits for it). */
+uint64_t kevd_pagestate_count(const struct kevd_pagestate *ps);
 unsigned kevd_pagestate_stripes(const struct kevd_pagestate *ps);
 
 /* UNLOADED -> LOADING; true when this caller won the page. */
