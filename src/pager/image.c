@@ -18,31 +18,12 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
-#include "pager/image.h"
+#include "pager/image_internal.h"
 
 #define MB2_MAGIC 0xe85250d6u
 #define MB2_SEARCH 32768
 #define XEN_NOTE_PHYS32_ENTRY 18
 #define MAX_NOTE_BYTES (1u << 20)
-
-struct kevd_image {
-	char *path;
-	int fd;                        /* owned; O_CLOEXEC, read-only */
-	struct stat st;                /* as validated; pages are read only while it still matches */
-	enum kevd_image_class class;
-	uint64_t elf_entry;
-	kevd_gpa_t entry;
-	bool has_pvh;
-	bool is_linux;                 /* carries a "Linux" ELF note (vmlinux) */
-	kevd_gpa_t pvh_entry;
-	bool has_mb2;
-	uint64_t mb2_offset;
-	size_t nseg;
-	struct kevd_image_segment *seg;  /* sorted by paddr */
-	size_t n_ext;                    /* entries in ext */
-	struct kevd_image_extent *ext;   /* sorted by first_gfn */
-	uint64_t pages;
-};
 
 static int cmp_seg(const void *a, const void *b)
 {
@@ -515,87 +496,4 @@ int kevd_image_check_ram(const struct kevd_image *img, uint64_t ram_bytes, struc
 					      (unsigned long long)end, (unsigned long long)(ram_bytes >> 20));
 	}
 	return 0;
-}
-
-static int still_valid(const struct kevd_image *img, struct kevd_error *err)
-{
-	struct stat st;
-
-	if (fstat(img->fd, &st) < 0)
-		return kevd_error_sys(err, errno, "image '%s'", img->path);
-	if (st.st_size != img->st.st_size)
-		return kevd_error_set(err, ESTALE, "image '%s': file size changed from %lld to %lld bytes while in use",
-				      img->path, (long long)img->st.st_size, (long long)st.st_size);
-	if (st.st_mtim.tv_sec != img->st.st_mtim.tv_sec || st.st_mtim.tv_nsec != img->st.st_mtim.tv_nsec)
-		return kevd_error_set(err, ESTALE, "image '%s': file was modified while in use", img->path);
-	return 0;
-}
-
-static int read_exact(const struct kevd_image *img, void *buf, size_t len, uint64_t off,
-		      struct kevd_error *err)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = KEVD_RETRY_EINTR(pread(img->fd, (char *)buf + done, len - done, (off_t)(off + done)));
-
-		if (n < 0)
-			return kevd_error_sys(err, errno, "image '%s': reading %zu bytes at offset 0x%llx",
-					      img->path, len, (unsigned long long)off);
-		if (n == 0)
-			return kevd_error_set(err, ESTALE, "image '%s': file ends at offset 0x%llx, inside PT_LOAD data (truncated while in use)",
-					      img->path, (unsigned long long)(off + done));
-		done += (size_t)n;
-	}
-	return 0;
-}
-
-int kevd_image_fill(const struct kevd_image *img, uint64_t gfn, size_t npages, void *buf,
-		    uint64_t *bytes_read, struct kevd_error *err)
-{
-	uint64_t start = gfn << KEVD_PAGE_SHIFT;
-	uint64_t end = start + ((uint64_t)npages << KEVD_PAGE_SHIFT);
-	uint64_t pos = start;
-	unsigned char *out = buf;
-	size_t lo = 0, hi = img->nseg;
-	int r;
-
-	r = still_valid(img, err);
-	if (r < 0)
-		return r;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (img->seg[mid].paddr.v + img->seg[mid].memsz <= start)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (size_t i = lo; i < img->nseg && img->seg[i].paddr.v < end; i++) {
-		const struct kevd_image_segment *s = &img->seg[i];
-		uint64_t file_end = s->paddr.v + s->filesz, mem_end = s->paddr.v + s->memsz;
-		uint64_t a = s->paddr.v > pos ? s->paddr.v : pos;
-		uint64_t b = file_end < end ? file_end : end;
-
-		if (a > pos)
-			memset(out + (pos - start), 0, a - pos);
-		pos = a;
-		if (b > a) {
-			r = read_exact(img, out + (a - start), b - a, s->offset + (a - s->paddr.v), err);
-			if (r < 0)
-				return r;
-			if (bytes_read)
-				*bytes_read += b - a;
-			pos = b;
-		}
-		b = mem_end < end ? mem_end : end;
-		if (b > pos) {
-			memset(out + (pos - start), 0, b - pos);
-			pos = b;
-		}
-	}
-	if (end > pos)
-		memset(out + (pos - start), 0, end - pos);
-	/* A truncation that raced the reads above shows in the size now. */
-	return still_valid(img, err);
 }

@@ -1,0 +1,99 @@
+/*
+ * Filling guest pages from the image (kevd_image_fill): file bytes to
+ * p_filesz, zeroes to p_memsz and between segments.  The pager calls it
+ * long after the image was validated, so the file is re-checked (size and
+ * mtime) around every read: a file changed underneath fails the load
+ * instead of feeding the guest bytes that were never validated.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "pager/image_internal.h"
+
+static int still_valid(const struct kevd_image *img, struct kevd_error *err)
+{
+	struct stat st;
+
+	if (fstat(img->fd, &st) < 0)
+		return kevd_error_sys(err, errno, "image '%s'", img->path);
+	if (st.st_size != img->st.st_size)
+		return kevd_error_set(err, ESTALE, "image '%s': file size changed from %lld to %lld bytes while in use",
+				      img->path, (long long)img->st.st_size, (long long)st.st_size);
+	if (st.st_mtim.tv_sec != img->st.st_mtim.tv_sec || st.st_mtim.tv_nsec != img->st.st_mtim.tv_nsec)
+		return kevd_error_set(err, ESTALE, "image '%s': file was modified while in use", img->path);
+	return 0;
+}
+
+static int read_exact(const struct kevd_image *img, void *buf, size_t len, uint64_t off,
+		      struct kevd_error *err)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = KEVD_RETRY_EINTR(pread(img->fd, (char *)buf + done, len - done, (off_t)(off + done)));
+
+		if (n < 0)
+			return kevd_error_sys(err, errno, "image '%s': reading %zu bytes at offset 0x%llx",
+					      img->path, len, (unsigned long long)off);
+		if (n == 0)
+			return kevd_error_set(err, ESTALE, "image '%s': file ends at offset 0x%llx, inside PT_LOAD data (truncated while in use)",
+					      img->path, (unsigned long long)(off + done));
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int kevd_image_fill(const struct kevd_image *img, uint64_t gfn, size_t npages, void *buf,
+		    uint64_t *bytes_read, struct kevd_error *err)
+{
+	uint64_t start = gfn << KEVD_PAGE_SHIFT;
+	uint64_t end = start + ((uint64_t)npages << KEVD_PAGE_SHIFT);
+	uint64_t pos = start;
+	unsigned char *out = buf;
+	size_t lo = 0, hi = img->nseg;
+	int r;
+
+	r = still_valid(img, err);
+	if (r < 0)
+		return r;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (img->seg[mid].paddr.v + img->seg[mid].memsz <= start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < img->nseg && img->seg[i].paddr.v < end; i++) {
+		const struct kevd_image_segment *s = &img->seg[i];
+		uint64_t file_end = s->paddr.v + s->filesz, mem_end = s->paddr.v + s->memsz;
+		uint64_t a = s->paddr.v > pos ? s->paddr.v : pos;
+		uint64_t b = file_end < end ? file_end : end;
+
+		if (a > pos)
+			memset(out + (pos - start), 0, a - pos);
+		pos = a;
+		if (b > a) {
+			r = read_exact(img, out + (a - start), b - a, s->offset + (a - s->paddr.v), err);
+			if (r < 0)
+				return r;
+			if (bytes_read)
+				*bytes_read += b - a;
+			pos = b;
+		}
+		b = mem_end < end ? mem_end : end;
+		if (b > pos) {
+			memset(out + (pos - start), 0, b - pos);
+			pos = b;
+		}
+	}
+	if (end > pos)
+		memset(out + (pos - start), 0, end - pos);
+	/* A truncation that raced the reads above shows in the size now. */
+	return still_valid(img, err);
+}

@@ -1,0 +1,30 @@
+/* The image model's state, shared by image.c (parse, validate, query) and
+ * image_fill.c (reading pages).  Nothing outside src/pager/ sees it. */
+#ifndef KEVD_IMAGE_INTERNAL_H
+#define KEVD_IMAGE_INTERNAL_H
+
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#include "pager/image.h"
+
+struct kevd_image {
+	char *path;
+	int fd;                        /* owned; O_CLOEXEC, read-only */
+	struct stat st;                /* as validated; pages are read only while it still matches */
+	enum kevd_image_class class;
+	uint64_t elf_entry;
+	kevd_gpa_t entry;
+	bool has_pvh;
+	bool is_linux;                 /* carries a "Linux" ELF note (vmlinux) */
+	kevd_gpa_t pvh_entry;
+	bool has_mb2;
+	uint64_t mb2_offset;
+	size_t nseg;
+	struct kevd_image_segment *seg;  /* sorted by paddr */
+	size_t n_ext;                    /* entries in ext */
+	struct kevd_image_extent *ext;   /* sorted by first_gfn */
+	uint64_t pages;
+};
+
+#endif

@@ -1,0 +1,94 @@
+/*
+ * What the pager's files share: pager.c (lifecycle, registration, eager
+ * mode, translation), service.c (the handler threads' fault service) and
+ * stats.c (the statistics summary).  Nothing outside src/pager/ sees it.
+ */
+#ifndef KEVD_PAGER_INTERNAL_H
+#define KEVD_PAGER_INTERNAL_H
+
+#include <linux/userfaultfd.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pager/pager.h"
+
+/* Debian 12's headers predate UFFDIO_POISON (Linux 6.6); the ABI is fixed. */
+#ifndef UFFD_FEATURE_POISON
+#define UFFD_FEATURE_POISON (1 << 14)
+#define _UFFDIO_POISON (0x08)
+struct uffdio_poison {
+	struct uffdio_range range;
+	__u64 mode;
+	__s64 updated;
+};
+#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
+#endif
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+#define EVENT_BATCH 16
+#define EAGAIN_MAX_RETRIES 1000
+
+struct region {
+	uint64_t gpa;
+	uint64_t len;
+	unsigned char *host;
+};
+
+/* Counters of one handler thread: written only by it (relaxed stores, no
+ * read-modify-write on the hot path), read by anyone with relaxed loads.
+ * The scalars are the per-thread rows of KEVD_PAGER_STATS, under the same
+ * names; an EARLIEST/LATEST stamp is CLOCK_MONOTONIC here. */
+#define COUNTER_SUM(field) uint64_t field;
+#define COUNTER_EARLIEST(field) uint64_t field;
+#define COUNTER_LATEST(field) uint64_t field;
+#define COUNTER_PAGER(field)
+#define COUNTER_SETUP(field)
+#define COUNTER_MEMBER(field, how, json, metric, type, help) COUNTER_##how(field)
+
+struct counters {
+	KEVD_PAGER_STATS(COUNTER_MEMBER)
+	uint64_t hist[KEVD_PAGER_HIST_BUCKETS];
+	struct { int32_t tid; uint64_t faults; } tids[KEVD_PAGER_MAX_TIDS];
+};
+
+struct handler {
+	struct kevd_pager *pager;
+	pthread_t thread;        /* owned by the pager: joined in kevd_pager_free */
+	bool started;
+	unsigned char *buf;      /* window_pages pages; this thread's only */
+	struct counters c;
+};
+
+struct kevd_pager {
+	struct kevd_image *img;          /* borrowed; outlives the pager */
+	struct kevd_pager_config cfg;
+	struct kevd_pagestate *states;
+	int uffd;                        /* owned; -1 in eager mode */
+	int stopfd;                      /* owned eventfd; readable = threads must exit */
+	bool poison;                     /* UFFDIO_POISON granted on every range */
+	size_t nregions;
+	struct region *regions;          /* immutable once started */
+	struct handler *handlers;        /* published (release) before any thread starts */
+	bool started;
+	int failed;                      /* atomic: first failure reported */
+	uint64_t mono_base_ns, real_base_ns;
+	uint64_t eager_load_ns;          /* relaxed atomics: set by start, read by stats */
+	uint64_t eager_bytes;
+};
+
+static inline void store(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline uint64_t load(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void bump(uint64_t *p, uint64_t n) { store(p, load(p) + n); }
+
+/* The memory region holding GPA (resp. host address ADDR); NULL if none. */
+const struct region *kevd_pager_region_of_gpa(const struct kevd_pager *p, uint64_t gpa);
+const struct region *kevd_pager_region_of_host(const struct kevd_pager *p, uint64_t addr);
+
+/* A handler thread (ARG = its struct handler): serves fault events until
+ * the stop eventfd is readable or the userfaultfd closes. */
+void *kevd_pager_handler_main(void *arg);
+
+#endif

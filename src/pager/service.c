@@ -1,0 +1,350 @@
+/*
+ * The fault service of the pager's handler threads (the fault path
+ * described at the top of pager.c): claim, fault-around, read, install,
+ * count, publish, wake; coalesced faults; failures and poison.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fault.h"
+#include "common/log.h"
+#include "common/sandbox.h"
+#include "common/time.h"
+#include "pager/pager_internal.h"
+
+static void record_tid(struct counters *c, pid_t tid)
+{
+	for (size_t i = 0; i < KEVD_PAGER_MAX_TIDS; i++) {
+		int32_t t = __atomic_load_n(&c->tids[i].tid, __ATOMIC_RELAXED);
+
+		if (t == tid) {
+			bump(&c->tids[i].faults, 1);
+			return;
+		}
+		if (t == 0) {
+			store(&c->tids[i].faults, 1);
+			__atomic_store_n(&c->tids[i].tid, tid, __ATOMIC_RELEASE);
+			return;
+		}
+	}
+	bump(&c->faults_other_threads, 1);
+}
+
+static void record_latency(struct counters *c, uint64_t ns)
+{
+	uint64_t us = ns / 1000;
+	unsigned b = 0;
+
+	while (us && b < KEVD_PAGER_HIST_BUCKETS - 1) {
+		us >>= 1;
+		b++;
+	}
+	bump(&c->hist[b], 1);
+	bump(&c->latency_sum_ns, ns);
+}
+
+static void wake_range(struct kevd_pager *p, uint64_t addr, uint64_t len)
+{
+	struct uffdio_range r = { .start = addr, .len = len };
+
+	/* ENOENT/EINVAL only if the range was unregistered, i.e. we are closing. */
+	ioctl(p->uffd, UFFDIO_WAKE, &r);
+}
+
+static void report_failure(struct kevd_pager *p, uint64_t gfn, const struct kevd_error *e)
+{
+	if (__atomic_exchange_n(&p->failed, 1, __ATOMIC_ACQ_REL))
+		return;
+	if (p->cfg.on_failure)
+		p->cfg.on_failure(p->cfg.cb_arg, KEVD_GPA(gfn << KEVD_PAGE_SHIFT), e);
+}
+
+/* Installs BUF at HOST for LEN bytes: retries the remainder after EAGAIN
+ * (a partial copy reports the bytes done) with a growing sleep, never a
+ * spin; skips (and wakes) a page that is already present.  *INSTALLED gets
+ * how many bytes from HOST are in place, also when it fails. */
+static int copy_in(struct handler *h, uint64_t host, const unsigned char *buf, uint64_t len,
+		   uint64_t *installed, struct kevd_error *err)
+{
+	struct kevd_pager *p = h->pager;
+	uint64_t done = 0;
+	int r = 0;
+	unsigned retries = 0;
+	long backoff_ns = 1000;
+
+	while (done < len) {
+		struct uffdio_copy c = {
+			.dst = host + done, .src = (uintptr_t)(buf + done), .len = len - done,
+			.mode = UFFDIO_COPY_MODE_DONTWAKE,
+		};
+
+		if (kevd_unlikely(kevd_fault("uffd_copy"))) {
+			errno = EIO;
+			c.copy = -EIO;
+		} else if (ioctl(p->uffd, UFFDIO_COPY, &c) == 0) {
+			done = len;
+			break;
+		}
+		if (c.copy > 0)
+			done += (uint64_t)c.copy;
+		if (errno == EEXIST) {
+			/* Somebody installed this page: it is not ours to overwrite,
+			 * and its faulting thread may not have been woken. */
+			bump(&h->c.eexist, 1);
+			wake_range(p, host + done, KEVD_PAGE_SIZE);
+			done += KEVD_PAGE_SIZE;
+			continue;
+		}
+		if (errno == EAGAIN) {
+			struct timespec ts = { 0, backoff_ns };
+
+			bump(&h->c.eagain, 1);
+			if (c.copy > 0)
+				continue;  /* progress: go on at once */
+			if (++retries > EAGAIN_MAX_RETRIES) {
+				r = kevd_error_set(err, EAGAIN, "pager: UFFDIO_COPY kept failing with EAGAIN");
+				break;
+			}
+			nanosleep(&ts, NULL);
+			if (backoff_ns < 1000000)
+				backoff_ns *= 2;
+			continue;
+		}
+		r = kevd_error_sys(err, errno, "pager: UFFDIO_COPY of %llu bytes", (unsigned long long)(len - done));
+		break;
+	}
+	*installed = done;
+	return r;
+}
+
+/* Ends the claims of [FIRST, END) as FAILED; the caller counted them. */
+static void fail_run(struct handler *h, const struct region *rg, uint64_t first, uint64_t end,
+		     uint32_t **words, const struct kevd_error *e)
+{
+	struct kevd_pager *p = h->pager;
+	uint64_t host = (uint64_t)(uintptr_t)rg->host + ((first << KEVD_PAGE_SHIFT) - rg->gpa);
+
+	/* The owner hears first, so that it has stopped its vCPUs by the time
+	 * the poison wakes them with SIGBUS; otherwise they would re-enter the
+	 * guest and meet the poison again. */
+	report_failure(p, first, e);
+	/* Page by page, so that one already present (EEXIST) does not leave the
+	 * rest unpoisoned.  A page that cannot be poisoned is not woken: its
+	 * thread would only fault again; the owner's stop ends its wait. */
+	for (uint64_t g = first; p->poison && g < end; g++) {
+		struct uffdio_poison po = {
+			.range = { .start = host + ((g - first) << KEVD_PAGE_SHIFT), .len = KEVD_PAGE_SIZE },
+		};
+
+		if (ioctl(p->uffd, UFFDIO_POISON, &po) < 0 && errno != EEXIST)
+			kevd_debug("pager: UFFDIO_POISON of guest page 0x%llx: %s",
+				   (unsigned long long)(g << KEVD_PAGE_SHIFT), strerror(errno));
+	}
+	for (uint64_t g = first; g < end; g++)
+		kevd_pagestate_publish(words[g - first], KEVD_PAGE_FAILED);
+}
+
+/* The pages one load brings in: [first, end) inside the aligned window
+ * that starts at wstart, all claimed (LOADING) by this thread. */
+struct run {
+	const struct region *rg;
+	uint64_t gfn;                  /* the faulting page */
+	uint64_t first, end, wstart;
+	uint64_t host;                 /* host address of first */
+	uint32_t *words[KEVD_PAGER_MAX_WINDOW];  /* indexed by gfn - wstart */
+};
+
+/* Grows the claim of GFN (word W, already won) over free neighbours
+ * inside the aligned window, clipped to the segment and to the region. */
+static void claim_run(struct kevd_pager *p, struct run *r, uint32_t *w)
+{
+	const struct kevd_image_segment *seg = kevd_image_segment_of(p->img, r->gfn);
+	uint64_t seg_first = seg ? seg->first_gfn : r->gfn, seg_end = seg ? seg->end_gfn : r->gfn + 1;
+	uint64_t rg_first = r->rg->gpa >> KEVD_PAGE_SHIFT, rg_end = (r->rg->gpa + r->rg->len) >> KEVD_PAGE_SHIFT;
+	uint64_t wend;
+
+	r->wstart = r->gfn - r->gfn % p->cfg.window_pages;
+	wend = r->wstart + p->cfg.window_pages;
+	if (r->wstart < seg_first)
+		r->wstart = seg_first;
+	if (wend > seg_end)
+		wend = seg_end;
+	if (r->wstart < rg_first)
+		r->wstart = rg_first;
+	if (wend > rg_end)
+		wend = rg_end;
+	r->first = r->gfn;
+	r->end = r->gfn + 1;
+	r->words[r->gfn - r->wstart] = w;
+	while (r->first > r->wstart) {
+		uint32_t *n = kevd_pagestate_get(p->states, r->first - 1);
+
+		if (!n || !kevd_pagestate_claim(n))
+			break;
+		r->words[--r->first - r->wstart] = n;
+	}
+	while (r->end < wend) {
+		uint32_t *n = kevd_pagestate_get(p->states, r->end);
+
+		if (!n || !kevd_pagestate_claim(n))
+			break;
+		r->words[r->end++ - r->wstart] = n;
+	}
+	r->host = (uint64_t)(uintptr_t)r->rg->host + ((r->first << KEVD_PAGE_SHIFT) - r->rg->gpa);
+}
+
+/* A copy that failed after INSTALLED bytes: the pages before the failing
+ * one are in place and count as loaded, the rest as failed, and the
+ * operation as one failed load, not also as a load, so that each fault
+ * has one outcome.  Counted before anything is woken, as a load is. */
+static void copy_failed(struct handler *h, struct run *r, uint64_t installed, struct kevd_error *e)
+{
+	uint64_t ok_end = r->first + (installed >> KEVD_PAGE_SHIFT);
+
+	bump(&h->c.load_failures, 1);
+	bump(&h->c.pages_failed, r->end - ok_end);
+	if (ok_end > r->first) {
+		bump(&h->c.pages_loaded_demand, r->gfn < ok_end);
+		bump(&h->c.pages_loaded_around, ok_end - r->first - (r->gfn < ok_end));
+		for (uint64_t g = r->first; g < ok_end; g++)
+			kevd_pagestate_publish(r->words[g - r->wstart], KEVD_PAGE_MAPPED);
+		wake_range(h->pager, r->host, installed);
+	}
+	kevd_error_prefix(e, "guest page 0x%llx", (unsigned long long)(r->gfn << KEVD_PAGE_SHIFT));
+	fail_run(h, r->rg, ok_end, r->end, r->words + (ok_end - r->wstart), e);
+}
+
+/* Reads the run from the image, installs it, counts, publishes, wakes. */
+static void load_run(struct handler *h, struct run *r, uint64_t t0)
+{
+	struct kevd_pager *p = h->pager;
+	struct kevd_error e = KEVD_ERROR_INIT;
+	uint64_t bytes = 0, installed = 0, n = r->end - r->first;
+
+	if ((kevd_unlikely(kevd_fault("image_read")) &&
+	     kevd_error_set(&e, EIO, "image '%s': injected read error", kevd_image_path(p->img)) < 0) ||
+	    kevd_image_fill(p->img, r->first, n, h->buf, &bytes, &e) < 0) {
+		kevd_error_prefix(&e, "guest page 0x%llx", (unsigned long long)(r->gfn << KEVD_PAGE_SHIFT));
+		bump(&h->c.load_failures, 1);
+		bump(&h->c.pages_failed, n);
+		fail_run(h, r->rg, r->first, r->end, r->words + (r->first - r->wstart), &e);
+		return;
+	}
+	bump(&h->c.bytes_read, bytes);
+	if (copy_in(h, r->host, h->buf, n << KEVD_PAGE_SHIFT, &installed, &e) < 0) {
+		copy_failed(h, r, installed, &e);
+		return;
+	}
+	/* Count and publish before the wake, so that whoever the faulting
+	 * thread talks to next already sees this load in the statistics. */
+	bump(&h->c.loads, 1);
+	bump(&h->c.pages_loaded_demand, 1);
+	bump(&h->c.pages_loaded_around, n - 1);
+	record_latency(&h->c, kevd_now_ns(CLOCK_MONOTONIC) - t0);
+	if (p->cfg.on_load)
+		p->cfg.on_load(p->cfg.cb_arg, r->first, n);
+	for (uint64_t g = r->first; g < r->end; g++)
+		kevd_pagestate_publish(r->words[g - r->wstart], KEVD_PAGE_MAPPED);
+	wake_range(p, r->host, n << KEVD_PAGE_SHIFT);
+}
+
+static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
+{
+	struct kevd_pager *p = h->pager;
+	uint64_t t0 = kevd_now_ns(CLOCK_MONOTONIC);
+	struct run r = { .rg = kevd_pager_region_of_host(p, addr) };
+	struct kevd_error e = KEVD_ERROR_INIT;
+	uint32_t *w;
+
+	if (!load(&h->c.first_fault_ns))
+		store(&h->c.first_fault_ns, t0);
+	store(&h->c.last_fault_ns, t0);
+	bump(&h->c.faults, 1);
+	record_tid(&h->c, tid);
+	/* From here every fault event ends in exactly one of loads,
+	 * faults_coalesced, load_failures and faults_unserved (docs/pager.md). */
+	if (kevd_unlikely(!r.rg)) {
+		/* Not guest memory: cannot happen, only ranges we registered fault. */
+		bump(&h->c.faults_unserved, 1);
+		return;
+	}
+	addr &= ~KEVD_PAGE_MASK;
+	r.gfn = (r.rg->gpa + (addr - (uint64_t)(uintptr_t)r.rg->host)) >> KEVD_PAGE_SHIFT;
+	w = kevd_pagestate_get(p->states, r.gfn);
+	if (kevd_unlikely(!w)) {
+		/* Not a load failure: no page was claimed, none is FAILED, and a
+		 * later fault on the page may still load it.  Counted before the
+		 * owner hears, as every failure is. */
+		bump(&h->c.faults_unserved, 1);
+		kevd_error_set(&e, ENOMEM, "pager: no memory for the state of guest page 0x%llx",
+			       (unsigned long long)(r.gfn << KEVD_PAGE_SHIFT));
+		report_failure(p, r.gfn, &e);
+		return;
+	}
+	if (!kevd_pagestate_claim(w)) {
+		bump(&h->c.faults_coalesced, 1);
+		/* Wake only onto something: a FAILED page without poison would
+		 * fault again at once, so its thread sleeps until its owner
+		 * stops it. */
+		if (kevd_pagestate_wait(w) == KEVD_PAGE_MAPPED || p->poison)
+			wake_range(p, addr, KEVD_PAGE_SIZE);
+		return;
+	}
+	claim_run(p, &r, w);
+	load_run(h, &r, t0);
+}
+
+/* A handler thread polls the userfaultfd and its stop eventfd, reads
+ * events and the image (pread, fstat for the changed-file check) and
+ * installs, wakes or poisons pages. */
+static const int handler_calls[] = {
+	__NR_poll, __NR_ppoll, __NR_read, __NR_pread64, __NR_fstat, __NR_newfstatat,
+};
+static const unsigned long handler_ioctls[] = { UFFDIO_COPY, UFFDIO_WAKE, UFFDIO_POISON };
+
+const struct kevd_sandbox_role kevd_pager_sandbox_role = {
+	.name = "pager",
+	.syscalls = handler_calls, .nsyscalls = sizeof(handler_calls) / sizeof(handler_calls[0]),
+	.ioctls = handler_ioctls, .nioctls = sizeof(handler_ioctls) / sizeof(handler_ioctls[0]),
+};
+
+void *kevd_pager_handler_main(void *arg)
+{
+	struct handler *h = arg;
+	struct kevd_pager *p = h->pager;
+	struct uffd_msg msgs[EVENT_BATCH];
+	struct kevd_error err = KEVD_ERROR_INIT;
+
+	if (kevd_sandbox_thread(&kevd_pager_sandbox_role, &err) < 0 && err.errnum != ENOSYS)
+		kevd_warn("pager thread runs unconfined: %s", err.msg);
+	for (;;) {
+		struct pollfd pfd[2] = { { p->uffd, POLLIN, 0 }, { p->stopfd, POLLIN, 0 } };
+		ssize_t n;
+
+		if (KEVD_RETRY_EINTR(poll(pfd, 2, -1)) < 0)
+			break;
+		if (pfd[1].revents)
+			break;
+		if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL))
+			break;
+		n = read(p->uffd, msgs, sizeof(msgs));
+		if (n < 0)
+			continue;  /* EAGAIN: another handler took the events */
+		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++) {
+			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			handle_fault(h, msgs[i].arg.pagefault.address,
+				     (pid_t)msgs[i].arg.pagefault.feat.ptid);
+		}
+	}
+	return NULL;
+}
+
