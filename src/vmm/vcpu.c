@@ -69,6 +69,11 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 	raise(sig);
 }
 
+bool kevd_vm_signals_installed(void)
+{
+	return __atomic_load_n(&signals_installed, __ATOMIC_ACQUIRE);
+}
+
 int kevd_vm_signals_install(struct kevd_error *err)
 {
 	struct sigaction sa = { .sa_handler = on_kick };
@@ -401,8 +406,6 @@ static int vcpus_create(struct kevd_vm *vm, void **state, struct kevd_error *err
 	int r;
 
 	(void)state;
-	if (!__atomic_load_n(&signals_installed, __ATOMIC_ACQUIRE))
-		return kevd_error_set(err, EINVAL, "vm '%s': kevd_vm_signals_install() was not called", vm->name);
 	vm->vcpus = calloc(vm->nvcpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
 		return kevd_error_sys(err, ENOMEM, "vm '%s': vcpus", vm->name);
@@ -443,6 +446,9 @@ static void vcpus_quiesce(struct kevd_vm *vm, void *state)
 		kevd_vm_end(vm, KEVD_VM_STOPPED, -1, "VM deleted");
 }
 
+/* Every thread is joined before any kvm_run page goes: a vCPU still
+ * running may end the VM, which kicks (writes immediate_exit of) every
+ * vCPU, joined or not. */
 static void vcpus_free(struct kevd_vm *vm, void *state)
 {
 	(void)state;
@@ -456,6 +462,10 @@ static void vcpus_free(struct kevd_vm *vm, void *state)
 		pthread_mutex_unlock(&vm->lock);
 		if (started)
 			pthread_join(v->thread, NULL);
+	}
+	for (unsigned i = 0; vm->vcpus && i < vm->nvcpus; i++) {
+		struct kevd_vcpu *v = &vm->vcpus[i];
+
 		if (v->run)
 			munmap(v->run, vm->run_size);
 		if (v->fd >= 0)

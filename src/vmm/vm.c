@@ -90,21 +90,12 @@ const struct kevd_vm_part kevd_part_console = {
 	.name = "console", .create = console_create, .free = console_free,
 };
 
+/* Sealed at the end of kevd_vm_create(), once every device registered. */
 static int iobus_create(struct kevd_vm *vm, void **state, struct kevd_error *err)
 {
 	(void)state;
 	if (kevd_iobus_new(&vm->iobus, err) < 0)
 		return kevd_error_prefix(err, "vm '%s'", vm->name);
-	return 0;
-}
-
-/* Devices register while the VM is created; the vCPU threads, started
- * after this, dispatch over ranges that no longer change. */
-static int iobus_start(struct kevd_vm *vm, void *state, struct kevd_error *err)
-{
-	(void)state;
-	(void)err;
-	kevd_iobus_seal(vm->iobus);
 	return 0;
 }
 
@@ -115,7 +106,7 @@ static void iobus_free(struct kevd_vm *vm, void *state)
 }
 
 const struct kevd_vm_part kevd_part_iobus = {
-	.name = "iobus", .create = iobus_create, .start = iobus_start, .free = iobus_free,
+	.name = "iobus", .create = iobus_create, .free = iobus_free,
 };
 
 /* ---- create, start, stop, free ---- */
@@ -192,6 +183,11 @@ int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struc
 	struct kevd_vm *vm;
 	int r = check_config(cfg, err);
 
+	/* Before any work: a kick would otherwise kill the process. */
+	if (r == 0 && !kevd_vm_signals_installed())
+		r = kevd_error_set(err, EINVAL, "vm '%s': kevd_vm_signals_install() was not called",
+				   cfg->name ? cfg->name : "vm");
+
 	if (r < 0 || !(vm = vm_alloc(cfg))) {
 		struct kevd_vm_config c = *cfg;
 
@@ -210,6 +206,9 @@ int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struc
 			return r;
 		}
 	}
+	/* Devices registered during create; the vCPU threads, started later,
+	 * dispatch over ranges that no longer change. */
+	kevd_iobus_seal(vm->iobus);
 	vm->state = KEVD_VM_CREATED;
 	*out = vm;
 	return 0;

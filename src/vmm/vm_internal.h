@@ -65,7 +65,7 @@ struct kevd_vm {
 	struct kevd_pager *pager;    /* owned */
 	/* console and iobus parts (vm.c) */
 	struct kevd_console *console;  /* owned */
-	struct kevd_iobus *iobus;    /* owned; sealed by its start hook */
+	struct kevd_iobus *iobus;    /* owned; sealed at the end of kevd_vm_create() */
 	/* boot part (boot.c) */
 	enum kevd_boot_protocol protocol;
 	kevd_gpa_t entry;
@@ -92,6 +92,9 @@ struct kevd_vm {
  * and kicks every vCPU.  Returns true if this call set the state. */
 bool kevd_vm_end(struct kevd_vm *vm, enum kevd_vm_state state, int exit_status, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/* Whether the program called kevd_vm_signals_install(). */
+bool kevd_vm_signals_installed(void);
 
 /* Kicks every vCPU out of KVM_RUN; under vm->lock. */
 void kevd_vcpus_kick_locked(struct kevd_vm *vm);
