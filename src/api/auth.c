@@ -5,6 +5,11 @@
 
 #include "api/auth.h"
 
+bool kevd_auth_public_path(const char *path)
+{
+	return !strcmp(path, "/metrics") || !strcmp(path, "/v1/health");
+}
+
 bool kevd_auth_allows(const char *token, const char *path, const char *authorization)
 {
 	static const char scheme[] = "Bearer ";
@@ -14,8 +19,7 @@ bool kevd_auth_allows(const char *token, const char *path, const char *authoriza
 
 	if (!token)
 		return false;  /* fail closed: a TCP listener without a token serves nothing */
-	/* Exactly these paths, not /metrics/ or //v1/health: the exception stays as narrow as it reads. */
-	if (!strcmp(path, "/metrics") || !strcmp(path, "/v1/health"))
+	if (kevd_auth_public_path(path))
 		return true;
 	if (!authorization || strncmp(authorization, scheme, sl) != 0)
 		return false;

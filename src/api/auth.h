@@ -15,4 +15,10 @@
  * (NULL = none configured). */
 bool kevd_auth_allows(const char *token, const char *path, const char *authorization);
 
+/* Whether PATH (decoded) is one of the two a monitoring system scrapes,
+ * /metrics and /v1/health: exactly these, not /metrics/ or //v1/health, so
+ * that the exception stays as narrow as it reads.  They need no token, and
+ * they are all the metrics listener serves. */
+bool kevd_auth_public_path(const char *path);
+
 #endif

@@ -41,7 +41,7 @@ struct kevd_listener {
 	struct evhttp *http;                /* owned: the socket and its connections */
 	struct evhttp_bound_socket *bound;  /* owned by http; NULL once stopped */
 	char *socket_path;                  /* owned; a Unix socket's file, removed on free */
-	bool needs_token;
+	enum kind { UNIX_API, TCP_API, TCP_METRICS } kind;
 };
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -64,7 +64,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 		kevd_http_fail(srv->http, req, 400, "bad request URI");
 		return;
 	}
-	if (l->needs_token && !kevd_auth_allows(srv->token, path, auth)) {
+	if (l->kind == TCP_METRICS && !kevd_auth_public_path(path)) {
+		kevd_http_fail(srv->http, req, 404, "this listener serves only /metrics and /v1/health");
+		return;
+	}
+	if (l->kind == TCP_API && !kevd_auth_allows(srv->token, path, auth)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
 		kevd_http_fail(srv->http, req, 401, "this listener needs 'Authorization: Bearer <token>'");
 		return;
@@ -114,16 +118,19 @@ static int bind_unix(const char *path, unsigned mode, struct kevd_error *err)
 	return kevd_steal_fd(&fd);
 }
 
-static int bind_tcp(const struct kevd_server_settings *s, struct kevd_error *err)
+/* WHAT ("listen", "metrics listen") and NAME (as configured) name it in
+ * messages. */
+static int bind_tcp(const char *what, const char *name, const struct sockaddr_storage *addr, socklen_t len,
+		    struct kevd_error *err)
 {
-	cleanup_close int fd = socket(s->listen_addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	cleanup_close int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	int one = 1;
 
 	if (fd < 0)
-		return kevd_error_sys(err, errno, "listen '%s'", s->listen);
+		return kevd_error_sys(err, errno, "%s '%s'", what, name);
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)&s->listen_addr, s->listen_len) < 0 || listen(fd, BACKLOG) < 0)
-		return kevd_error_sys(err, errno, "listen '%s'", s->listen);
+	if (bind(fd, (const struct sockaddr *)addr, len) < 0 || listen(fd, BACKLOG) < 0)
+		return kevd_error_sys(err, errno, "%s '%s'", what, name);
 	return kevd_steal_fd(&fd);
 }
 
@@ -150,7 +157,7 @@ static int serve(struct kevd_listener *l, int *fd, struct kevd_error *err)
 	return 0;
 }
 
-static struct kevd_listener *listener_alloc(struct kevd_server *srv, bool needs_token, struct kevd_error *err)
+static struct kevd_listener *listener_alloc(struct kevd_server *srv, enum kind kind, struct kevd_error *err)
 {
 	struct kevd_listener *l = calloc(1, sizeof(*l));
 
@@ -159,14 +166,14 @@ static struct kevd_listener *listener_alloc(struct kevd_server *srv, bool needs_
 		return NULL;
 	}
 	l->srv = srv;
-	l->needs_token = needs_token;
+	l->kind = kind;
 	return l;
 }
 
 int kevd_listener_new_unix(struct kevd_server *srv, const struct kevd_server_settings *s,
 			   struct kevd_listener **out, struct kevd_error *err)
 {
-	struct kevd_listener *l = listener_alloc(srv, false, err);
+	struct kevd_listener *l = listener_alloc(srv, UNIX_API, err);
 	cleanup_close int fd = -1;
 	int r;
 
@@ -192,16 +199,17 @@ int kevd_listener_new_unix(struct kevd_server *srv, const struct kevd_server_set
 	return 0;
 }
 
-int kevd_listener_new_tcp(struct kevd_server *srv, const struct kevd_server_settings *s,
-			  struct kevd_listener **out, struct kevd_error *err)
+static int new_tcp(struct kevd_server *srv, enum kind kind, const char *what, const char *name,
+		   const struct sockaddr_storage *addr, socklen_t len, struct kevd_listener **out,
+		   struct kevd_error *err)
 {
-	struct kevd_listener *l = listener_alloc(srv, true, err);
+	struct kevd_listener *l = listener_alloc(srv, kind, err);
 	cleanup_close int fd = -1;
 	int r;
 
 	if (!l)
 		return -ENOMEM;
-	fd = bind_tcp(s, err);
+	fd = bind_tcp(what, name, addr, len, err);
 	r = fd < 0 ? fd : serve(l, &fd, err);
 	if (r < 0) {
 		kevd_listener_free(l);
@@ -209,6 +217,19 @@ int kevd_listener_new_tcp(struct kevd_server *srv, const struct kevd_server_sett
 	}
 	*out = l;
 	return 0;
+}
+
+int kevd_listener_new_tcp(struct kevd_server *srv, const struct kevd_server_settings *s,
+			  struct kevd_listener **out, struct kevd_error *err)
+{
+	return new_tcp(srv, TCP_API, "listen", s->listen, &s->listen_addr, s->listen_len, out, err);
+}
+
+int kevd_listener_new_metrics(struct kevd_server *srv, const struct kevd_server_settings *s,
+			      struct kevd_listener **out, struct kevd_error *err)
+{
+	return new_tcp(srv, TCP_METRICS, "metrics listen", s->metrics_listen, &s->metrics_addr, s->metrics_len,
+		       out, err);
 }
 
 void kevd_listener_stop(struct kevd_listener *l)

@@ -61,6 +61,7 @@ static int copy_settings(struct kevd_server *srv, const struct kevd_server_setti
 	srv->settings.token = NULL;
 	srv->settings.socket_path = NULL;
 	srv->settings.listen = NULL;
+	srv->settings.metrics_listen = NULL;
 	srv->settings.image_dir = NULL;
 	if (!srv->settings.max_body_bytes)
 		srv->settings.max_body_bytes = 65536;
@@ -106,7 +107,9 @@ int kevd_server_new(struct event_base *base, const struct kevd_server_settings *
 	srv->eventfd = -1;
 	srv->image_dirfd = -1;
 	if ((r = setup_state(srv, s, err)) < 0 || (r = kevd_listener_new_unix(srv, s, &srv->unix_l, err)) < 0 ||
-	    (s->listen && *s->listen && (r = kevd_listener_new_tcp(srv, s, &srv->tcp_l, err)) < 0)) {
+	    (s->listen && *s->listen && (r = kevd_listener_new_tcp(srv, s, &srv->tcp_l, err)) < 0) ||
+	    (s->metrics_listen && *s->metrics_listen &&
+	     (r = kevd_listener_new_metrics(srv, s, &srv->metrics_l, err)) < 0)) {
 		kevd_server_free(srv);
 		return r;
 	}
@@ -133,6 +136,7 @@ void kevd_server_shutdown(struct kevd_server *srv)
 	srv->shutting_down = true;
 	kevd_listener_stop(srv->unix_l);
 	kevd_listener_stop(srv->tcp_l);
+	kevd_listener_stop(srv->metrics_l);
 	/* Every VM is asked first, then waited for: they stop in parallel. */
 	for (e = kevd_registry_first(srv->registry); e; e = kevd_registry_next(e))
 		kevd_vm_stop(kevd_registry_entry_vm(e), "kevd is shutting down");
@@ -146,6 +150,7 @@ void kevd_server_free(struct kevd_server *srv)
 {
 	if (!srv)
 		return;
+	kevd_listener_free(srv->metrics_l);
 	kevd_listener_free(srv->tcp_l);
 	kevd_listener_free(srv->unix_l);
 	kevd_registry_free(srv->registry);

@@ -23,6 +23,9 @@ struct kevd_server_settings {
 	struct sockaddr_storage listen_addr;  /* parsed listen address */
 	socklen_t listen_len;
 	const char *token;             /* bearer token the TCP listener demands; NULL = none */
+	const char *metrics_listen;    /* "ADDR:PORT" of the metrics listener, for messages; NULL = none */
+	struct sockaddr_storage metrics_addr;  /* parsed metrics listen address */
+	socklen_t metrics_len;
 	const char *image_dir;
 	size_t max_body_bytes;
 	unsigned request_timeout_s;

@@ -32,6 +32,7 @@ struct kevd_server {
 	kevd_server_change_fn on_change;
 	void *cb_arg;
 	struct kevd_listener *unix_l, *tcp_l;  /* owned; tcp_l NULL without "listen" */
+	struct kevd_listener *metrics_l;       /* owned; NULL without "[metrics] listen" */
 	struct kevd_registry *registry;        /* owned: the VMs */
 	struct kevd_http *http;                /* owned: answers and their counts */
 	bool shutting_down;

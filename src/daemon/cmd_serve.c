@@ -44,7 +44,8 @@ struct daemon {
 
 static const char usage_text[] =
 	"usage: kevd [serve] [--config FILE] [--socket PATH] [--image-dir DIR] [--state-dir DIR]\n"
-	"                    [--runtime-dir DIR] [--listen ADDR:PORT] [--log-level LEVEL] [--check-config]\n";
+	"                    [--runtime-dir DIR] [--listen ADDR:PORT] [--token-file FILE]\n"
+	"                    [--metrics-listen ADDR:PORT] [--log-level LEVEL] [--check-config]\n";
 
 /* File then overrides, then the cross-field checks. */
 static int load_config(struct daemon *d, struct kevd_config *c, struct kevd_error *err)
@@ -99,9 +100,18 @@ static int settings_from(const struct kevd_config *c, const char *token, struct 
 		.console_bytes = c->console_bytes, .pager_threads = c->pager_threads,
 		.window_pages = c->window_pages,
 	};
-	if (c->listen)
-		return kevd_config_listen_addr(c->listen, &s->listen_addr, &s->listen_len, err);
+	s->metrics_listen = c->metrics_listen;
+	if (c->listen && kevd_config_listen_addr(c->listen, &s->listen_addr, &s->listen_len, err) < 0)
+		return -EINVAL;
+	if (c->metrics_listen && kevd_config_listen_addr(c->metrics_listen, &s->metrics_addr, &s->metrics_len, err) < 0)
+		return -EINVAL;
 	return 0;
+}
+
+/* Whether two optional strings (NULL = unset) say the same. */
+static bool same(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
 }
 
 static void on_change(void *arg, struct kevd_server *srv)
@@ -132,31 +142,35 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	(void)sig;
 	(void)what;
 	kevd_notify("RELOADING=1");
-	if (load_config(d, &c, &err) < 0 || (c.token_file && read_token(c.token_file, &token, &err) < 0) ||
-	    settings_from(&c, token, &s, &err) < 0 || kevd_server_update(d->srv, &s, &err) < 0) {
+	if (load_config(d, &c, &err) < 0 || (c.token_file && read_token(c.token_file, &token, &err) < 0)) {
 		kevd_err("reload failed, keeping the running configuration: %s", err.msg);
-		free(token);
-		kevd_config_free(&c);
-		kevd_notify("READY=1");
-		return;
+		goto keep;
 	}
 	if (d->cfg.listen && !token) {
-		/* The TCP listener stays bound until restart; it keeps its token. */
+		/* The TCP listener stays bound until restart; it keeps its token.
+		 * Refused before anything is applied. */
 		kevd_err("reload refused: the TCP listener on %s is bound and the new configuration has no token_file",
 			 d->cfg.listen);
-		kevd_config_free(&c);
-		kevd_notify("READY=1");
-		return;
+		goto keep;
 	}
-	if (strcmp(c.socket_path, d->cfg.socket_path) || (c.listen ? 1 : 0) != (d->cfg.listen ? 1 : 0) ||
-	    (c.listen && strcmp(c.listen, d->cfg.listen)))
-		kevd_warn("reload: the API socket and listener change only on restart");
+	if (settings_from(&c, token, &s, &err) < 0 || kevd_server_update(d->srv, &s, &err) < 0) {
+		kevd_err("reload failed, keeping the running configuration: %s", err.msg);
+		goto keep;
+	}
+	if (strcmp(c.socket_path, d->cfg.socket_path) || !same(c.listen, d->cfg.listen) ||
+	    !same(c.metrics_listen, d->cfg.metrics_listen))
+		kevd_warn("reload: the API socket and the listeners change only on restart");
 	kevd_log_set_level(c.log_level);
 	kevd_config_free(&d->cfg);
 	d->cfg = c;
 	free(d->token);
 	d->token = token;
 	kevd_info("configuration reloaded");
+	kevd_notify("READY=1");
+	return;
+keep:
+	free(token);
+	kevd_config_free(&c);
 	kevd_notify("READY=1");
 }
 
@@ -224,8 +238,9 @@ static int run_daemon(struct daemon *d)
 			goto fail;
 		}
 	}
-	kevd_info("listening on %s%s%s", d->cfg.socket_path, d->cfg.listen ? " and " : "",
-		  d->cfg.listen ? d->cfg.listen : "");
+	kevd_info("listening on %s%s%s%s%s", d->cfg.socket_path, d->cfg.listen ? " and " : "",
+		  d->cfg.listen ? d->cfg.listen : "", d->cfg.metrics_listen ? ", metrics on " : "",
+		  d->cfg.metrics_listen ? d->cfg.metrics_listen : "");
 	kevd_notify("READY=1\nSTATUS=0 VMs, 0 running");
 	event_base_dispatch(d->base);
 	rc = 0;
@@ -250,7 +265,8 @@ out:
 
 int kevd_cmd_serve(int argc, char **argv)
 {
-	enum { O_CONFIG = 1, O_SOCKET, O_IMAGES, O_STATE, O_RUNTIME, O_LISTEN, O_LOG, O_CHECK, O_HELP };
+	enum { O_CONFIG = 1, O_SOCKET, O_IMAGES, O_STATE, O_RUNTIME, O_LISTEN, O_TOKEN, O_METRICS, O_LOG, O_CHECK,
+	       O_HELP };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
 		{ "socket", required_argument, NULL, O_SOCKET },
@@ -258,6 +274,8 @@ int kevd_cmd_serve(int argc, char **argv)
 		{ "state-dir", required_argument, NULL, O_STATE },
 		{ "runtime-dir", required_argument, NULL, O_RUNTIME },
 		{ "listen", required_argument, NULL, O_LISTEN },
+		{ "token-file", required_argument, NULL, O_TOKEN },
+		{ "metrics-listen", required_argument, NULL, O_METRICS },
 		{ "log-level", required_argument, NULL, O_LOG },
 		{ "check-config", no_argument, NULL, O_CHECK },
 		{ "help", no_argument, NULL, O_HELP },
@@ -278,6 +296,8 @@ int kevd_cmd_serve(int argc, char **argv)
 		case O_STATE: o = (struct override){ "paths", "state_dir", optarg, "--state-dir" }; break;
 		case O_RUNTIME: o = (struct override){ "paths", "runtime_dir", optarg, "--runtime-dir" }; break;
 		case O_LISTEN: o = (struct override){ "api", "listen", optarg, "--listen" }; break;
+		case O_TOKEN: o = (struct override){ "api", "token_file", optarg, "--token-file" }; break;
+		case O_METRICS: o = (struct override){ "metrics", "listen", optarg, "--metrics-listen" }; break;
 		case O_LOG: o = (struct override){ "log", "level", optarg, "--log-level" }; break;
 		case O_CHECK: check = true; continue;
 		case O_HELP: fputs(usage_text, stdout); return 0;

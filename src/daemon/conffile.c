@@ -79,12 +79,14 @@ static const struct key_def keys[] = {
 	  KT_UINT, false, FIELD(window_pages), 1, 512 },
 	{ { "log", "level", "info", "least severe messages logged: error, warn, info or debug" },
 	  KT_LEVEL, false, FIELD(log_level), 0, 0 },
+	{ { "metrics", "listen", "", "optional TCP listener serving only /metrics and /v1/health, without a token; ADDR:PORT; empty: none" },
+	  KT_LISTEN, true, FIELD(metrics_listen), 0, 0 },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = { "api", "paths", "limits", "pager", "log" };
-#define SECTION_LIST "api, paths, limits, pager, log"
+static const char *const sections[] = { "api", "paths", "limits", "pager", "log", "metrics" };
+#define SECTION_LIST "api, paths, limits, pager, log, metrics"
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 

@@ -45,6 +45,8 @@ struct kevd_config {
 	unsigned window_pages;         /* window_pages */
 	/* [log] */
 	enum kevd_log_level log_level; /* level */
+	/* [metrics] */
+	char *metrics_listen;          /* listen: ADDR:PORT serving /metrics and /v1/health; NULL = none */
 };
 
 /* One key of the table, for documentation and tests. */

@@ -1,0 +1,217 @@
+#!/bin/sh
+# The metrics listener: --metrics-listen serves /metrics and /v1/health
+# without a token and nothing else (404 with a fault_message), while the
+# API's TCP listener, configured by flags alone (--listen, --token-file),
+# still demands its token; bad or busy metrics addresses are one-line
+# errors; then a real Prometheus server (Debian's prometheus) scrapes the
+# metrics port and sees kevd up, with a VM's pager series.  Skips (77)
+# without /dev/kvm or curl; the Prometheus part says so and is left out
+# where the prometheus binary is not installed.
+set -eu
+top_builddir=${top_builddir:-.}
+kevd="$top_builddir/kevd"
+guest="$top_builddir/tests/guests/testguest.elf"
+me=metrics_listener.sh
+
+if ! (exec 3<>/dev/kvm) 2>/dev/null; then
+	echo "$me: /dev/kvm cannot be opened: skipped"
+	exit 77
+fi
+command -v curl > /dev/null 2>&1 || { echo "$me: curl is not installed: skipped"; exit 77; }
+for f in "$kevd" "$guest"; do
+	[ -r "$f" ] || { echo "$me: $f is missing"; exit 1; }
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kevd-metrics-XXXXXX")
+pid= prom=
+stop() {  # PID: TERM, then KILL after 5 s
+	if [ -n "$1" ] && kill -0 "$1" 2> /dev/null; then
+		kill -TERM "$1" 2> /dev/null || :
+		i=0
+		while kill -0 "$1" 2> /dev/null && [ "$i" -lt 50 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		kill -KILL "$1" 2> /dev/null || :
+	fi
+}
+cleanup() {
+	stop "$prom"
+	stop "$pid"
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
+die() {
+	echo "$me: FAIL: $*"
+	[ -f "$tmp/kevd.log" ] && sed 's/^/kevd: /' "$tmp/kevd.log"
+	exit 1
+}
+rport() { echo $(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000 + 20000 )); }
+
+mkdir "$tmp/images"
+ln "$guest" "$tmp/images/guest.elf" 2> /dev/null || cp "$guest" "$tmp/images/guest.elf"
+token=metrics-test-token-0123456789
+(umask 077 && printf '%s\n' "$token" > "$tmp/token")
+sock="$tmp/kevd.sock"
+cat > "$tmp/kevd.conf" << CONF
+[api]
+socket = $sock
+[paths]
+image_dir = $tmp/images
+state_dir = $tmp
+runtime_dir = $tmp
+[log]
+level = warn
+CONF
+
+# Both TCP ports come from flags only; a port taken by something else
+# makes kevd exit, and another pair is tried.
+start_daemon() {
+	mport=$(rport)
+	aport=$(rport)
+	[ "$mport" != "$aport" ] || return 1
+	"$kevd" serve --config "$tmp/kevd.conf" --metrics-listen "127.0.0.1:$mport" \
+		--listen "127.0.0.1:$aport" --token-file "$tmp/token" > "$tmp/kevd.log" 2>&1 &
+	pid=$!
+	i=0
+	while [ "$i" -lt 100 ]; do
+		kill -0 "$pid" 2> /dev/null || { wait "$pid" || :; pid=; return 1; }
+		curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$mport/v1/health" && return 0
+		sleep 0.05
+		i=$((i + 1))
+	done
+	die "kevd did not answer on the metrics port within 5 s"
+}
+tries=0
+until start_daemon; do
+	tries=$((tries + 1))
+	[ "$tries" -lt 5 ] || die "kevd did not start"
+done
+
+# get CURL-ARGS...: sets $code, the body in $tmp/body.
+get() {
+	code=$(curl -sS -g --max-time 10 -o "$tmp/body" -w '%{http_code}' "$@") || code=000
+}
+metrics="http://127.0.0.1:$mport"
+get "$metrics/metrics"
+[ "$code" = 200 ] || die "GET /metrics on the metrics port: $code"
+grep -q '^kevd_build_info{version=' "$tmp/body" || die "/metrics on the metrics port has no kevd_build_info"
+get "$metrics/v1/health"
+{ [ "$code" = 200 ] && grep -q '"status":"ok"' "$tmp/body"; } || die "GET /v1/health on the metrics port: $code"
+# Nothing private, with or without the token.
+for path in /v1/vms /v1/version /metrics/ //v1/health /v1/vms/x/paging /nothing; do
+	get "$metrics$path"
+	[ "$code" = 404 ] || die "GET $path on the metrics port: $code, not 404"
+	grep -q '"fault_message":"this listener serves only /metrics and /v1/health"' "$tmp/body" ||
+		die "GET $path on the metrics port: $(cat "$tmp/body")"
+	get -H "Authorization: Bearer $token" "$metrics$path"
+	[ "$code" = 404 ] || die "GET $path with the token on the metrics port: $code, not 404"
+done
+get -X POST -H 'Content-Type: application/json' -d '{"kernel":"guest.elf"}' "$metrics/v1/vms"
+[ "$code" = 404 ] || die "POST /v1/vms on the metrics port: $code, not 404"
+get -X POST "$metrics/metrics"
+[ "$code" = 405 ] || die "POST /metrics on the metrics port: $code, not 405"
+# The API's TCP listener, from --listen and --token-file: the token is required.
+get "http://127.0.0.1:$aport/v1/vms"
+[ "$code" = 401 ] || die "GET /v1/vms on the API port without the token: $code, not 401"
+get -H "Authorization: Bearer $token" "http://127.0.0.1:$aport/v1/vms"
+[ "$code" = 200 ] || die "GET /v1/vms on the API port with the token: $code"
+# A bad address is one line and exit 1.
+rc=0
+"$kevd" serve --config "$tmp/kevd.conf" --socket "$tmp/other.sock" --metrics-listen nowhere \
+	> "$tmp/bad.log" 2>&1 || rc=$?
+[ "$rc" = 1 ] || die "--metrics-listen nowhere: exit $rc, not 1"
+grep -q "'nowhere' is not ADDR:PORT" "$tmp/bad.log" || die "bad --metrics-listen: $(cat "$tmp/bad.log")"
+# The API listener's port: refused at bind, naming the metrics listener.
+rc=0
+"$kevd" serve --config "$tmp/kevd.conf" --socket "$tmp/other.sock" --metrics-listen "127.0.0.1:$aport" \
+	> "$tmp/busy.log" 2>&1 || rc=$?
+[ "$rc" = 1 ] || die "a busy --metrics-listen port: exit $rc, not 1"
+grep -q "metrics listen '127.0.0.1:$aport'" "$tmp/busy.log" || die "busy --metrics-listen: $(cat "$tmp/busy.log")"
+[ ! -e "$tmp/other.sock" ] || die "a failed start left its socket behind"
+
+# A reload that would leave the bound TCP listener without a token is
+# refused before anything of it applies: the token keeps working.
+r2=
+start_second() {
+	port2=$(rport)
+	printf '[api]\nsocket = %s\nlisten = 127.0.0.1:%s\ntoken_file = %s\n' "$tmp/second.sock" "$port2" \
+		"$tmp/token" > "$tmp/second.conf"
+	sed -n '/^\[paths\]/,$p' "$tmp/kevd.conf" >> "$tmp/second.conf"
+	"$kevd" serve --config "$tmp/second.conf" > "$tmp/second.log" 2>&1 &
+	r2=$!
+	i=0
+	while [ "$i" -lt 100 ]; do
+		kill -0 "$r2" 2> /dev/null || { wait "$r2" || :; r2=; return 1; }
+		curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$port2/v1/health" && return 0
+		sleep 0.05
+		i=$((i + 1))
+	done
+	return 1
+}
+tries=0
+until start_second; do
+	tries=$((tries + 1))
+	[ "$tries" -lt 5 ] || die "the second kevd did not start: $(cat "$tmp/second.log")"
+done
+grep -v -e '^token_file' -e '^listen' "$tmp/second.conf" > "$tmp/second.new" && mv "$tmp/second.new" "$tmp/second.conf"
+kill -HUP "$r2"
+i=0
+until grep -q 'reload refused' "$tmp/second.log"; do
+	i=$((i + 1))
+	[ "$i" -lt 100 ] || { stop "$r2"; die "no 'reload refused' after SIGHUP: $(cat "$tmp/second.log")"; }
+	sleep 0.05
+done
+get -H "Authorization: Bearer $token" "http://127.0.0.1:$port2/v1/vms"
+stop "$r2"
+[ "$code" = 200 ] || die "after a refused reload the token no longer works: $code"
+
+# A VM whose pager series Prometheus should see.
+curl -sS -f --max-time 30 --unix-socket "$sock" -H 'Content-Type: application/json' \
+	-d '{"name":"scraped","kernel":"guest.elf","cmdline":"touch=all"}' http://localhost/v1/vms > /dev/null ||
+	die "creating a VM failed"
+
+if ! command -v prometheus > /dev/null 2>&1; then
+	echo "$me: prometheus is not installed: no scrape by a real Prometheus"
+	exit 0
+fi
+cat > "$tmp/prometheus.yml" << CONF
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: kevd
+    static_configs:
+      - targets: ['127.0.0.1:$mport']
+CONF
+ptries=0
+while :; do
+	pport=$(rport)
+	prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/tsdb" \
+		--web.listen-address="127.0.0.1:$pport" > "$tmp/prometheus.log" 2>&1 &
+	prom=$!
+	sleep 1
+	kill -0 "$prom" 2> /dev/null && break
+	prom=
+	ptries=$((ptries + 1))
+	[ "$ptries" -lt 5 ] || die "prometheus did not start: $(tail -5 "$tmp/prometheus.log")"
+done
+# query EXPR: succeeds once Prometheus returns a sample for it.
+query() {
+	curl -sS -G --max-time 5 "http://127.0.0.1:$pport/api/v1/query" --data-urlencode "query=$1" \
+		-o "$tmp/q" 2> /dev/null && grep -q '"result":\[{' "$tmp/q"
+}
+i=0
+until query 'up{job="kevd"} == 1' && query 'kevd_vm_pager_faults_total{vm="scraped"} > 0'; do
+	i=$((i + 1))
+	if [ "$i" -ge 60 ]; then
+		sed 's/^/prometheus: /' "$tmp/prometheus.log" | tail -20
+		die "Prometheus did not scrape kevd within 60 s"
+	fi
+	sleep 1
+done
+curl -sS --max-time 5 "http://127.0.0.1:$pport/api/v1/targets" -o "$tmp/targets"
+grep -q '"health":"up"' "$tmp/targets" || die "Prometheus reports the kevd target unhealthy: $(cat "$tmp/targets")"
+grep -q '"lastError":""' "$tmp/targets" || die "Prometheus reports a scrape error: $(cat "$tmp/targets")"
+echo "$me: ok (Prometheus scraped 127.0.0.1:$mport)"
