@@ -1,0 +1,49 @@
+# bash completion for kevctl (docs/kevctl.md).  VM names come from the
+# daemon through the hidden `kevctl __names`, with the same --socket/--url
+# the command line already has.
+_kevctl()
+{
+	local cur prev words cword
+	_init_completion 2>/dev/null || {
+		cur=${COMP_WORDS[COMP_CWORD]}
+		prev=${COMP_WORDS[COMP_CWORD-1]}
+		words=("${COMP_WORDS[@]}")
+		cword=$COMP_CWORD
+	}
+	local commands="ls create run show paging console start stop rm translate health metrics version"
+	local global="--socket --url --token-file --json --help --version"
+	local i cmd= conn=()
+	for ((i = 1; i < cword; i++)); do
+		case ${words[i]} in
+		--socket|--url|--token-file) conn+=("${words[i]}" "${words[i+1]}"); ((i++)) ;;
+		-*) ;;
+		*) cmd=${words[i]}; break ;;
+		esac
+	done
+	case $prev in
+	--socket|--token-file|--kernel|--initrd) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+	--url) COMPREPLY=($(compgen -W "http://127.0.0.1:" -- "$cur")); return ;;
+	--protocol) COMPREPLY=($(compgen -W "auto pvh multiboot2" -- "$cur")); return ;;
+	--name|--memory|--vcpus|--cmdline|--window|--gpa|--gva|--vcpu|--offset) return ;;
+	esac
+	if [[ -z $cmd ]]; then
+		COMPREPLY=($(compgen -W "$commands $global" -- "$cur"))
+		return
+	fi
+	local opts="--json --help"
+	case $cmd in
+	create) opts+=" --name --kernel --initrd --memory --vcpus --cmdline --eager --window --protocol --no-start" ;;
+	run) opts+=" --name --kernel --initrd --memory --vcpus --cmdline --eager --window --protocol --rm" ;;
+	console) opts+=" -f --follow --offset" ;;
+	translate) opts+=" --gpa --gva --vcpu" ;;
+	esac
+	if [[ $cur == -* ]]; then
+		COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+		return
+	fi
+	case $cmd in
+	show|paging|console|start|stop|rm|translate)
+		COMPREPLY=($(compgen -W "$(kevctl "${conn[@]}" __names 2>/dev/null)" -- "$cur")) ;;
+	esac
+}
+complete -F _kevctl kevctl
