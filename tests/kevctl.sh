@@ -1,0 +1,303 @@
+#!/bin/sh
+# kevctl against a real kevd on a temporary socket: every command in its
+# text and --json forms, the exit classes (0 ok, 2 usage, 3 not found,
+# 4 refused, 5 daemon down), run's VM-derived statuses with the test
+# guest, console -f, --url with --token-file against the TCP listener and
+# a wrong token.  Skips (77) without /dev/kvm or without kevctl (built
+# only with libcurl).
+set -eu
+top_builddir=${top_builddir:-.}
+kevd="$top_builddir/kevd"
+kevctl="$top_builddir/kevctl"
+guest="$top_builddir/tests/guests/testguest.elf"
+me=kevctl.sh
+
+if ! (exec 3<>/dev/kvm) 2>/dev/null; then
+	echo "$me: /dev/kvm cannot be opened: skipped"
+	exit 77
+fi
+[ -x "$kevctl" ] || { echo "$me: $kevctl was not built (no libcurl): skipped"; exit 77; }
+for f in "$kevd" "$guest"; do
+	[ -r "$f" ] || { echo "$me: $f is missing"; exit 1; }
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kevd-kevctl-XXXXXX")
+pid=
+cleanup() {
+	if [ -n "$pid" ] && kill -0 "$pid" 2> /dev/null; then
+		kill -TERM "$pid" 2> /dev/null || :
+		i=0
+		while kill -0 "$pid" 2> /dev/null && [ "$i" -lt 50 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		kill -KILL "$pid" 2> /dev/null || :
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
+die() {
+	echo "$me: FAIL: $*"
+	for f in out err; do [ -f "$tmp/$f" ] && sed "s/^/$f: /" "$tmp/$f"; done
+	[ -f "$tmp/kevd.log" ] && sed 's/^/kevd: /' "$tmp/kevd.log"
+	exit 1
+}
+rport() { echo $(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000 + 20000 )); }
+
+mkdir "$tmp/images"
+ln "$guest" "$tmp/images/guest.elf" 2> /dev/null || cp "$guest" "$tmp/images/guest.elf"
+printf 'not an ELF\n' > "$tmp/images/bad.elf"
+token=kevctl-test-token-0123456789
+(umask 077 && printf '%s\n' "$token" > "$tmp/token" && printf 'wrong-token-0123456789\n' > "$tmp/wrong")
+sock="$tmp/kevd.sock"
+cat > "$tmp/kevd.conf" << CONF
+[api]
+socket = $sock
+[paths]
+image_dir = $tmp/images
+state_dir = $tmp
+runtime_dir = $tmp
+[log]
+level = warn
+CONF
+
+start_daemon() {
+	port=$(rport)
+	"$kevd" serve --config "$tmp/kevd.conf" --listen "127.0.0.1:$port" --token-file "$tmp/token" \
+		> "$tmp/kevd.log" 2>&1 &
+	pid=$!
+	i=0
+	while [ "$i" -lt 100 ]; do
+		kill -0 "$pid" 2> /dev/null || { wait "$pid" || :; pid=; return 1; }
+		[ -S "$sock" ] && return 0
+		sleep 0.05
+		i=$((i + 1))
+	done
+	die "kevd did not create its socket within 5 s"
+}
+tries=0
+until start_daemon; do
+	tries=$((tries + 1))
+	[ "$tries" -lt 5 ] || die "kevd did not start"
+done
+
+# k EXPECTED-STATUS ARGS...: runs kevctl on the socket; stdout in $tmp/out,
+# stderr in $tmp/err; fails unless it exits EXPECTED-STATUS.
+k() {
+	want=$1
+	shift
+	rc=0
+	timeout 60 "$kevctl" --socket "$sock" "$@" > "$tmp/out" 2> "$tmp/err" || rc=$?
+	[ "$rc" = "$want" ] || die "kevctl $*: exit $rc, not $want"
+}
+has() { grep -q -e "$1" "$tmp/out" || die "kevctl output lacks '$1'"; }
+err_is() { [ "$(cat "$tmp/err")" = "kevctl: $1" ] || die "stderr is not 'kevctl: $1'"; }
+one_line_err() { [ "$(wc -l < "$tmp/err")" = 1 ] || die "stderr is not one line"; }
+
+# --- health, version, metrics
+k 0 health
+has "^kevd at $sock: ok, 0 VM(s)$"
+k 0 health --json
+[ "$(cat "$tmp/out")" = '{"status":"ok","vms":0}' ] || die "health --json is not the daemon's JSON"
+k 0 version
+has '^kevctl [0-9]' && has '^kevd [0-9].* (API v1)$'
+k 0 --json version
+has '"api":"v1"'
+k 0 metrics
+has '^kevd_build_info{version='
+
+# --- create (not started), ls, show, start, paging, translate, console
+k 0 create --name loop --kernel guest.elf --vcpus 2 --memory 64 --cmdline "touch=percent:10 mode=loop" --no-start
+has '^[0-9a-f]\{12\} loop created$'
+id=$(cut -d' ' -f1 "$tmp/out")
+k 0 ls
+head -1 "$tmp/out" | grep -q '^NAME *ID *STATE *VCPUS *MEM_MIB *PAGES *FAULTS *AGE$' || die "ls header"
+has "^loop  *$id  *created  *2  *64  *0/[1-9][0-9]*  *0  *[0-9]*s$"
+k 0 ls --json
+has "\"vms\":\[{\"name\":\"loop\",\"state\":\"created\""
+k 0 __names
+[ "$(cat "$tmp/out")" = loop ] || die "__names is not 'loop'"
+k 0 show loop
+has '^state: *created$' && has '^memory: *64 MiB$' && has '^cmdline: *touch=percent:10 mode=loop$'
+k 0 start "$id"
+has "^$id loop running$"
+k 4 start loop
+err_is "vm 'loop' is running; only a created VM can start"
+k 0 show loop --json
+has '"state":"running"'
+# The guest's first lines and faults come a little after the start.
+i=0
+until "$kevctl" --socket "$sock" console loop 2> /dev/null | grep -q '^cmdline: touch=percent:10 mode=loop$'; do
+	i=$((i + 1))
+	[ "$i" -lt 100 ] || die "no console output from the loop VM in 10 s"
+	sleep 0.1
+done
+k 0 console loop
+has '^testguest: boot=pvh vcpus=2$'
+k 0 console loop --offset 11
+head -c 8 "$tmp/out" | grep -q '^boot=pvh' || die "console --offset 11 does not start at the 12th byte"
+k 0 paging loop
+has '^mode: *lazy' && has '^faults  *[1-9]' && has '^load latency'
+grep -q '^ *<= [0-9]* [um]s  *[1-9][0-9]* #\{1,50\}$' "$tmp/out" || die "paging shows no histogram bar"
+k 0 paging loop --json
+has '"latency_histogram":\[{"le_us":1,'
+k 0 translate loop --gpa 0x100000
+has '^gpa 0x100000 -> host 0x[0-9a-f]*, image-backed, page mapped$'
+k 0 translate loop --gva 0x100000 --vcpu 1
+has '^gva 0x100000 (vcpu 1) -> gpa 0x100000 -> host 0x[0-9a-f]*, image-backed, page mapped$'
+k 0 translate loop --gpa 0x2000000 --json
+has '"page_state":"unloaded","loaded":false'
+k 4 translate loop --gpa 0xc0000000
+err_is "vm 'loop': guest-physical 0xc0000000 is not RAM"
+k 4 translate loop --gva 0x100000 --vcpu 7
+one_line_err
+k 0 stop loop
+has "^$id loop stopped$"
+k 4 stop loop
+err_is "vm 'loop' is stopped already"
+k 0 show loop
+has '^reason: *stopped through the API$'
+k 0 rm loop
+[ ! -s "$tmp/out" ] || die "rm printed something"
+k 3 show loop
+err_is "no VM 'loop'"
+
+# --- not found and refused, with the daemon's messages
+for cmd in show paging console start stop rm; do
+	k 3 "$cmd" nope
+	err_is "no VM 'nope'"
+done
+k 3 translate nope --gpa 0
+k 4 create --kernel missing.elf
+err_is "image 'missing.elf': no such file in the image directory"
+k 4 create --kernel bad.elf
+one_line_err
+grep -q '^kevctl: .*bad.elf' "$tmp/err" || die "a bad kernel's message does not name it"
+k 4 create --kernel guest.elf --vcpus 100000
+one_line_err
+k 4 create --kernel /etc/passwd
+one_line_err
+k 0 create --kernel guest.elf --name dup --no-start
+k 4 create --kernel guest.elf --name dup
+err_is "a VM named 'dup' exists"
+k 0 rm dup
+
+# --- run: the status from the VM's end
+k 1 run --kernel guest.elf --name ok --cmdline touch=all
+has '^result: ok$'
+grep -q "^--- kevctl: vm 'ok' exited: guest wrote 0x0 to the debug exit port (exit status 1)$" "$tmp/err" ||
+	die "run's end line"
+# mode=fault ends with debug-exit byte 2: (2 << 1) | 1 = 5.
+k 5 run --kernel guest.elf --name fault --cmdline "mode=fault" --rm
+grep -q "exit status 5)$" "$tmp/err" || die "run mode=fault: no exit status 5 in the end line"
+k 3 run --kernel guest.elf --name crash --cmdline mode=crash --rm
+grep -q "^--- kevctl: vm 'crash' crashed: " "$tmp/err" || die "run mode=crash: no crashed end line"
+k 1 run --kernel guest.elf --name quiet --cmdline touch=none --json --rm
+has '"state":"exited"' && has '"exit_status":1'
+grep -q 'testguest:' "$tmp/out" && die "run --json printed the console"
+k 3 show quiet
+k 3 show fault
+k 0 rm ok
+# A VM stopped from elsewhere while run follows it: 1.
+rc=0
+"$kevctl" --socket "$sock" run --kernel guest.elf --name spin --cmdline mode=loop > "$tmp/spin.out" 2> "$tmp/spin.err" &
+runner=$!
+i=0
+until grep -q '^cmdline: mode=loop$' "$tmp/spin.out" 2> /dev/null; do
+	i=$((i + 1))
+	[ "$i" -lt 100 ] || { kill "$runner"; die "run mode=loop printed no console in 10 s"; }
+	sleep 0.1
+done
+k 0 stop spin
+wait "$runner" || rc=$?
+[ "$rc" = 1 ] || die "run of a VM stopped through the API: exit $rc, not 1"
+grep -q "^--- kevctl: vm 'spin' stopped: stopped through the API$" "$tmp/spin.err" || die "run's end line for stop"
+k 0 rm spin
+k 4 run --kernel missing.elf
+err_is "image 'missing.elf': no such file in the image directory"
+
+# --- console -f follows a running VM to its end (and to its last byte)
+k 0 create --name follow --kernel guest.elf --cmdline touch=all
+k 0 console -f follow
+has '^result: ok$'
+k 0 show follow
+has '^state: *exited$'
+k 0 rm follow
+
+# --- eager and window flags reach the daemon
+k 0 create --name eager --kernel guest.elf --eager --window 4 --protocol multiboot2 --no-start --json
+has '"paging":"eager"' && has '"boot_protocol":"multiboot2"'
+k 0 paging eager
+has '^mode: *eager'
+k 0 rm eager
+k 0 create --name win --kernel guest.elf --window 4 --no-start
+k 0 paging win --json
+has '"window_pages":4'
+k 0 rm win
+
+# --- usage errors: 2, one line, nothing sent
+for args in "" "bogus" "ls extra" "show" "show a b" "create" "create --kernel" "create --kernel g --memory x" \
+	"run --kernel guest.elf --no-start" "create --kernel g --rm" "translate x" "translate x --gpa 1 --gva 2" \
+	"translate x --gpa zz" "translate x --gpa 1 --vcpu 1" "console x --offset -1" "ls --nope" "--nope ls"; do
+	# shellcheck disable=SC2086
+	k 2 $args
+	one_line_err
+done
+k 2 --token-file "$tmp/token" ls
+k 2 --url 127.0.0.1:1 ls
+k 0 --help
+has '^exit status: 0 ok, 1 other failure, 2 usage, 3 not found (404), 4 refused by kevd$'
+k 0 ls --help
+has '^usage: kevctl \[global options\] ls'
+k 0 health
+has ' 0 VM(s)$'
+
+# --- TCP with a token; a wrong token is refused with the 401's message
+url="http://127.0.0.1:$port"
+rc=0
+"$kevctl" --url "$url" --token-file "$tmp/token" ls > "$tmp/out" 2> "$tmp/err" || rc=$?
+[ "$rc" = 0 ] || die "ls over TCP with the token: exit $rc"
+has '^NAME'
+rc=0
+"$kevctl" --url "$url" --token-file "$tmp/token" create --kernel guest.elf --name tcp --no-start > "$tmp/out" 2> "$tmp/err" || rc=$?
+[ "$rc" = 0 ] || die "create over TCP: exit $rc"
+rc=0
+"$kevctl" --url "$url" --token-file "$tmp/wrong" ls > "$tmp/out" 2> "$tmp/err" || rc=$?
+[ "$rc" = 4 ] || die "ls over TCP with a wrong token: exit $rc, not 4"
+err_is "this listener needs 'Authorization: Bearer <token>'"
+rc=0
+"$kevctl" --url "$url" ls > "$tmp/out" 2> "$tmp/err" || rc=$?
+[ "$rc" = 4 ] || die "ls over TCP without a token: exit $rc, not 4"
+rc=0
+"$kevctl" --url "$url" health > "$tmp/out" 2> "$tmp/err" || rc=$?
+[ "$rc" = 0 ] || die "health over TCP needs no token: exit $rc"
+has ': ok, 1 VM(s)$'
+rc=0
+"$kevctl" --url "$url" --token-file "$tmp/missing" ls > "$tmp/out" 2> "$tmp/err" || rc=$?
+[ "$rc" = 1 ] || die "a missing token file: exit $rc, not 1"
+grep -q "^kevctl: token file '$tmp/missing': No such file or directory$" "$tmp/err" || die "missing token file message"
+# $KEVD_SOCKET is the default socket.
+rc=0
+KEVD_SOCKET="$sock" "$kevctl" __names > "$tmp/out" 2> "$tmp/err" || rc=$?
+[ "$rc" = 0 ] && [ "$(cat "$tmp/out")" = tcp ] || die "\$KEVD_SOCKET was not used"
+
+# --- the daemon down: 5, and the socket named
+kill -TERM "$pid"
+wait "$pid" || :
+pid=
+k 5 ls
+err_is "cannot reach kevd at $sock: No such file or directory"
+rc=0
+python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$tmp/dead.sock" 2> /dev/null || :
+if [ -S "$tmp/dead.sock" ]; then
+	rc=0
+	"$kevctl" --socket "$tmp/dead.sock" health > "$tmp/out" 2> "$tmp/err" || rc=$?
+	[ "$rc" = 5 ] || die "a socket nobody listens on: exit $rc, not 5"
+	err_is "cannot reach kevd at $tmp/dead.sock: Connection refused"
+fi
+rc=0
+"$kevctl" --url "$url" health > "$tmp/out" 2> "$tmp/err" || rc=$?
+[ "$rc" = 5 ] || die "TCP, daemon down: exit $rc, not 5"
+one_line_err
+echo "$me: ok"
