@@ -1,8 +1,8 @@
 #!/bin/sh
 # kevd's main job: install what is needed, build, start the daemon with a
 # configuration in a temporary directory, boot the bundled test guest
-# lazily through the API with curl, show its console and its lazy-paging
-# statistics, and stop.
+# lazily through the API with kevctl (docs/kevctl.md), show its console
+# and its lazy-paging statistics, and stop.
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -37,28 +37,26 @@ echo "== kevd serve --config $tmp/kevd.conf"
 "$top/kevd" serve --config "$tmp/kevd.conf" &
 pid=$!
 for _ in $(seq 100); do [ -S "$tmp/kevd.sock" ] && break; sleep 0.05; done
-api() { curl -sS --unix-socket "$tmp/kevd.sock" "$@"; echo; }
+kevctl() { "$top/kevctl" --socket "$tmp/kevd.sock" "$@"; }
 
 echo "== what the pager sees in the image"
 "$top/kevd" inspect "$tmp/images/testguest.elf"
 echo
-echo "== POST /v1/vms: 2 vCPUs touching 25% of the guest's 32 MiB data image, lazily"
-api -X POST -H 'Content-Type: application/json' http://localhost/v1/vms \
-	-d '{"name":"demo","kernel":"testguest.elf","memory_mib":128,"vcpus":2,"cmdline":"touch=percent:25"}'
-for _ in $(seq 100); do
-	api http://localhost/v1/vms/demo | grep -q '"state":"running"' || break
-	sleep 0.1
-done
-echo "== GET /v1/vms/demo/console"
-api http://localhost/v1/vms/demo/console
-echo "== GET /v1/vms/demo"
-api http://localhost/v1/vms/demo
-echo "== GET /v1/vms/demo/paging"
-api http://localhost/v1/vms/demo/paging
-echo "== GET /metrics (pager lines)"
-api http://localhost/metrics | grep '^kevd_vm_pager_\(faults\|pages_loaded\|read_bytes\)'
-echo "== DELETE /v1/vms/demo, then stop kevd"
-api -X DELETE http://localhost/v1/vms/demo
+echo "== kevctl run: 2 vCPUs touching 25% of the guest's 32 MiB data image, lazily (its console, then how it ended)"
+# run's exit status is the guest's: 1 means the guest's checks passed.
+status=0
+kevctl run --name demo --kernel testguest.elf --memory 128 --vcpus 2 --cmdline touch=percent:25 || status=$?
+[ "$status" = 1 ] || { echo "demo: the guest did not pass its checks (kevctl run exit status $status)" >&2; exit 1; }
+echo "== kevctl ls"
+kevctl ls
+echo "== kevctl show demo"
+kevctl show demo
+echo "== kevctl paging demo"
+kevctl paging demo
+echo "== kevctl metrics (pager lines)"
+kevctl metrics | grep '^kevd_vm_pager_\(faults\|pages_loaded\|read_bytes\)'
+echo "== kevctl rm demo, then stop kevd"
+kevctl rm demo
 kill "$pid"
 wait "$pid"
 pid=
