@@ -7,6 +7,7 @@
 # only with libcurl).
 set -eu
 top_builddir=${top_builddir:-.}
+top_srcdir=${top_srcdir:-$top_builddir}
 kevd="$top_builddir/kevd"
 kevctl="$top_builddir/kevctl"
 guest="$top_builddir/tests/guests/testguest.elf"
@@ -281,6 +282,21 @@ grep -q "^kevctl: token file '$tmp/missing': No such file or directory$" "$tmp/e
 rc=0
 KEVD_SOCKET="$sock" "$kevctl" __names > "$tmp/out" 2> "$tmp/err" || rc=$?
 [ "$rc" = 0 ] && [ "$(cat "$tmp/out")" = tcp ] || die "\$KEVD_SOCKET was not used"
+
+# --- the bash completion: commands, a command's options, VM names from __names
+if command -v bash > /dev/null 2>&1; then
+	comp() {  # WORDS...: the completions of the last word
+		PATH="$(cd "$top_builddir" && pwd):$PATH" bash -c '. "$1"; shift; COMP_WORDS=("$@");
+			COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _kevctl; printf "%s\n" "${COMPREPLY[@]}"' \
+			sh "$top_srcdir/completion/kevctl.bash" "$@" > "$tmp/out" 2> "$tmp/err"
+	}
+	comp kevctl pa
+	[ "$(cat "$tmp/out")" = paging ] || die "completion of 'pa' is not 'paging'"
+	comp kevctl create --no
+	[ "$(cat "$tmp/out")" = --no-start ] || die "completion of 'create --no' is not '--no-start'"
+	comp kevctl --socket "$sock" show t
+	[ "$(cat "$tmp/out")" = tcp ] || die "completion of a VM name is not 'tcp'"
+fi
 
 # --- the daemon down: 5, and the socket named
 kill -TERM "$pid"
