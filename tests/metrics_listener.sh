@@ -131,14 +131,15 @@ rc=0
 grep -q "metrics listen '127.0.0.1:$aport'" "$tmp/busy.log" || die "busy --metrics-listen: $(cat "$tmp/busy.log")"
 [ ! -e "$tmp/other.sock" ] || die "a failed start left its socket behind"
 
-# A reload that would leave the bound TCP listener without a token is
-# refused before anything of it applies: the token keeps working.
+# Reloads: a new image_dir is served at once; a reload that would leave
+# the bound TCP listener without a token is refused before anything of it
+# applies, so the token keeps working.
 r2=
 start_second() {
 	port2=$(rport)
 	printf '[api]\nsocket = %s\nlisten = 127.0.0.1:%s\ntoken_file = %s\n' "$tmp/second.sock" "$port2" \
 		"$tmp/token" > "$tmp/second.conf"
-	sed -n '/^\[paths\]/,$p' "$tmp/kevd.conf" >> "$tmp/second.conf"
+	sed -n '/^\[paths\]/,$p' "$tmp/kevd.conf" | sed 's/^level = .*/level = info/' >> "$tmp/second.conf"
 	"$kevd" serve --config "$tmp/second.conf" > "$tmp/second.log" 2>&1 &
 	r2=$!
 	i=0
@@ -155,6 +156,21 @@ until start_second; do
 	tries=$((tries + 1))
 	[ "$tries" -lt 5 ] || die "the second kevd did not start: $(cat "$tmp/second.log")"
 done
+# A reload that moves image_dir serves the new directory at once.
+mkdir "$tmp/images2"
+cp "$guest" "$tmp/images2/moved.elf"
+sed "s|^image_dir = .*|image_dir = $tmp/images2|" "$tmp/second.conf" > "$tmp/second.new"
+mv "$tmp/second.new" "$tmp/second.conf"
+kill -HUP "$r2"
+i=0
+until grep -q 'configuration reloaded' "$tmp/second.log"; do
+	i=$((i + 1))
+	[ "$i" -lt 100 ] || { stop "$r2"; die "no reload after SIGHUP: $(cat "$tmp/second.log")"; }
+	sleep 0.05
+done
+get -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+	-d '{"kernel":"moved.elf","start":false}' "http://127.0.0.1:$port2/v1/vms"
+[ "$code" = 201 ] || { stop "$r2"; die "an image in the reloaded image_dir: $code $(cat "$tmp/body")"; }
 grep -v -e '^token_file' -e '^listen' "$tmp/second.conf" > "$tmp/second.new" && mv "$tmp/second.new" "$tmp/second.conf"
 kill -HUP "$r2"
 i=0
