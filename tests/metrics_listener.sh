@@ -65,6 +65,20 @@ runtime_dir = $tmp
 level = warn
 CONF
 
+# answers PID URL: waits (5 s at most) until the kevd PID answers URL;
+# fails if it exits first (a port already taken) or stays silent.
+answers() {
+	i=0
+	while [ "$i" -lt 100 ]; do
+		kill -0 "$1" 2> /dev/null || { wait "$1" || :; return 1; }
+		curl -sf -o /dev/null --max-time 2 "$2" && return 0
+		sleep 0.05
+		i=$((i + 1))
+	done
+	stop "$1"
+	return 1
+}
+
 # Both TCP ports come from flags only; a port taken by something else
 # makes kevd exit, and another pair is tried.
 start_daemon() {
@@ -74,14 +88,7 @@ start_daemon() {
 	"$kevd" serve --config "$tmp/kevd.conf" --metrics-listen "127.0.0.1:$mport" \
 		--listen "127.0.0.1:$aport" --token-file "$tmp/token" > "$tmp/kevd.log" 2>&1 &
 	pid=$!
-	i=0
-	while [ "$i" -lt 100 ]; do
-		kill -0 "$pid" 2> /dev/null || { wait "$pid" || :; pid=; return 1; }
-		curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$mport/v1/health" && return 0
-		sleep 0.05
-		i=$((i + 1))
-	done
-	die "kevd did not answer on the metrics port within 5 s"
+	answers "$pid" "http://127.0.0.1:$mport/v1/health" || { pid=; return 1; }
 }
 tries=0
 until start_daemon; do
@@ -142,14 +149,7 @@ start_second() {
 	sed -n '/^\[paths\]/,$p' "$tmp/kevd.conf" | sed 's/^level = .*/level = info/' >> "$tmp/second.conf"
 	"$kevd" serve --config "$tmp/second.conf" > "$tmp/second.log" 2>&1 &
 	r2=$!
-	i=0
-	while [ "$i" -lt 100 ]; do
-		kill -0 "$r2" 2> /dev/null || { wait "$r2" || :; r2=; return 1; }
-		curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$port2/v1/health" && return 0
-		sleep 0.05
-		i=$((i + 1))
-	done
-	return 1
+	answers "$r2" "http://127.0.0.1:$port2/v1/health" || { r2=; return 1; }
 }
 tries=0
 until start_second; do
