@@ -5,7 +5,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 pkgs="build-essential autoconf automake pkg-config libelf-dev libjansson-dev libevent-dev
       libinih-dev check libcurl4-openssl-dev curl qemu-system-x86 prometheus
-      libseccomp-dev time lz4 busybox-static cpio"
+      libseccomp-dev time lz4 busybox-static cpio mandoc"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

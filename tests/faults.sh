@@ -40,6 +40,8 @@ run 1 "KVM_CREATE_VCPU 1: No space left on device" kvm_create_vcpu=2 --vcpus 4
 run 1 "failed: lazy paging failed: pager: no memory for the state of guest page" state_alloc=30 --vcpus 2 --window 1
 run 1 "registering guest pages .* with userfaultfd: Cannot allocate memory" uffd_register=1
 [ "$(wc -l < "$tmp/err")" -eq 1 ] || fail "a failed create is not one line"
+# An interrupted KVM_CREATE_VM is asked again: the VM runs to its end.
+run 1 "exited: guest wrote 0x0 to the debug exit port" kvm_create_vm=1
 
 # Through the daemon: the first VM's 40th copy fails; the daemon answers,
 # and a second VM runs to its end.

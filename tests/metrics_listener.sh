@@ -65,6 +65,20 @@ runtime_dir = $tmp
 level = warn
 CONF
 
+# answers PID URL: waits (5 s at most) until the kevd PID answers URL;
+# fails if it exits first (a port already taken) or stays silent.
+answers() {
+	i=0
+	while [ "$i" -lt 100 ]; do
+		kill -0 "$1" 2> /dev/null || { wait "$1" || :; return 1; }
+		curl -sf -o /dev/null --max-time 2 "$2" && return 0
+		sleep 0.05
+		i=$((i + 1))
+	done
+	stop "$1"
+	return 1
+}
+
 # Both TCP ports come from flags only; a port taken by something else
 # makes kevd exit, and another pair is tried.
 start_daemon() {
@@ -74,14 +88,7 @@ start_daemon() {
 	"$kevd" serve --config "$tmp/kevd.conf" --metrics-listen "127.0.0.1:$mport" \
 		--listen "127.0.0.1:$aport" --token-file "$tmp/token" > "$tmp/kevd.log" 2>&1 &
 	pid=$!
-	i=0
-	while [ "$i" -lt 100 ]; do
-		kill -0 "$pid" 2> /dev/null || { wait "$pid" || :; pid=; return 1; }
-		curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$mport/v1/health" && return 0
-		sleep 0.05
-		i=$((i + 1))
-	done
-	die "kevd did not answer on the metrics port within 5 s"
+	answers "$pid" "http://127.0.0.1:$mport/v1/health" || { pid=; return 1; }
 }
 tries=0
 until start_daemon; do
@@ -131,30 +138,39 @@ rc=0
 grep -q "metrics listen '127.0.0.1:$aport'" "$tmp/busy.log" || die "busy --metrics-listen: $(cat "$tmp/busy.log")"
 [ ! -e "$tmp/other.sock" ] || die "a failed start left its socket behind"
 
-# A reload that would leave the bound TCP listener without a token is
-# refused before anything of it applies: the token keeps working.
+# Reloads: a new image_dir is served at once; a reload that would leave
+# the bound TCP listener without a token is refused before anything of it
+# applies, so the token keeps working.
 r2=
 start_second() {
 	port2=$(rport)
 	printf '[api]\nsocket = %s\nlisten = 127.0.0.1:%s\ntoken_file = %s\n' "$tmp/second.sock" "$port2" \
 		"$tmp/token" > "$tmp/second.conf"
-	sed -n '/^\[paths\]/,$p' "$tmp/kevd.conf" >> "$tmp/second.conf"
+	sed -n '/^\[paths\]/,$p' "$tmp/kevd.conf" | sed 's/^level = .*/level = info/' >> "$tmp/second.conf"
 	"$kevd" serve --config "$tmp/second.conf" > "$tmp/second.log" 2>&1 &
 	r2=$!
-	i=0
-	while [ "$i" -lt 100 ]; do
-		kill -0 "$r2" 2> /dev/null || { wait "$r2" || :; r2=; return 1; }
-		curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$port2/v1/health" && return 0
-		sleep 0.05
-		i=$((i + 1))
-	done
-	return 1
+	answers "$r2" "http://127.0.0.1:$port2/v1/health" || { r2=; return 1; }
 }
 tries=0
 until start_second; do
 	tries=$((tries + 1))
 	[ "$tries" -lt 5 ] || die "the second kevd did not start: $(cat "$tmp/second.log")"
 done
+# A reload that moves image_dir serves the new directory at once.
+mkdir "$tmp/images2"
+cp "$guest" "$tmp/images2/moved.elf"
+sed "s|^image_dir = .*|image_dir = $tmp/images2|" "$tmp/second.conf" > "$tmp/second.new"
+mv "$tmp/second.new" "$tmp/second.conf"
+kill -HUP "$r2"
+i=0
+until grep -q 'configuration reloaded' "$tmp/second.log"; do
+	i=$((i + 1))
+	[ "$i" -lt 100 ] || { stop "$r2"; die "no reload after SIGHUP: $(cat "$tmp/second.log")"; }
+	sleep 0.05
+done
+get -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+	-d '{"kernel":"moved.elf","start":false}' "http://127.0.0.1:$port2/v1/vms"
+[ "$code" = 201 ] || { stop "$r2"; die "an image in the reloaded image_dir: $code $(cat "$tmp/body")"; }
 grep -v -e '^token_file' -e '^listen' "$tmp/second.conf" > "$tmp/second.new" && mv "$tmp/second.new" "$tmp/second.conf"
 kill -HUP "$r2"
 i=0

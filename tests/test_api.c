@@ -369,6 +369,11 @@ START_TEST(errors)
 
 	start_daemon(&d, NULL);
 	expect(&d, "GET", "/nope", NULL, 404, "no resource");
+	/* Paths that exist under /v1 are pointed there; / lists the entry points. */
+	expect(&d, "POST", "/vms", "{\"kernel\":\"guest.elf\"}", 404, "the API is under /v1: /v1/vms");
+	expect(&d, "GET", "/vms/x/paging", NULL, 404, "the API is under /v1: /v1/vms/x/paging");
+	expect(&d, "GET", "/", NULL, 404, "the API is under /v1 (/v1/vms, /v1/health)");
+	expect(&d, "GET", "/v1/nope", NULL, 404, "no resource at /v1/nope\"");
 	expect(&d, "GET", "/v1/vms/zzz", NULL, 404, "no VM 'zzz'");
 	expect(&d, "GET", "/v1/vms/zzz/paging", NULL, 404, "no VM");
 	r = http(&d, "PATCH", "/v1/vms", "{}", NULL);

@@ -1092,6 +1092,32 @@ static void oversized(void)
 		die("/v1/health after oversized requests");
 }
 
+/* Two Content-Length headers that disagree: 400 with a JSON body and the
+ * connection closed, so the bytes after the body are never a request. */
+static void conflicting_lengths(void)
+{
+	static const char req[] =
+		"POST /v1/vms HTTP/1.1\r\nHost: l\r\nContent-Type: application/json\r\n"
+		"Content-Length: 2\r\nContent-Length: 40\r\n\r\n{}"
+		"GET /v1/version HTTP/1.1\r\nHost: l\r\n\r\n";
+	struct resp r;
+	const char *bad;
+	int fd = open_raw("conflicting lengths");
+
+	send_all(fd, req, sizeof(req) - 1);
+	read_resp(fd, &r, false, 5000);
+	close(fd);
+	bad = check_answer(&r, false);
+	printf("http: conflicting Content-Length headers: %d%s\n", r.status, r.closed ? ", closed" : "");
+	if (r.status != 400 || bad || !strstr(r.body, "conflicting Content-Length"))
+		die("conflicting Content-Length headers: %d (%s): %.300s", r.status, bad ? bad : "JSON", r.raw);
+	if (strstr(r.body, "\"version\""))
+		die("the request smuggled after a body with conflicting lengths was answered: %.300s", r.raw);
+	resp_free(&r);
+	if (!health_ok(NULL))
+		die("/v1/health after conflicting Content-Length headers");
+}
+
 static void idle_connections(void)
 {
 	enum { N = 200 };
@@ -1330,6 +1356,7 @@ int main(void)
 	if (!only || !strcmp(only, "http")) {
 		slow_sender();
 		oversized();
+		conflicting_lengths();
 		idle_connections();
 	}
 	if (!only || !strcmp(only, "guests"))

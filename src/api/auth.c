@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "api/auth.h"
 
@@ -21,7 +22,8 @@ bool kevd_auth_allows(const char *token, const char *path, const char *authoriza
 		return false;  /* fail closed: a TCP listener without a token serves nothing */
 	if (kevd_auth_public_path(path))
 		return true;
-	if (!authorization || strncmp(authorization, scheme, sl) != 0)
+	/* The scheme is case-insensitive (RFC 9110 11.1); the token is not. */
+	if (!authorization || strncasecmp(authorization, scheme, sl) != 0)
 		return false;
 	tl = strlen(token);
 	if (strlen(authorization + sl) != tl)

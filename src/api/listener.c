@@ -14,6 +14,7 @@
 #include <event2/keyvalq_struct.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -44,6 +45,26 @@ struct kevd_listener {
 	enum kind { UNIX_API, TCP_API, TCP_METRICS } kind;
 };
 
+/* Whether REQ carries Content-Length headers that disagree.  libevent
+ * frames the body by the first; a proxy in front may have used another,
+ * so the bytes that follow are not known to be a request of their own
+ * (request smuggling).  RFC 9112 6.3: answer 400 and close. */
+static bool conflicting_lengths(struct evhttp_request *req)
+{
+	const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const char *first = NULL;
+	const struct evkeyval *kv;
+
+	TAILQ_FOREACH(kv, h, next) {
+		if (strcasecmp(kv->key, "Content-Length"))
+			continue;
+		if (first && strcmp(first, kv->value))
+			return true;
+		first = kv->value;
+	}
+	return false;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct kevd_listener *l = arg;
@@ -58,6 +79,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 	TAILQ_INIT(&q);
 	if (srv->shutting_down) {
 		kevd_http_fail(srv->http, req, 503, "kevd is shutting down");
+		return;
+	}
+	if (conflicting_lengths(req)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		kevd_http_fail(srv->http, req, 400, "conflicting Content-Length headers");
 		return;
 	}
 	if (!raw || !(path = evhttp_uridecode(raw, 0, NULL))) {

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/http.h"
@@ -112,18 +113,49 @@ enum kevd_routes_result kevd_routes_match(const struct kevd_route *table, size_t
 	return out->route ? KEVD_ROUTES_FOUND : KEVD_ROUTES_NO_METHOD;
 }
 
+/* A 404 for a path no route has.  Users are told to use /vms in many
+ * places (other VMMs serve their API at the root): a path that exists
+ * under /v1 gets pointed there, and / gets the entry points. */
+static void no_resource(struct kevd_server *srv, struct evhttp_request *req, const char *path, const char *raw)
+{
+	enum evhttp_cmd_type method = evhttp_request_get_command(req);
+	struct kevd_routes_match m;
+	char *v1 = NULL;
+
+	if (strspn(path, "/") == strlen(path)) {
+		kevd_http_fail(srv->http, req, 404, "no resource at %s; the API is under /v1 (/v1/vms, /v1/health) and "
+			       "metrics are at /metrics", raw);
+		return;
+	}
+	if (asprintf(&v1, "/v1%s%s", path[0] == '/' ? "" : "/", path) >= 0 && strncmp(path, "/v1/", 4) &&
+	    kevd_routes_match(kevd_routes_table, kevd_routes_table_len, v1, method, &m) != KEVD_ROUTES_NO_PATH) {
+		free(v1);
+		kevd_http_fail(srv->http, req, 404, "no resource at %s; the API is under /v1: /v1%s%s", raw,
+			       path[0] == '/' ? "" : "/", path);
+		return;
+	}
+	free(v1);
+	kevd_http_fail(srv->http, req, 404, "no resource at %s", raw);
+}
+
 void kevd_routes_dispatch(struct kevd_server *srv, struct evhttp_request *req, char *path, const char *raw,
 			  struct evkeyvalq *query)
 {
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
 	struct kevd_route_args a = { .vm = NULL, .query = query };
 	struct kevd_routes_match m;
+	char *whole = strdup(path);  /* matching cuts PATH into segments */
 	enum kevd_routes_result r = kevd_routes_match(kevd_routes_table, kevd_routes_table_len, path, method, &m);
 
 	if (r == KEVD_ROUTES_NO_PATH) {
-		kevd_http_fail(srv->http, req, 404, "no resource at %s", raw);
+		if (whole)
+			no_resource(srv, req, whole, raw);
+		else
+			kevd_http_fail(srv->http, req, 404, "no resource at %s", raw);
+		free(whole);
 		return;
 	}
+	free(whole);
 	/* A path that names no VM names no resource: 404 whatever the method, never 405. */
 	if (m.vm && !(a.vm = kevd_registry_find(srv->registry, m.vm))) {
 		kevd_http_fail(srv->http, req, 404, "no VM '%s'", m.vm);

@@ -121,12 +121,25 @@ int kevd_server_update(struct kevd_server *srv, const struct kevd_server_setting
 {
 	size_t body = srv->settings.max_body_bytes;
 	unsigned timeout = srv->settings.request_timeout_s;
-	int r = copy_settings(srv, s, err);
+	/* Opened anew even when the path is the same, so that a directory
+	 * replaced under that name is the one served; opened first, so that a
+	 * failure changes nothing. */
+	int dirfd = kevd_imagedir_open_dir(s->image_dir, err);
+	int r;
 
+	if (dirfd < 0)
+		return dirfd;
+	r = copy_settings(srv, s, err);
+	if (r < 0) {
+		close(dirfd);
+		return r;
+	}
+	close(srv->image_dirfd);
+	srv->image_dirfd = dirfd;
 	/* The listeners keep their limits: evhttp applies them per listener. */
 	srv->settings.max_body_bytes = body;
 	srv->settings.request_timeout_s = timeout;
-	return r;
+	return 0;
 }
 
 void kevd_server_shutdown(struct kevd_server *srv)

@@ -47,7 +47,8 @@ typedef void (*kevd_server_change_fn)(void *arg, struct kevd_server *srv);
 int kevd_server_new(struct event_base *base, const struct kevd_server_settings *s,
 		    kevd_server_change_fn on_change, void *arg,
 		    struct kevd_server **out, struct kevd_error *err);
-/* Limits and the token can change at run time (SIGHUP); listeners cannot. */
+/* Limits, the token and the image directory can change at run time
+ * (SIGHUP); listeners cannot.  On failure nothing changes. */
 int kevd_server_update(struct kevd_server *srv, const struct kevd_server_settings *s,
 		       struct kevd_error *err);
 /* Stops accepting connections, answers 503 from now on, stops every VM

@@ -6,6 +6,7 @@
  *
  * Sites: uffd_copy (the pager's UFFDIO_COPY), uffd_register
  * (UFFDIO_REGISTER), kvm_run (KVM_RUN), kvm_create_vcpu (KVM_CREATE_VCPU),
+ * kvm_create_vm (KVM_CREATE_VM interrupted: EINTR, which is retried),
  * image_read (reading a page from the image), state_alloc (a new page
  * state word: the table answers as if out of memory).
  */

@@ -2,7 +2,8 @@
  * `kevd serve` (also plain `kevd`): the daemon.  Configuration from the
  * file, then command-line flags on top; one libevent loop owns the API;
  * signals arrive as libevent events: SIGTERM/SIGINT stop every VM and
- * exit 0, SIGHUP re-reads the configuration (limits, token, log level).
+ * exit 0, SIGHUP re-reads the configuration (limits, token, image
+ * directory, log level).
  * Readiness and status go to systemd through $NOTIFY_SOCKET.
  */
 #include "config.h"

@@ -10,6 +10,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "common/cleanup.h"
+#include "common/fault.h"
 #include "common/log.h"
 #include "vmm/platform.h"
 #include "vmm/vm_internal.h"
@@ -55,7 +57,10 @@ static int kvm_create(struct kevd_vm *vm, void **state, struct kevd_error *err)
 		return kevd_error_sys(err, errno, "vm '%s': /dev/kvm", vm->name);
 	if ((r = check_kvm(vm, err)) < 0)
 		return r;
-	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	/* KVM_CREATE_VM returns EINTR when a signal (the daemon's SIGHUP)
+	 * lands while it waits; it has done nothing then, so ask again. */
+	vm->vm_fd = KEVD_RETRY_EINTR(kevd_fault("kvm_create_vm") ? (errno = EINTR, -1)
+								 : ioctl(vm->kvm_fd, KVM_CREATE_VM, 0));
 	if (vm->vm_fd < 0)
 		return kevd_error_sys(err, errno, "vm '%s': KVM_CREATE_VM", vm->name);
 	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KEVD_PLAT_TSS_GPA) < 0)
