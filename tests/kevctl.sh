@@ -71,11 +71,13 @@ start_daemon() {
 	i=0
 	while [ "$i" -lt 100 ]; do
 		kill -0 "$pid" 2> /dev/null || { wait "$pid" || :; pid=; return 1; }
-		[ -S "$sock" ] && return 0
+		# Ready only once the TCP listener answers: kevd binds the socket
+		# first and removes it again if the port turns out to be taken.
+		[ -S "$sock" ] && "$kevctl" --url "http://127.0.0.1:$port" health > /dev/null 2>&1 && return 0
 		sleep 0.05
 		i=$((i + 1))
 	done
-	die "kevd did not create its socket within 5 s"
+	die "kevd did not answer within 5 s"
 }
 tries=0
 until start_daemon; do
@@ -246,6 +248,10 @@ for args in "" "bogus" "ls extra" "show" "show a b" "create" "create --kernel" "
 	one_line_err
 done
 k 2 --token-file "$tmp/token" ls
+# Text that is not UTF-8 cannot be sent: refused, never silently dropped.
+k 2 create --kernel guest.elf --cmdline "$(printf 'a\377b')"
+one_line_err
+grep -q "not UTF-8" "$tmp/err" || die "a non-UTF-8 --cmdline: $(cat "$tmp/err")"
 k 2 --url 127.0.0.1:1 ls
 k 0 --help
 has '^exit status: 0 ok, 1 other failure, 2 usage, 3 not found (404), 4 refused by kevd$'

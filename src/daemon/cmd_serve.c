@@ -38,6 +38,9 @@ struct daemon {
 	size_t nov;
 	struct kevd_config cfg;
 	char *token;                   /* owned: the TCP listener's token */
+	/* Owned copies of what the listeners were bound to at start: they
+	 * change only on restart, whatever later reloads put in cfg. */
+	char *bound_socket, *bound_listen, *bound_metrics;
 	struct event_base *base;       /* owned */
 	struct kevd_server *srv;       /* owned */
 	struct event *sig_term, *sig_int, *sig_hup, *watchdog;  /* owned */
@@ -147,19 +150,19 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		kevd_err("reload failed, keeping the running configuration: %s", err.msg);
 		goto keep;
 	}
-	if (d->cfg.listen && !token) {
+	if (d->bound_listen && !token) {
 		/* The TCP listener stays bound until restart; it keeps its token.
 		 * Refused before anything is applied. */
 		kevd_err("reload refused: the TCP listener on %s is bound and the new configuration has no token_file",
-			 d->cfg.listen);
+			 d->bound_listen);
 		goto keep;
 	}
 	if (settings_from(&c, token, &s, &err) < 0 || kevd_server_update(d->srv, &s, &err) < 0) {
 		kevd_err("reload failed, keeping the running configuration: %s", err.msg);
 		goto keep;
 	}
-	if (strcmp(c.socket_path, d->cfg.socket_path) || !same(c.listen, d->cfg.listen) ||
-	    !same(c.metrics_listen, d->cfg.metrics_listen))
+	if (!same(c.socket_path, d->bound_socket) || !same(c.listen, d->bound_listen) ||
+	    !same(c.metrics_listen, d->bound_metrics))
 		kevd_warn("reload: the API socket and the listeners change only on restart");
 	kevd_log_set_level(c.log_level);
 	kevd_config_free(&d->cfg);
@@ -221,6 +224,12 @@ static int run_daemon(struct daemon *d)
 	}
 	if (kevd_server_new(d->base, &s, on_change, d, &d->srv, &err) < 0)
 		goto fail;
+	if (!(d->bound_socket = strdup(d->cfg.socket_path)) ||
+	    (d->cfg.listen && !(d->bound_listen = strdup(d->cfg.listen))) ||
+	    (d->cfg.metrics_listen && !(d->bound_metrics = strdup(d->cfg.metrics_listen)))) {
+		kevd_error_sys(&err, ENOMEM, "daemon");
+		goto fail;
+	}
 	d->sig_term = evsignal_new(d->base, SIGTERM, on_stop_signal, d);
 	d->sig_int = evsignal_new(d->base, SIGINT, on_stop_signal, d);
 	d->sig_hup = evsignal_new(d->base, SIGHUP, on_hup, d);
@@ -261,6 +270,9 @@ out:
 	if (d->base)
 		event_base_free(d->base);
 	free(d->token);
+	free(d->bound_socket);
+	free(d->bound_listen);
+	free(d->bound_metrics);
 	return rc;
 }
 

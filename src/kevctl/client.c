@@ -140,6 +140,7 @@ static int transport_error(struct kevctl_client *c, CURLcode rc, struct kevd_err
 			       REQUEST_TIMEOUT_MS / 1000);
 		return KEVCTL_DOWN;
 	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:  /* the daemon went away in the middle of an answer */
 	case CURLE_RECV_ERROR:
 	case CURLE_SEND_ERROR:
 		kevd_error_set(err, ECONNRESET, "kevd at %s closed the connection: %s", kevctl_client_where(c),
@@ -244,12 +245,14 @@ int kevctl_vm_path(char *buf, size_t size, const char *vm, const char *suffix, s
 	static const char hex[] = "0123456789ABCDEF";
 	size_t n = 0;
 
+	if (!vm || !*vm)
+		return kevd_error_set(err, EINVAL, "no VM name given"), KEVCTL_USAGE;
 	n = (size_t)snprintf(buf, size, "/v1/vms/");
 	/* Names are [A-Za-z0-9._-], but whatever the user typed must not
 	 * change the path's shape: anything else is percent-encoded. */
 	for (const unsigned char *p = (const unsigned char *)vm; *p; p++) {
 		if (n + 4 >= size)
-			break;
+			return kevd_error_set(err, ENAMETOOLONG, "VM name '%.64s...' is too long", vm), KEVCTL_USAGE;
 		if (isalnum(*p) || strchr("._-", *p)) {
 			buf[n++] = (char)*p;
 		} else {

@@ -33,14 +33,14 @@ static void paging_text(const json_t *p)
 
 	printf("mode:          %s (%" JSON_INTEGER_FORMAT " handler thread(s), window %" JSON_INTEGER_FORMAT
 	       " page(s), %" JSON_INTEGER_FORMAT " stripes)\n",
-	       json_string_value(json_object_get(p, "mode")), num(p, "handler_threads"), num(p, "window_pages"),
+	       kevctl_str(p, "mode"), num(p, "handler_threads"), num(p, "window_pages"),
 	       num(p, "stripes"));
 	printf("image pages:   %" JSON_INTEGER_FORMAT "\n", num(p, "image_pages"));
 	for (i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
 		printf("%-20s %" JSON_INTEGER_FORMAT "\n", counters[i], num(p, counters[i]));
 	if (loads)
 		printf("mean load:     %.1f us\n", (double)num(p, "latency_sum_ns") / (double)loads / 1e3);
-	if (!strcmp(json_string_value(json_object_get(p, "mode")), "eager"))
+	if (!strcmp(kevctl_str(p, "mode"), "eager"))
 		printf("eager load:    %.3f ms\n", (double)num(p, "eager_load_ns") / 1e6);
 	json_array_foreach(json_object_get(p, "vcpus"), i, v)
 		printf("vcpu %" JSON_INTEGER_FORMAT " faults: %" JSON_INTEGER_FORMAT "\n", num(v, "index"), num(v, "faults"));
@@ -119,7 +119,7 @@ static void translate_text(const json_t *t)
 	printf("gpa 0x%" PRIx64 " -> host 0x%" PRIx64 ", %s, page %s\n", (uint64_t)num(t, "gpa"),
 	       (uint64_t)num(t, "host"),
 	       json_is_true(json_object_get(t, "image_backed")) ? "image-backed" : "not image-backed",
-	       json_string_value(json_object_get(t, "page_state")));
+	       kevctl_str(t, "page_state"));
 }
 
 int kevctl_cmd_translate(struct kevctl_ctx *ctx, int argc, char **argv)
@@ -167,7 +167,7 @@ int kevctl_cmd_health(struct kevctl_ctx *ctx, int argc, char **argv)
 		kevctl_print_json(h);
 	else if (rc == KEVCTL_OK)
 		printf("kevd at %s: %s, %" JSON_INTEGER_FORMAT " VM(s)\n", kevctl_client_where(&ctx->client),
-		       json_string_value(json_object_get(h, "status")), num(h, "vms"));
+		       kevctl_str(h, "status"), num(h, "vms"));
 	json_decref(h);
 	return rc;
 }
@@ -180,8 +180,8 @@ int kevctl_cmd_version(struct kevctl_ctx *ctx, int argc, char **argv)
 	if (rc == KEVCTL_OK && ctx->json)
 		kevctl_print_json(v);
 	else if (rc == KEVCTL_OK)
-		printf("kevctl %s\nkevd %s (API %s)\n", PACKAGE_VERSION, json_string_value(json_object_get(v, "version")),
-		       json_string_value(json_object_get(v, "api")));
+		printf("kevctl %s\nkevd %s (API %s)\n", PACKAGE_VERSION, kevctl_str(v, "version"),
+		       kevctl_str(v, "api"));
 	json_decref(v);
 	return rc;
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kevctl/format.h"
 #include "kevctl/kevctl.h"
 
 #define PATH_MAX_LEN 512
@@ -29,7 +30,7 @@ struct follow {
 
 static bool ended(const json_t *vm)
 {
-	const char *state = json_string_value(json_object_get(vm, "state"));
+	const char *state = kevctl_str(vm, "state");
 
 	return state && strcmp(state, "created") && strcmp(state, "running");
 }
@@ -138,7 +139,7 @@ int kevctl_cmd_console(struct kevctl_ctx *ctx, int argc, char **argv)
 /* run's documented status of how the VM ended (as `kevd run` maps it). */
 static int end_status(const json_t *vm)
 {
-	const char *state = json_string_value(json_object_get(vm, "state"));
+	const char *state = kevctl_str(vm, "state");
 	const json_t *status = json_object_get(vm, "exit_status");
 
 	if (!strcmp(state, "exited"))
@@ -153,8 +154,8 @@ static void print_end(const json_t *vm)
 	const json_t *status = json_object_get(vm, "exit_status");
 
 	fflush(stdout);
-	fprintf(stderr, "--- kevctl: vm '%s' %s: %s", json_string_value(json_object_get(vm, "name")),
-		json_string_value(json_object_get(vm, "state")), json_string_value(json_object_get(vm, "reason")));
+	fprintf(stderr, "--- kevctl: vm '%s' %s: %s", kevctl_str(vm, "name"),
+		kevctl_str(vm, "state"), kevctl_str(vm, "reason"));
 	if (json_is_integer(status))
 		fprintf(stderr, " (exit status %" JSON_INTEGER_FORMAT ")", json_integer_value(status));
 	fprintf(stderr, "\n");
@@ -191,7 +192,11 @@ int kevctl_cmd_run(struct kevctl_ctx *ctx, int argc, char **argv)
 	json_decref(body);
 	if (rc != KEVCTL_OK)
 		return rc;
-	rc = kevctl_vm_path(f.base, sizeof(f.base), json_string_value(json_object_get(vm, "id")), "", &ctx->err);
+	if (!*kevctl_str(vm, "id")) {
+		kevd_error_set(&ctx->err, EPROTO, "kevd's answer to the create has no VM id");
+		rc = KEVCTL_FAIL;
+	} else
+		rc = kevctl_vm_path(f.base, sizeof(f.base), kevctl_str(vm, "id"), "", &ctx->err);
 	if (rc == KEVCTL_OK)
 		rc = follow_until_end(ctx, &f, &final);
 	json_decref(vm);

@@ -17,13 +17,6 @@
 
 #define PATH_MAX_LEN 512
 
-static const char *str(const json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-
-	return s ? s : "";
-}
-
 static json_int_t num(const json_t *o, const char *key)
 {
 	return json_integer_value(json_object_get(o, key));
@@ -39,16 +32,16 @@ static int ls_row(struct kevctl_ctx *ctx, struct kevctl_table *t, const json_t *
 
 	snprintf(vcpus, sizeof(vcpus), "%" JSON_INTEGER_FORMAT, num(cfg, "vcpus"));
 	snprintf(mem, sizeof(mem), "%" JSON_INTEGER_FORMAT, num(cfg, "memory_mib"));
-	kevctl_format_age(age, sizeof(age), str(vm, "created_at"));
+	kevctl_format_age(age, sizeof(age), kevctl_str(vm, "created_at"));
 	/* A VM deleted since the list was read keeps its row, with "-". */
-	if (kevctl_vm_path(path, sizeof(path), str(vm, "id"), "/paging", &ignored) == KEVCTL_OK &&
+	if (kevctl_vm_path(path, sizeof(path), kevctl_str(vm, "id"), "/paging", &ignored) == KEVCTL_OK &&
 	    kevctl_request_json(&ctx->client, "GET", path, NULL, &paging, &ignored) == KEVCTL_OK) {
 		snprintf(pages, sizeof(pages), "%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT,
 			 num(paging, "pages_loaded"), num(paging, "image_pages"));
 		snprintf(faults, sizeof(faults), "%" JSON_INTEGER_FORMAT, num(paging, "faults"));
 	}
 	json_decref(paging);
-	return kevctl_table_add(t, (const char *const[]){ str(vm, "name"), str(vm, "id"), str(vm, "state"), vcpus,
+	return kevctl_table_add(t, (const char *const[]){ kevctl_str(vm, "name"), kevctl_str(vm, "id"), kevctl_str(vm, "state"), vcpus,
 						       mem, pages, faults, age });
 }
 
@@ -96,7 +89,7 @@ int kevctl_cmd_names(struct kevctl_ctx *ctx, int argc, char **argv)
 	(void)argv;
 	rc = kevctl_request_json(&ctx->client, "GET", "/v1/vms", NULL, &list, &ctx->err);
 	json_array_foreach(json_object_get(list, "vms"), i, vm)
-		printf("%s\n", str(vm, "name"));
+		printf("%s\n", kevctl_str(vm, "name"));
 	json_decref(list);
 	return rc;
 }
@@ -115,14 +108,26 @@ static int set_count(struct kevctl_ctx *ctx, json_t *body, const char *key, cons
 	return KEVCTL_OK;
 }
 
+/* JSON strings are UTF-8: text that is not cannot be sent, and must not
+ * be dropped without a word. */
+static int set_string(struct kevctl_ctx *ctx, json_t *body, const char *key, const char *opt, const char *arg)
+{
+	json_t *s = json_string(arg);
+
+	if (!s)
+		return kevctl_usage(ctx, "--%s: '%s' is not UTF-8 text", opt, arg);
+	json_object_set_new(body, key, s);
+	return KEVCTL_OK;
+}
+
 static int create_option(struct kevctl_ctx *ctx, int c, json_t *body, bool *rm)
 {
 	switch (c) {
-	case 'n': json_object_set_new(body, "name", json_string(optarg)); return KEVCTL_OK;
-	case 'k': json_object_set_new(body, "kernel", json_string(optarg)); return KEVCTL_OK;
-	case 'i': json_object_set_new(body, "initrd", json_string(optarg)); return KEVCTL_OK;
-	case 'c': json_object_set_new(body, "cmdline", json_string(optarg)); return KEVCTL_OK;
-	case 'p': json_object_set_new(body, "protocol", json_string(optarg)); return KEVCTL_OK;
+	case 'n': return set_string(ctx, body, "name", "name", optarg);
+	case 'k': return set_string(ctx, body, "kernel", "kernel", optarg);
+	case 'i': return set_string(ctx, body, "initrd", "initrd", optarg);
+	case 'c': return set_string(ctx, body, "cmdline", "cmdline", optarg);
+	case 'p': return set_string(ctx, body, "protocol", "protocol", optarg);
 	case 'e': json_object_set_new(body, "paging", json_string("eager")); return KEVCTL_OK;
 	case 'S': json_object_set_new(body, "start", json_false()); return KEVCTL_OK;
 	case 'm': return set_count(ctx, body, "memory_mib", "memory", optarg);
@@ -181,7 +186,7 @@ int kevctl_cmd_create(struct kevctl_ctx *ctx, int argc, char **argv)
 		if (ctx->json)
 			kevctl_print_json(vm);
 		else
-			printf("%s %s %s\n", str(vm, "id"), str(vm, "name"), str(vm, "state"));
+			printf("%s %s %s\n", kevctl_str(vm, "id"), kevctl_str(vm, "name"), kevctl_str(vm, "state"));
 	}
 	json_decref(body);
 	json_decref(vm);
@@ -238,18 +243,18 @@ static void show_vm(const json_t *vm)
 	char age[16], buf[32];
 	size_t i;
 
-	kevctl_format_age(age, sizeof(age), str(vm, "created_at"));
-	printf("name:        %s\nid:          %s\nstate:       %s\n", str(vm, "name"), str(vm, "id"), str(vm, "state"));
-	if (*str(vm, "reason"))
-		printf("reason:      %s\n", str(vm, "reason"));
+	kevctl_format_age(age, sizeof(age), kevctl_str(vm, "created_at"));
+	printf("name:        %s\nid:          %s\nstate:       %s\n", kevctl_str(vm, "name"), kevctl_str(vm, "id"), kevctl_str(vm, "state"));
+	if (*kevctl_str(vm, "reason"))
+		printf("reason:      %s\n", kevctl_str(vm, "reason"));
 	if (json_is_integer(json_object_get(vm, "exit_status")))
 		printf("exit status: %" JSON_INTEGER_FORMAT "\n", num(vm, "exit_status"));
-	printf("kernel:      %s (%s, %s paging)\n", str(cfg, "kernel"), str(cfg, "boot_protocol"), str(cfg, "paging"));
-	if (*str(cfg, "initrd"))
-		printf("initrd:      %s\n", str(cfg, "initrd"));
+	printf("kernel:      %s (%s, %s paging)\n", kevctl_str(cfg, "kernel"), kevctl_str(cfg, "boot_protocol"), kevctl_str(cfg, "paging"));
+	if (*kevctl_str(cfg, "initrd"))
+		printf("initrd:      %s\n", kevctl_str(cfg, "initrd"));
 	printf("memory:      %" JSON_INTEGER_FORMAT " MiB\nvcpus:       %" JSON_INTEGER_FORMAT "\n",
 	       num(cfg, "memory_mib"), num(cfg, "vcpus"));
-	printf("cmdline:     %s\ncreated:     %s (%s ago)\n", str(cfg, "cmdline"), str(vm, "created_at"), age);
+	printf("cmdline:     %s\ncreated:     %s (%s ago)\n", kevctl_str(cfg, "cmdline"), kevctl_str(vm, "created_at"), age);
 	for (i = 0; i < sizeof(timings) / sizeof(timings[0]); i++) {
 		kevctl_format_ns(buf, sizeof(buf), json_object_get(vm, timings[i][0]));
 		printf("%-20s %s\n", timings[i][1], buf);
@@ -284,7 +289,7 @@ static int action(struct kevctl_ctx *ctx, int argc, char **argv, const char *wha
 		if (ctx->json)
 			kevctl_print_json(vm);
 		else
-			printf("%s %s %s\n", str(vm, "id"), str(vm, "name"), str(vm, "state"));
+			printf("%s %s %s\n", kevctl_str(vm, "id"), kevctl_str(vm, "name"), kevctl_str(vm, "state"));
 	}
 	json_decref(body);
 	json_decref(vm);

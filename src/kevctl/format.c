@@ -163,3 +163,10 @@ void kevctl_format_histogram(FILE *f, const json_t *histogram)
 			"##################################################");
 	}
 }
+
+const char *kevctl_str(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "";
+}

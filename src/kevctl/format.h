@@ -37,4 +37,8 @@ void kevctl_format_age(char *buf, size_t size, const char *created_at);
  * the first non-empty to the last non-empty. */
 void kevctl_format_histogram(FILE *f, const json_t *histogram);
 
+/* The string KEY of object O, or "" when it is missing or not a string:
+ * the daemon's answers are printed, never trusted to have every field. */
+const char *kevctl_str(const json_t *o, const char *key);
+
 #endif
