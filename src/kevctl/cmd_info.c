@@ -50,19 +50,9 @@ static void paging_text(const json_t *p)
 
 int kevctl_cmd_paging(struct kevctl_ctx *ctx, int argc, char **argv)
 {
-	char path[PATH_MAX_LEN];
 	json_t *p = NULL;
-	const char *vm;
-	int rc;
+	int rc = kevctl_vm_request(ctx, argc, argv, "GET", "/paging", NULL, &p);
 
-	if (kevctl_getopt(ctx, argc, argv, "", NULL) != -1)
-		return KEVCTL_USAGE;
-	vm = kevctl_one_vm(ctx, argc, argv);
-	if (!vm)
-		return KEVCTL_USAGE;
-	rc = kevctl_vm_path(path, sizeof(path), vm, "/paging", &ctx->err);
-	if (rc == KEVCTL_OK)
-		rc = kevctl_request_json(&ctx->client, "GET", path, NULL, &p, &ctx->err);
 	if (rc == KEVCTL_OK) {
 		if (ctx->json)
 			kevctl_print_json(p);

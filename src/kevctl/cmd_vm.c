@@ -174,6 +174,15 @@ int kevctl_create_options(struct kevctl_ctx *ctx, int argc, char **argv, json_t 
 	return KEVCTL_OK;
 }
 
+/* A create's or an action's answer: the VM as one line, or its JSON. */
+static void print_vm_line(const struct kevctl_ctx *ctx, const json_t *vm)
+{
+	if (ctx->json)
+		kevctl_print_json(vm);
+	else
+		printf("%s %s %s\n", kevctl_str(vm, "id"), kevctl_str(vm, "name"), kevctl_str(vm, "state"));
+}
+
 int kevctl_cmd_create(struct kevctl_ctx *ctx, int argc, char **argv)
 {
 	json_t *body = NULL, *vm = NULL;
@@ -182,19 +191,14 @@ int kevctl_cmd_create(struct kevctl_ctx *ctx, int argc, char **argv)
 	if (rc != KEVCTL_OK)
 		return rc;
 	rc = kevctl_request_json(&ctx->client, "POST", "/v1/vms", body, &vm, &ctx->err);
-	if (rc == KEVCTL_OK) {
-		if (ctx->json)
-			kevctl_print_json(vm);
-		else
-			printf("%s %s %s\n", kevctl_str(vm, "id"), kevctl_str(vm, "name"), kevctl_str(vm, "state"));
-	}
+	if (rc == KEVCTL_OK)
+		print_vm_line(ctx, vm);
 	json_decref(body);
 	json_decref(vm);
 	return rc;
 }
 
-/* GET or act on one VM: the common start of show, start, stop, rm. */
-static int one_vm_request(struct kevctl_ctx *ctx, int argc, char **argv, const char *method, const char *suffix,
+int kevctl_vm_request(struct kevctl_ctx *ctx, int argc, char **argv, const char *method, const char *suffix,
 			  json_t *body, json_t **out)
 {
 	char path[PATH_MAX_LEN];
@@ -266,7 +270,7 @@ static void show_vm(const json_t *vm)
 int kevctl_cmd_show(struct kevctl_ctx *ctx, int argc, char **argv)
 {
 	json_t *vm;
-	int rc = one_vm_request(ctx, argc, argv, "GET", "", NULL, &vm);
+	int rc = kevctl_vm_request(ctx, argc, argv, "GET", "", NULL, &vm);
 
 	if (rc == KEVCTL_OK) {
 		if (ctx->json)
@@ -281,16 +285,12 @@ int kevctl_cmd_show(struct kevctl_ctx *ctx, int argc, char **argv)
 static int action(struct kevctl_ctx *ctx, int argc, char **argv, const char *what)
 {
 	json_t *body = json_pack("{s:s}", "action", what), *vm = NULL;
-	int rc = body ? one_vm_request(ctx, argc, argv, "PUT", "/actions", body, &vm) : KEVCTL_FAIL;
+	int rc = body ? kevctl_vm_request(ctx, argc, argv, "PUT", "/actions", body, &vm) : KEVCTL_FAIL;
 
 	if (!body)
 		kevd_error_set(&ctx->err, ENOMEM, "out of memory");
-	if (rc == KEVCTL_OK) {
-		if (ctx->json)
-			kevctl_print_json(vm);
-		else
-			printf("%s %s %s\n", kevctl_str(vm, "id"), kevctl_str(vm, "name"), kevctl_str(vm, "state"));
-	}
+	if (rc == KEVCTL_OK)
+		print_vm_line(ctx, vm);
 	json_decref(body);
 	json_decref(vm);
 	return rc;
@@ -311,5 +311,5 @@ int kevctl_cmd_rm(struct kevctl_ctx *ctx, int argc, char **argv)
 {
 	json_t *none;
 
-	return one_vm_request(ctx, argc, argv, "DELETE", "", NULL, &none);
+	return kevctl_vm_request(ctx, argc, argv, "DELETE", "", NULL, &none);
 }

@@ -42,6 +42,11 @@ int kevctl_usage(struct kevctl_ctx *ctx, const char *fmt, ...) __attribute__((fo
 
 /* The single VM operand after the options, or NULL after a usage error. */
 const char *kevctl_one_vm(struct kevctl_ctx *ctx, int argc, char **argv);
+/* The common start of the one-VM commands: no options, one VM argument,
+ * METHOD on /v1/vms/<VM><SUFFIX> with BODY (NULL = none); the answer's JSON
+ * in *OUT (none for DELETE).  A kevctl exit status. */
+int kevctl_vm_request(struct kevctl_ctx *ctx, int argc, char **argv, const char *method, const char *suffix,
+		      json_t *body, json_t **out);
 
 /* create's and run's options (cmd_vm.c) into the POST /v1/vms *BODY; RM
  * (run's --rm) is refused when NULL.  Returns KEVCTL_OK or KEVCTL_USAGE. */
