@@ -30,18 +30,11 @@ if (exec 3<> /dev/kvm) 2> /dev/null && [ -r "$guest" ]; then
 	have_kvm=yes
 fi
 
+. "$top_srcdir/tests/lib.sh"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kevd-docs-XXXXXX")
 pid=
 cleanup() {
-	if [ -n "$pid" ] && kill -0 "$pid" 2> /dev/null; then
-		kill -TERM "$pid" 2> /dev/null || :
-		i=0
-		while kill -0 "$pid" 2> /dev/null && [ "$i" -lt 100 ]; do
-			sleep 0.1
-			i=$((i + 1))
-		done
-		kill -KILL "$pid" 2> /dev/null || :
-	fi
+	kevd_stop "$pid" 100
 	rm -rf "$tmp"
 }
 trap cleanup EXIT

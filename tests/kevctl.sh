@@ -22,18 +22,11 @@ for f in "$kevd" "$guest"; do
 	[ -r "$f" ] || { echo "$me: $f is missing"; exit 1; }
 done
 
+. "$top_srcdir/tests/lib.sh"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kevd-kevctl-XXXXXX")
 pid=
 cleanup() {
-	if [ -n "$pid" ] && kill -0 "$pid" 2> /dev/null; then
-		kill -TERM "$pid" 2> /dev/null || :
-		i=0
-		while kill -0 "$pid" 2> /dev/null && [ "$i" -lt 50 ]; do
-			sleep 0.1
-			i=$((i + 1))
-		done
-		kill -KILL "$pid" 2> /dev/null || :
-	fi
+	kevd_stop "$pid"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -44,10 +37,8 @@ die() {
 	[ -f "$tmp/kevd.log" ] && sed 's/^/kevd: /' "$tmp/kevd.log"
 	exit 1
 }
-rport() { echo $(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000 + 20000 )); }
 
-mkdir "$tmp/images"
-ln "$guest" "$tmp/images/guest.elf" 2> /dev/null || cp "$guest" "$tmp/images/guest.elf"
+kevd_images "$tmp/images" "$guest"
 printf 'not an ELF\n' > "$tmp/images/bad.elf"
 token=kevctl-test-token-0123456789
 (umask 077 && printf '%s\n' "$token" > "$tmp/token" && printf 'wrong-token-0123456789\n' > "$tmp/wrong")
@@ -64,7 +55,7 @@ level = warn
 CONF
 
 start_daemon() {
-	port=$(rport)
+	port=$(kevd_port)
 	"$kevd" serve --config "$tmp/kevd.conf" --listen "127.0.0.1:$port" --token-file "$tmp/token" \
 		> "$tmp/kevd.log" 2>&1 &
 	pid=$!

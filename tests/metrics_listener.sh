@@ -9,6 +9,7 @@
 # where the prometheus binary is not installed.
 set -eu
 top_builddir=${top_builddir:-.}
+top_srcdir=${top_srcdir:-$top_builddir}
 kevd="$top_builddir/kevd"
 guest="$top_builddir/tests/guests/testguest.elf"
 me=metrics_listener.sh
@@ -22,22 +23,12 @@ for f in "$kevd" "$guest"; do
 	[ -r "$f" ] || { echo "$me: $f is missing"; exit 1; }
 done
 
+. "$top_srcdir/tests/lib.sh"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kevd-metrics-XXXXXX")
 pid= prom=
-stop() {  # PID: TERM, then KILL after 5 s
-	if [ -n "$1" ] && kill -0 "$1" 2> /dev/null; then
-		kill -TERM "$1" 2> /dev/null || :
-		i=0
-		while kill -0 "$1" 2> /dev/null && [ "$i" -lt 50 ]; do
-			sleep 0.1
-			i=$((i + 1))
-		done
-		kill -KILL "$1" 2> /dev/null || :
-	fi
-}
 cleanup() {
-	stop "$prom"
-	stop "$pid"
+	kevd_stop "$prom"
+	kevd_stop "$pid"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -47,10 +38,8 @@ die() {
 	[ -f "$tmp/kevd.log" ] && sed 's/^/kevd: /' "$tmp/kevd.log"
 	exit 1
 }
-rport() { echo $(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000 + 20000 )); }
 
-mkdir "$tmp/images"
-ln "$guest" "$tmp/images/guest.elf" 2> /dev/null || cp "$guest" "$tmp/images/guest.elf"
+kevd_images "$tmp/images" "$guest"
 token=metrics-test-token-0123456789
 (umask 077 && printf '%s\n' "$token" > "$tmp/token")
 sock="$tmp/kevd.sock"
@@ -75,15 +64,15 @@ answers() {
 		sleep 0.05
 		i=$((i + 1))
 	done
-	stop "$1"
+	kevd_stop "$1"
 	return 1
 }
 
 # Both TCP ports come from flags only; a port taken by something else
 # makes kevd exit, and another pair is tried.
 start_daemon() {
-	mport=$(rport)
-	aport=$(rport)
+	mport=$(kevd_port)
+	aport=$(kevd_port)
 	[ "$mport" != "$aport" ] || return 1
 	"$kevd" serve --config "$tmp/kevd.conf" --metrics-listen "127.0.0.1:$mport" \
 		--listen "127.0.0.1:$aport" --token-file "$tmp/token" > "$tmp/kevd.log" 2>&1 &
@@ -143,7 +132,7 @@ grep -q "metrics listen '127.0.0.1:$aport'" "$tmp/busy.log" || die "busy --metri
 # applies, so the token keeps working.
 r2=
 start_second() {
-	port2=$(rport)
+	port2=$(kevd_port)
 	printf '[api]\nsocket = %s\nlisten = 127.0.0.1:%s\ntoken_file = %s\n' "$tmp/second.sock" "$port2" \
 		"$tmp/token" > "$tmp/second.conf"
 	sed -n '/^\[paths\]/,$p' "$tmp/kevd.conf" | sed 's/^level = .*/level = info/' >> "$tmp/second.conf"
@@ -165,12 +154,12 @@ kill -HUP "$r2"
 i=0
 until grep -q 'configuration reloaded' "$tmp/second.log"; do
 	i=$((i + 1))
-	[ "$i" -lt 100 ] || { stop "$r2"; die "no reload after SIGHUP: $(cat "$tmp/second.log")"; }
+	[ "$i" -lt 100 ] || { kevd_stop "$r2"; die "no reload after SIGHUP: $(cat "$tmp/second.log")"; }
 	sleep 0.05
 done
 get -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
 	-d '{"kernel":"moved.elf","start":false}' "http://127.0.0.1:$port2/v1/vms"
-[ "$code" = 201 ] || { stop "$r2"; die "an image in the reloaded image_dir: $code $(cat "$tmp/body")"; }
+[ "$code" = 201 ] || { kevd_stop "$r2"; die "an image in the reloaded image_dir: $code $(cat "$tmp/body")"; }
 # reload_then PATTERN: SIGHUP the second daemon, wait for PATTERN's
 # (N-th, counting earlier ones) line in its log.
 reloads=1
@@ -180,14 +169,14 @@ reload_then() {
 	i=0
 	until [ "$(grep -c -e "$1" "$tmp/second.log")" -ge "$2" ]; do
 		i=$((i + 1))
-		[ "$i" -lt 100 ] || { stop "$r2"; die "no '$1' after SIGHUP: $(cat "$tmp/second.log")"; }
+		[ "$i" -lt 100 ] || { kevd_stop "$r2"; die "no '$1' after SIGHUP: $(cat "$tmp/second.log")"; }
 		sleep 0.05
 	done
 }
 grep -v -e '^token_file' -e '^listen' "$tmp/second.conf" > "$tmp/second.new" && mv "$tmp/second.new" "$tmp/second.conf"
 reload_then 'reload refused' 1
 get -H "Authorization: Bearer $token" "http://127.0.0.1:$port2/v1/vms"
-[ "$code" = 200 ] || { stop "$r2"; die "after a refused reload the token no longer works: $code"; }
+[ "$code" = 200 ] || { kevd_stop "$r2"; die "after a refused reload the token no longer works: $code"; }
 # The same in two steps: dropping listen (which stays bound) is accepted
 # with a warning, dropping the token afterwards is still refused.
 sed "s|^socket = .*|&\\ntoken_file = $tmp/token|" "$tmp/second.conf" > "$tmp/second.new"
@@ -196,7 +185,7 @@ reload_then 'configuration reloaded' 2
 grep -v -e '^token_file' "$tmp/second.conf" > "$tmp/second.new" && mv "$tmp/second.new" "$tmp/second.conf"
 reload_then 'reload refused' 2
 get -H "Authorization: Bearer $token" "http://127.0.0.1:$port2/v1/vms"
-stop "$r2"
+kevd_stop "$r2"
 [ "$code" = 200 ] || die "after a two-step reload the token no longer works: $code"
 grep -q 'the listeners change only on restart' "$tmp/second.log" || die "no warning that listen stays bound"
 
@@ -220,7 +209,7 @@ scrape_configs:
 CONF
 ptries=0
 while :; do
-	pport=$(rport)
+	pport=$(kevd_port)
 	prometheus --config.file="$tmp/prometheus.yml" --storage.tsdb.path="$tmp/tsdb" \
 		--web.listen-address="127.0.0.1:$pport" > "$tmp/prometheus.log" 2>&1 &
 	prom=$!
@@ -232,7 +221,7 @@ while :; do
 		i=$((i + 1))
 	done
 	curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$pport/-/ready" && break
-	stop "$prom"
+	kevd_stop "$prom"
 	prom=
 	ptries=$((ptries + 1))
 	[ "$ptries" -lt 5 ] || die "prometheus did not start: $(tail -5 "$tmp/prometheus.log")"

@@ -27,18 +27,11 @@ for f in "$kevd" "$guest" "$spec"; do
 	[ -r "$f" ] || { echo "$me: $f is missing"; exit 1; }
 done
 
+. "$top_srcdir/tests/lib.sh"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kevd-openapi-XXXXXX")
 pid=
 cleanup() {
-	if [ -n "$pid" ] && kill -0 "$pid" 2> /dev/null; then
-		kill -TERM "$pid" 2> /dev/null || :
-		i=0
-		while kill -0 "$pid" 2> /dev/null && [ "$i" -lt 50 ]; do
-			sleep 0.1
-			i=$((i + 1))
-		done
-		kill -KILL "$pid" 2> /dev/null || :
-	fi
+	kevd_stop "$pid"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -88,15 +81,14 @@ while read -r p m codes; do
 done < "$tmp/ops"
 
 # ---- the daemon: Unix socket plus a TCP listener with a token ----
-mkdir "$tmp/images"
-ln "$guest" "$tmp/images/guest.elf" 2> /dev/null || cp "$guest" "$tmp/images/guest.elf"
+kevd_images "$tmp/images" "$guest"
 printf 'not an ELF file\n' > "$tmp/images/bad.elf"
 token=openapi-test-token-0123456789
 (umask 077 && printf '%s\n' "$token" > "$tmp/token")
 sock="$tmp/kevd.sock"
 
 start_daemon() {
-	port=$(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000 + 20000 ))
+	port=$(kevd_port)
 	cat > "$tmp/kevd.conf" <<- EOF
 	[api]
 	socket = $sock

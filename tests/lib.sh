@@ -1,0 +1,29 @@
+# Sourced by the shell tests that run a real kevd (POSIX sh): what each of
+# them needs the same way.
+
+# kevd_stop PID [TENTHS]: SIGTERM, then SIGKILL if PID is still there after
+# TENTHS tenths of a second (default 50); nothing for an empty PID.
+kevd_stop() {
+	if [ -n "$1" ] && kill -0 "$1" 2> /dev/null; then
+		kill -TERM "$1" 2> /dev/null || :
+		_i=0
+		while kill -0 "$1" 2> /dev/null && [ "$_i" -lt "${2:-50}" ]; do
+			sleep 0.1
+			_i=$((_i + 1))
+		done
+		kill -KILL "$1" 2> /dev/null || :
+	fi
+}
+
+# kevd_port: a random TCP port in 20000..49999; a caller whose port turns
+# out to be taken tries another.
+kevd_port() {
+	echo $(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000 + 20000 ))
+}
+
+# kevd_images DIR GUEST: an image directory holding GUEST as guest.elf (a
+# hard link where possible: a symlink leading out would be refused).
+kevd_images() {
+	mkdir "$1"
+	ln "$2" "$1/guest.elf" 2> /dev/null || cp "$2" "$1/guest.elf"
+}
