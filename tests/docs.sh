@@ -95,16 +95,7 @@ awk -F'|' '
 mkdir "$tmp/images"
 [ "$have_kvm" = no ] || ln "$guest" "$tmp/images/guest.elf" 2> /dev/null || cp "$guest" "$tmp/images/guest.elf"
 sock="$tmp/kevd.sock"
-cat > "$tmp/kevd.conf" << EOF
-[api]
-socket = $sock
-[paths]
-image_dir = $tmp/images
-state_dir = $tmp
-runtime_dir = $tmp
-[log]
-level = warn
-EOF
+kevd_conf "$tmp/kevd.conf" "$sock" "$tmp"
 "$kevd" serve --config "$tmp/kevd.conf" > "$tmp/kevd.log" 2>&1 &
 pid=$!
 api() { curl -sS -g --max-time 15 --unix-socket "$sock" -H 'Content-Type: application/json' "$@"; }

@@ -43,32 +43,16 @@ printf 'not an ELF\n' > "$tmp/images/bad.elf"
 token=kevctl-test-token-0123456789
 (umask 077 && printf '%s\n' "$token" > "$tmp/token" && printf 'wrong-token-0123456789\n' > "$tmp/wrong")
 sock="$tmp/kevd.sock"
-cat > "$tmp/kevd.conf" << CONF
-[api]
-socket = $sock
-[paths]
-image_dir = $tmp/images
-state_dir = $tmp
-runtime_dir = $tmp
-[log]
-level = warn
-CONF
+kevd_conf "$tmp/kevd.conf" "$sock" "$tmp"
 
 start_daemon() {
 	port=$(kevd_port)
 	"$kevd" serve --config "$tmp/kevd.conf" --listen "127.0.0.1:$port" --token-file "$tmp/token" \
 		> "$tmp/kevd.log" 2>&1 &
 	pid=$!
-	i=0
-	while [ "$i" -lt 100 ]; do
-		kill -0 "$pid" 2> /dev/null || { wait "$pid" || :; pid=; return 1; }
-		# Ready only once the TCP listener answers: kevd binds the socket
-		# first and removes it again if the port turns out to be taken.
-		[ -S "$sock" ] && "$kevctl" --url "http://127.0.0.1:$port" health > /dev/null 2>&1 && return 0
-		sleep 0.05
-		i=$((i + 1))
-	done
-	die "kevd did not answer within 5 s"
+	# Ready only once the TCP listener answers: kevd binds the socket
+	# first and removes it again if the port turns out to be taken.
+	kevd_ready "$pid" "$kevctl" --url "http://127.0.0.1:$port" health || { pid=; return 1; }
 }
 tries=0
 until start_daemon; do

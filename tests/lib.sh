@@ -27,3 +27,28 @@ kevd_images() {
 	mkdir "$1"
 	ln "$2" "$1/guest.elf" 2> /dev/null || cp "$2" "$1/guest.elf"
 }
+
+# kevd_conf FILE SOCK DIR: the smallest configuration a test daemon needs:
+# its socket, DIR for state and runtime files, DIR/images for images, and
+# warnings only in the log.
+kevd_conf() {
+	printf '[api]\nsocket = %s\n[paths]\nimage_dir = %s/images\nstate_dir = %s\nruntime_dir = %s\n[log]\nlevel = warn\n' \
+		"$2" "$3" "$3" "$3" > "$1"
+}
+
+# kevd_ready PID CMD...: waits (5 s at most) until CMD succeeds, i.e. the
+# daemon PID answers; fails, reaping PID, if it exits first (say its port
+# was taken), and fails, stopping it, if it stays silent.
+kevd_ready() {
+	_pid=$1
+	shift
+	_i=0
+	while [ "$_i" -lt 100 ]; do
+		kill -0 "$_pid" 2> /dev/null || { wait "$_pid" || :; return 1; }
+		"$@" > /dev/null 2>&1 && return 0
+		sleep 0.05
+		_i=$((_i + 1))
+	done
+	kevd_stop "$_pid"
+	return 1
+}

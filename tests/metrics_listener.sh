@@ -43,30 +43,7 @@ kevd_images "$tmp/images" "$guest"
 token=metrics-test-token-0123456789
 (umask 077 && printf '%s\n' "$token" > "$tmp/token")
 sock="$tmp/kevd.sock"
-cat > "$tmp/kevd.conf" << CONF
-[api]
-socket = $sock
-[paths]
-image_dir = $tmp/images
-state_dir = $tmp
-runtime_dir = $tmp
-[log]
-level = warn
-CONF
-
-# answers PID URL: waits (5 s at most) until the kevd PID answers URL;
-# fails if it exits first (a port already taken) or stays silent.
-answers() {
-	i=0
-	while [ "$i" -lt 100 ]; do
-		kill -0 "$1" 2> /dev/null || { wait "$1" || :; return 1; }
-		curl -sf -o /dev/null --max-time 2 "$2" && return 0
-		sleep 0.05
-		i=$((i + 1))
-	done
-	kevd_stop "$1"
-	return 1
-}
+kevd_conf "$tmp/kevd.conf" "$sock" "$tmp"
 
 # Both TCP ports come from flags only; a port taken by something else
 # makes kevd exit, and another pair is tried.
@@ -77,7 +54,7 @@ start_daemon() {
 	"$kevd" serve --config "$tmp/kevd.conf" --metrics-listen "127.0.0.1:$mport" \
 		--listen "127.0.0.1:$aport" --token-file "$tmp/token" > "$tmp/kevd.log" 2>&1 &
 	pid=$!
-	answers "$pid" "http://127.0.0.1:$mport/v1/health" || { pid=; return 1; }
+	kevd_ready "$pid" curl -sf --max-time 2 "http://127.0.0.1:$mport/v1/health" || { pid=; return 1; }
 }
 tries=0
 until start_daemon; do
@@ -138,7 +115,7 @@ start_second() {
 	sed -n '/^\[paths\]/,$p' "$tmp/kevd.conf" | sed 's/^level = .*/level = info/' >> "$tmp/second.conf"
 	"$kevd" serve --config "$tmp/second.conf" > "$tmp/second.log" 2>&1 &
 	r2=$!
-	answers "$r2" "http://127.0.0.1:$port2/v1/health" || { r2=; return 1; }
+	kevd_ready "$r2" curl -sf --max-time 2 "http://127.0.0.1:$port2/v1/health" || { r2=; return 1; }
 }
 tries=0
 until start_second; do
