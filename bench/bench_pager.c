@@ -20,6 +20,12 @@
  * also reports how much CPU other processes took meanwhile: this machine is
  * shared, and a neighbour's build or VM skews every number.
  *
+ * A last section compares what a user of kevd picks between (docs/pager.md,
+ * "Shared images"): the kernel's mapping of the file, eager loading,
+ * lazy-private (each VM its own copy, UFFDIO_COPY) and the shared image
+ * cache, cold (the first VM of the image) and warm (a second VM after a
+ * first one touched everything), all with the default pager settings.
+ *
  * Usage: bench_pager [--quick] [--pages N] [--reps N] [--idle-only]
  * Exits 77 when userfaultfd cannot be opened.
  */
@@ -43,6 +49,7 @@
 #include <unistd.h>
 
 #include "elfbuild.h"
+#include "pager/cache.h"
 #include "pager/pager.h"
 #include "pager/pagestate.h"
 
@@ -57,7 +64,10 @@
 #define STRIPE_REPS 5
 #define DEFAULT_REPS 5
 
-enum kind { K_PRESENT, K_MMAP, K_EAGER, K_LAZY };
+/* K_LAZY: a fixed window (window_max = window); K_PRIVATE, K_COLD and
+ * K_WARM: the defaults, private or shared (cold cache, or warmed by a
+ * first pager that touched every page). */
+enum kind { K_PRESENT, K_MMAP, K_EAGER, K_LAZY, K_PRIVATE, K_COLD, K_WARM };
 enum order { SEQ, RND };
 enum load { IDLE, LOADED };
 
@@ -77,11 +87,12 @@ struct sample {
 	uint64_t setup_ns;          /* eager: kevd_pager_start */
 	uint32_t p50_ns, p99_ns, max_ns;
 	uint64_t faults, loads, loaded, coalesced;
+	uint64_t mapped, private_pages;  /* image pages in the VM's memory after the touch, its own copies */
 	char err[KEVD_ERROR_MSG_MAX];
 };
 
 struct bench {
-	bool quick, idle_only;
+	bool quick, idle_only, cache_only;
 	unsigned reps;
 	uint64_t file_pages;
 	uint64_t pages;             /* image pages: the file pages plus a partial one */
@@ -418,12 +429,44 @@ static void check_pager(struct bench *b, const struct kevd_pager_stats *st, stru
 
 /* ---- one run ---- */
 
+static const char *kind_name(enum kind k);
+
+/* Warms CACHE with B's image: a first pager over memory of its own whose
+ * every page is touched (untimed), then freed; the cache keeps the entry. */
+static int warm_cache(struct bench *b, struct kevd_imagecache *cache, struct kevd_error *err)
+{
+	struct kevd_pager_config cfg = { .cache = cache, .on_failure = on_failure, .cb_arg = b };
+	struct kevd_pager *p = NULL;
+	unsigned char *mem = mmap(NULL, b->mem_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+				  -1, 0);
+	unsigned sum = 0;
+	int r;
+
+	if (mem == MAP_FAILED)
+		return kevd_error_sys(err, errno, "mmap");
+	r = kevd_pager_new(b->img, &cfg, &p, err);
+	if (r == 0)
+		r = kevd_pager_add_memory(p, KEVD_GPA(0), mem, b->mem_bytes, err);
+	if (r == 0)
+		r = kevd_pager_start(p, err);
+	for (uint64_t g = 0; r == 0 && g < b->pages; g++)
+		sum += *(volatile unsigned char *)(mem + (BASE_GFN + g) * PAGE);
+	(void)sum;
+	kevd_pager_free(p);
+	munmap(mem, b->mem_bytes);
+	return r;
+}
+
 static void run_once(struct bench *b, const struct scenario *sc, struct sample *s)
 {
-	struct kevd_pager_config cfg = { .handler_threads = sc->threads, .window_pages = sc->window,
+	bool defaults = sc->kind == K_PRIVATE || sc->kind == K_COLD || sc->kind == K_WARM;
+	struct kevd_pager_config cfg = { .handler_threads = defaults ? 0 : sc->threads,
+					 .window_pages = defaults ? 0 : sc->window,
+					 .window_max_pages = defaults ? 0 : sc->window,
 					 .eager = sc->kind == K_EAGER, .on_load = on_load,
 					 .on_failure = on_failure, .cb_arg = b };
 	struct kevd_error err = KEVD_ERROR_INIT;
+	struct kevd_imagecache *cache = NULL;
 	struct kevd_pager *p = NULL;
 	struct kevd_pager_stats st;
 	unsigned char *mem, *base;
@@ -453,13 +496,21 @@ static void run_once(struct bench *b, const struct scenario *sc, struct sample *
 	}
 	case K_MMAP:
 		break;
+	case K_COLD:
+	case K_WARM:
+		if (kevd_imagecache_new(NULL, &cache, &err) < 0 ||
+		    (sc->kind == K_WARM && warm_cache(b, cache, &err) < 0))
+			goto fail;
+		cfg.cache = cache;
+		/* fall through */
 	case K_EAGER:
 	case K_LAZY:
+	case K_PRIVATE:
 		memset(b->load_count, 0, b->pages * sizeof(*b->load_count));
 		if (kevd_pager_new(b->img, &cfg, &p, &err) < 0 ||
 		    kevd_pager_add_memory(p, KEVD_GPA(0), mem, len, &err) < 0)
 			goto fail;
-		if (sc->kind == K_LAZY) {
+		if (sc->kind != K_EAGER) {
 			if (kevd_pager_start(p, &err) < 0)
 				goto fail;
 		} else {
@@ -477,7 +528,26 @@ static void run_once(struct bench *b, const struct scenario *sc, struct sample *
 	s->total_ns += s->setup_ns;
 	if (p) {
 		kevd_pager_get_stats(p, &st);
-		check_pager(b, &st, s);
+		if (kevd_pager_residency(p, &s->mapped, &s->private_pages, &err) < 0)
+			goto fail;
+		/* Shared means shared: warm, the cache had every page, the kernel
+		 * mapped them all and nothing faulted to the pager. */
+		if (sc->kind == K_WARM) {
+			s->faults = st.faults;
+			if (!st.shared || st.faults || st.pages_loaded || st.bytes_read)
+				snprintf(s->err, sizeof(s->err), "warm: shared %d, faults %llu, pages_loaded %llu",
+					 st.shared, (unsigned long long)st.faults, (unsigned long long)st.pages_loaded);
+		} else {
+			check_pager(b, &st, s);
+			if (!s->err[0] && sc->kind == K_COLD && !st.shared)
+				snprintf(s->err, sizeof(s->err), "cold: not shared");
+		}
+		/* Every page touched is in this VM's memory; shared, none of
+		 * them is a private copy. */
+		if (!s->err[0] && (s->mapped != b->pages ||
+				   s->private_pages != (sc->kind == K_COLD || sc->kind == K_WARM ? 0 : b->pages)))
+			snprintf(s->err, sizeof(s->err), "%s: %llu pages mapped, %llu private", kind_name(sc->kind),
+				 (unsigned long long)s->mapped, (unsigned long long)s->private_pages);
 	}
 	if (!s->err[0])
 		check_content(b, base, sc->kind == K_MMAP, s);
@@ -487,6 +557,7 @@ fail:
 out:
 	kevd_pager_free(p);
 	munmap(mem, len);
+	kevd_imagecache_free(cache);
 }
 
 /* ---- fault service tables ---- */
@@ -546,6 +617,9 @@ static const char *kind_name(enum kind k)
 	case K_MMAP: return "kernel mmap";
 	case K_EAGER: return "kevd eager";
 	case K_LAZY: return "kevd lazy";
+	case K_PRIVATE: return "lazy-private";
+	case K_COLD: return "shared, cold";
+	case K_WARM: return "shared, warm";
 	}
 	return "?";
 }
@@ -710,6 +784,76 @@ static int fault_service(struct bench *b, enum load ld)
 		if (cells[i].failed)
 			r = 1;
 	free(cells);
+	free(samples);
+	return r;
+}
+
+/* ---- shared images ---- */
+
+/* The choices a user has, default settings, 1 and MAX_TOUCHERS touchers,
+ * both orders; one table with every ratio from this run. */
+static int cache_section(struct bench *b)
+{
+	static const enum kind kinds[] = { K_MMAP, K_EAGER, K_PRIVATE, K_COLD, K_WARM };
+	static const unsigned touchers[] = { 1, MAX_TOUCHERS };
+	enum { NK = sizeof(kinds) / sizeof(kinds[0]) };
+	struct cell cells[NK * 2 * 2];
+	struct sample *samples = calloc(NK * 2 * 2 * b->reps, sizeof(*samples));
+	uint64_t t0 = now_ns();
+	struct cpu_mark mark;
+	size_t n = 0;
+	int r = 0;
+
+	if (!samples) {
+		fprintf(stderr, "bench_pager: out of memory\n");
+		return -1;
+	}
+	for (size_t t = 0; t < 2; t++)
+		for (int o = SEQ; o <= RND; o++)
+			for (size_t k = 0; k < NK; k++, n++)
+				cells[n] = (struct cell){
+					.sc = { .kind = kinds[k], .order = (enum order)o, .touchers = touchers[t] },
+					.runs = samples + n * b->reps,
+				};
+	cpu_mark(&mark);
+	for (unsigned rep = 0; rep < b->reps; rep++)
+		for (size_t i = 0; i < n; i++)
+			run_once(b, &cells[i].sc, &cells[i].runs[rep]);
+	for (size_t i = 0; i < n; i++)
+		summarize(&cells[i], b->reps);
+	printf("\n== Shared images: what a VM of a %.0f MiB image costs to touch all of it, default settings\n"
+	       "   (%u handler thread(s), window %u doubling to %u; cold = the first VM of the image, warm = a second\n"
+	       "   VM after a first one touched every page; x mmap, x eager: total over that baseline's with the\n"
+	       "   same touchers and order; %.1f s for this section; other processes used %.2f CPUs meanwhile)\n",
+	       (double)b->pages * PAGE / (1 << 20), KEVD_PAGER_DEFAULT_THREADS, KEVD_PAGER_DEFAULT_WINDOW,
+	       KEVD_PAGER_DEFAULT_WINDOW_MAX, ms(now_ns() - t0) / 1e3, others_cpus(&mark));
+	printf("%-14s %3s %-5s %9s %8s %8s %7s %7s %8s %7s %7s %6s\n", "backing", "tch", "order", "total ms", "p50 us",
+	       "p99 us", "faults", "loaded", "private", "x mmap", "x eager", "spread");
+	for (size_t i = 0; i < n; i++) {
+		const struct cell *c = &cells[i], *mm = c - (c->sc.kind - K_MMAP), *eg = mm + 1;
+
+		if (c->sc.kind >= K_PRIVATE)
+			mm = c - (2 + (c->sc.kind - K_PRIVATE)), eg = mm + 1;
+		if (!c->med) {
+			printf("%-14s %3u %-5s FAILED\n", kind_name(c->sc.kind), c->sc.touchers, order_name[c->sc.order]);
+			r = 1;
+			continue;
+		}
+		printf("%-14s %3u %-5s %9.2f %8.2f %8.2f %7llu %7llu %8llu", kind_name(c->sc.kind), c->sc.touchers,
+		       order_name[c->sc.order], ms(c->med->total_ns), us(c->med->p50_ns), us(c->med->p99_ns),
+		       (unsigned long long)c->med->faults, (unsigned long long)c->med->loaded,
+		       (unsigned long long)c->med->private_pages);
+		if (mm->med && c->sc.kind != K_MMAP)
+			printf(" %7.2f", (double)c->med->total_ns / (double)mm->med->total_ns);
+		else
+			printf(" %7s", "-");
+		if (eg->med && c->sc.kind > K_EAGER)
+			printf(" %7.2f", (double)c->med->total_ns / (double)eg->med->total_ns);
+		else
+			printf(" %7s", "-");
+		printf(" %5.0f%%\n", 100 * c->spread);
+	}
+	print_failures(cells, n);
 	free(samples);
 	return r;
 }
@@ -1010,11 +1154,12 @@ static void bench_close(struct bench *b)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: bench_pager [--quick] [--pages N] [--reps N] [--idle-only]\n"
+	fprintf(f, "usage: bench_pager [--quick] [--pages N] [--reps N] [--idle-only] [--shared-only]\n"
 		   "  --quick      a few seconds: %u file pages, fewer configurations, 1 run each, idle only\n"
 		   "  --pages N    file pages of the test image (default %u = 64 MiB; the image has N+1 pages)\n"
 		   "  --reps N     runs per configuration, the median reported (default %u, at most 64)\n"
-		   "  --idle-only  skip the pass with a CPU burner running\n",
+		   "  --idle-only  skip the pass with a CPU burner running\n"
+		   "  --shared-only  only the shared-image section\n",
 		   QUICK_FILE_PAGES, DEFAULT_FILE_PAGES, DEFAULT_REPS);
 }
 
@@ -1033,6 +1178,8 @@ int main(int argc, char **argv)
 			b.quick = true;
 		} else if (!strcmp(argv[i], "--idle-only")) {
 			b.idle_only = true;
+		} else if (!strcmp(argv[i], "--shared-only")) {
+			b.cache_only = true;
 		} else if ((!strcmp(argv[i], "--pages") || !strcmp(argv[i], "--reps")) && i + 1 < argc) {
 			unsigned long long v = strtoull(argv[i + 1], &end, 10);
 
@@ -1091,13 +1238,16 @@ int main(int argc, char **argv)
 	       b.reps);
 	fflush(stdout);
 
-	if (fault_service(&b, IDLE) != 0)
+	if (!b.cache_only && fault_service(&b, IDLE) != 0)
 		r = 1;
 	fflush(stdout);
-	if (!b.idle_only && fault_service(&b, LOADED) != 0)
+	if (!b.idle_only && !b.cache_only && fault_service(&b, LOADED) != 0)
 		r = 1;
 	fflush(stdout);
-	if (stripe_bench(&b) < 0)
+	if (cache_section(&b) != 0)
+		r = 1;
+	fflush(stdout);
+	if (!b.cache_only && stripe_bench(&b) < 0)
 		r = 1;
 	printf("\n# done in %.1f s%s\n", ms(now_ns() - t0) / 1e3, r ? ", WITH FAILURES (see above)" : "");
 	bench_close(&b);

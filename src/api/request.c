@@ -119,13 +119,26 @@ int kevd_request_parse_protocol(const char *name, enum kevd_boot_protocol *out)
 	return 0;
 }
 
+int kevd_request_parse_paging(const char *name, bool *eager, bool *private_pages)
+{
+	if (!strcmp(name, "lazy"))
+		*eager = *private_pages = false;
+	else if (!strcmp(name, "lazy-private"))
+		*eager = false, *private_pages = true;
+	else if (!strcmp(name, "eager"))
+		*eager = true, *private_pages = false;
+	else
+		return -1;
+	return 0;
+}
+
 int kevd_request_parse_create(const char *ct, const void *body, size_t len, size_t max_body,
 			      struct kevd_create_request *r, struct kevd_problem *p)
 {
 	static const char *const keys[] = { "name", "kernel", "initrd", "memory_mib", "vcpus", "cmdline",
-					    "paging", "start", "window_pages", "protocol", NULL };
+					    "paging", "start", "window_pages", "window_max_pages", "protocol", NULL };
 	const char *paging = NULL, *proto = NULL;
-	uint64_t window = 0;
+	uint64_t window = 0, window_max = 0;
 	json_t *start;
 
 	memset(r, 0, sizeof(*r));
@@ -144,9 +157,11 @@ int kevd_request_parse_create(const char *ct, const void *body, size_t len, size
 	    get_string(r->body, "protocol", 16, &proto, p) < 0 ||
 	    get_uint(r->body, "memory_mib", 2, UINT32_MAX, &r->memory_mib, p) < 0 ||
 	    get_uint(r->body, "vcpus", 1, UINT32_MAX, &r->vcpus, p) < 0 ||
-	    get_uint(r->body, "window_pages", 1, KEVD_PAGER_MAX_WINDOW, &window, p) < 0)
+	    get_uint(r->body, "window_pages", 1, KEVD_PAGER_MAX_WINDOW, &window, p) < 0 ||
+	    get_uint(r->body, "window_max_pages", 1, KEVD_PAGER_MAX_WINDOW, &window_max, p) < 0)
 		goto fail;
 	r->window_pages = (unsigned)window;
+	r->window_max_pages = (unsigned)window_max;
 	if (!r->kernel) {
 		problem(p, 400, "'kernel' is required");
 		goto fail;
@@ -156,11 +171,10 @@ int kevd_request_parse_create(const char *ct, const void *body, size_t len, size
 			KEVD_REQUEST_NAME_MAX);
 		goto fail;
 	}
-	if (paging && strcmp(paging, "lazy") && strcmp(paging, "eager")) {
-		problem(p, 400, "'paging' must be \"lazy\" or \"eager\", not \"%s\"", paging);
+	if (paging && kevd_request_parse_paging(paging, &r->eager, &r->private_pages) < 0) {
+		problem(p, 400, "'paging' must be \"lazy\", \"lazy-private\" or \"eager\", not \"%s\"", paging);
 		goto fail;
 	}
-	r->eager = paging && !strcmp(paging, "eager");
 	if (proto && kevd_request_parse_protocol(proto, &r->protocol) < 0) {
 		problem(p, 400, "'protocol' must be \"auto\", \"multiboot2\" or \"pvh\"");
 		goto fail;

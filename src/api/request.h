@@ -39,7 +39,9 @@ struct kevd_create_request {
 	uint64_t memory_mib; /* default 128 */
 	uint64_t vcpus;      /* default 1 */
 	unsigned window_pages;  /* 0 = the daemon's default */
+	unsigned window_max_pages;  /* 0 = the daemon's default */
 	bool eager;
+	bool private_pages;  /* "lazy-private" */
 	bool start;          /* default true */
 	enum kevd_boot_protocol protocol;
 };
@@ -66,5 +68,10 @@ bool kevd_request_valid_name(const char *name);
 /* A boot protocol by name, "auto", "multiboot2" or "pvh": the names of the
  * API's "protocol" and of `kevd run --protocol`.  0, or -1 for any other. */
 int kevd_request_parse_protocol(const char *name, enum kevd_boot_protocol *out);
+
+/* A paging mode by name: "lazy" (the image shared through the cache),
+ * "lazy-private" or "eager"; the API's "paging" and `kevd run --paging`.
+ * 0, or -1 for any other. */
+int kevd_request_parse_paging(const char *name, bool *eager, bool *private_pages);
 
 #endif

@@ -72,13 +72,41 @@ static int copy_settings(struct kevd_server *srv, const struct kevd_server_setti
 	return 0;
 }
 
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct kevd_server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	kevd_imagecache_sweep(srv->images);
+}
+
+/* The shared images, and the timer that lets unused ones go. */
+static int setup_images(struct kevd_server *srv, const struct kevd_server_settings *s, struct kevd_error *err)
+{
+	struct kevd_imagecache_config cc;
+	struct timeval every = { 1, 0 };
+	int r;
+
+	kevd_imagecache_config_default(&cc);
+	cc.keep_s = s->cache_keep_s;
+	cc.max_bytes = s->cache_max_mib << 20;
+	r = kevd_imagecache_new(&cc, &srv->images, err);
+	if (r < 0)
+		return r;
+	srv->sweep_event = event_new(srv->base, -1, EV_PERSIST, on_sweep, srv);
+	if (!srv->sweep_event || event_add(srv->sweep_event, &every) < 0)
+		return kevd_error_set(err, ENOMEM, "api: event_new");
+	return 0;
+}
+
 /* Everything but the listeners, which need the rest to be in place. */
 static int setup_state(struct kevd_server *srv, const struct kevd_server_settings *s, struct kevd_error *err)
 {
 	int r;
 
 	if ((r = copy_settings(srv, s, err)) < 0 || (r = kevd_registry_new(&srv->registry, err)) < 0 ||
-	    (r = kevd_http_new(&srv->http, err)) < 0)
+	    (r = kevd_http_new(&srv->http, err)) < 0 || (r = setup_images(srv, s, err)) < 0)
 		return r;
 	srv->image_dirfd = kevd_imagedir_open_dir(s->image_dir, err);
 	if (srv->image_dirfd < 0)
@@ -136,6 +164,7 @@ int kevd_server_update(struct kevd_server *srv, const struct kevd_server_setting
 	}
 	close(srv->image_dirfd);
 	srv->image_dirfd = dirfd;
+	kevd_imagecache_reconfigure(srv->images, s->cache_keep_s, s->cache_max_mib << 20);
 	/* The listeners keep their limits: evhttp applies them per listener. */
 	srv->settings.max_body_bytes = body;
 	srv->settings.request_timeout_s = timeout;
@@ -167,6 +196,10 @@ void kevd_server_free(struct kevd_server *srv)
 	kevd_listener_free(srv->tcp_l);
 	kevd_listener_free(srv->unix_l);
 	kevd_registry_free(srv->registry);
+	/* After the VMs, which hold its entries. */
+	if (srv->sweep_event)
+		event_free(srv->sweep_event);
+	kevd_imagecache_free(srv->images);
 	kevd_http_free(srv->http);
 	if (srv->end_event)
 		event_free(srv->end_event);

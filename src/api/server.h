@@ -36,6 +36,9 @@ struct kevd_server_settings {
 	size_t console_bytes;
 	unsigned pager_threads;
 	unsigned window_pages;
+	unsigned window_max_pages;
+	unsigned cache_keep_s;         /* an unused shared image is kept this long */
+	uint64_t cache_max_mib;        /* and while unused ones hold at most this */
 };
 
 struct kevd_server;

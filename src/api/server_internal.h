@@ -34,6 +34,8 @@ struct kevd_server {
 	struct kevd_listener *unix_l, *tcp_l;  /* owned; tcp_l NULL without "listen" */
 	struct kevd_listener *metrics_l;       /* owned; NULL without "[metrics] listen" */
 	struct kevd_registry *registry;        /* owned: the VMs */
+	struct kevd_imagecache *images;        /* owned: the shared images; outlives the VMs */
+	struct event *sweep_event;             /* owned: frees unused images past their time */
 	struct kevd_http *http;                /* owned: answers and their counts */
 	bool shutting_down;
 };

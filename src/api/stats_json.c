@@ -19,7 +19,10 @@ json_t *kevd_json_pager_stats(const struct kevd_pager_stats *st)
 {
 	json_t *o = json_object(), *hist = json_array(), *threads = json_array();
 
-	SET(o, "mode", json_string(st->eager ? "eager" : "lazy"));
+	json_t *windows = json_array();
+
+	SET(o, "mode", json_string(st->eager ? "eager" : st->shared ? "lazy" : "lazy-private"));
+	SET(o, "backing", json_string(st->shared ? "shared" : "private"));
 	KEVD_PAGER_STATS(JSON_MEMBER)
 	for (int b = 0; b < KEVD_PAGER_HIST_BUCKETS; b++) {
 		json_t *le = b == KEVD_PAGER_HIST_BUCKETS - 1 ? json_null() : INT(1ull << b);
@@ -28,6 +31,10 @@ json_t *kevd_json_pager_stats(const struct kevd_pager_stats *st)
 						      (json_int_t)st->latency_hist[b]));
 	}
 	SET(o, "latency_histogram", hist);
+	for (int b = 0; b < KEVD_PAGER_WINDOW_BUCKETS; b++)
+		json_array_append_new(windows, json_pack("{s:I,s:I}", "pages", (json_int_t)(1ll << b), "count",
+							 (json_int_t)st->window_hist[b]));
+	SET(o, "window_histogram", windows);
 	for (size_t i = 0; i < st->nthreads; i++)
 		json_array_append_new(threads, json_pack("{s:i,s:I}", "tid", (int)st->threads[i].tid, "faults",
 							 (json_int_t)st->threads[i].faults));
@@ -54,7 +61,7 @@ json_t *kevd_json_vm_from(struct kevd_vm *vm, const struct kevd_pager_stats *st)
 	SET(cfg, "vcpus", INT(c->vcpus));
 	SET(cfg, "cmdline", json_string(c->cmdline ? c->cmdline : ""));
 	SET(cfg, "initrd", c->initrd ? json_string(c->initrd) : json_null());
-	SET(cfg, "paging", json_string(c->eager ? "eager" : "lazy"));
+	SET(cfg, "paging", json_string(c->eager ? "eager" : c->private_pages ? "lazy-private" : "lazy"));
 	SET(cfg, "boot_protocol", json_string(kevd_vm_protocol(vm) == KEVD_BOOT_PVH ? "pvh" : "multiboot2"));
 	SET(o, "config", cfg);
 	/* Durations, not clock readings: CLOCK_MONOTONIC means nothing outside. */

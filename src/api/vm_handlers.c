@@ -120,6 +120,9 @@ static void fill_config(struct kevd_server *srv, const struct kevd_create_reques
 	cfg->vcpus = (unsigned)cr->vcpus;
 	cfg->cmdline = cr->cmdline;
 	cfg->eager = cr->eager;
+	cfg->private_pages = cr->private_pages;
+	cfg->image_cache = srv->images;
+	cfg->window_max_pages = cr->window_max_pages ? cr->window_max_pages : st->window_max_pages;
 	cfg->protocol = cr->protocol;
 	cfg->window_pages = cr->window_pages ? cr->window_pages : st->window_pages;
 	cfg->pager_threads = st->pager_threads;
@@ -256,6 +259,8 @@ int kevd_vm_handlers_paging(struct kevd_server *srv, struct evhttp_request *req,
 {
 	struct kevd_vm *vm = kevd_registry_entry_vm(a->vm);
 	struct kevd_pager_stats st;
+	struct kevd_error err = KEVD_ERROR_INIT;
+	uint64_t mapped, priv;
 	json_t *o, *vcpus = json_array();
 
 	kevd_vm_pager_stats(vm, &st);
@@ -268,6 +273,15 @@ int kevd_vm_handlers_paging(struct kevd_server *srv, struct evhttp_request *req,
 	}
 	json_object_set_new(o, "vcpus", vcpus);
 	json_object_set_new(o, "id", json_string(kevd_registry_entry_id(a->vm)));
+	/* A walk of the image's pages: here, not in every scrape. */
+	if (kevd_vm_pager_residency(vm, &mapped, &priv, &err) == 0) {
+		json_object_set_new(o, "pages_mapped", json_integer((json_int_t)mapped));
+		json_object_set_new(o, "pages_private", json_integer((json_int_t)priv));
+	} else {
+		kevd_debug("vm '%s': %s", kevd_vm_name(vm), err.msg);
+		json_object_set_new(o, "pages_mapped", json_null());
+		json_object_set_new(o, "pages_private", json_null());
+	}
 	kevd_http_reply(srv->http, req, 200, o);
 	return 0;
 }

@@ -42,7 +42,8 @@
 
 static const char usage_text[] =
 	"usage: kevd run --kernel PATH [--initrd PATH] [--memory MiB] [--vcpus N] [--cmdline STR]\n"
-	"                [--eager] [--window PAGES] [--pager-threads N] [--protocol auto|multiboot2|pvh]\n"
+	"                [--paging lazy|lazy-private|eager] [--eager] [--window PAGES] [--window-max PAGES]\n"
+	"                [--pager-threads N] [--protocol auto|multiboot2|pvh]\n"
 	"                [--ap-start auto|entry|sipi]\n"
 	"                [--timeout SECONDS] [--json] [--quiet] [--log-level LEVEL]\n";
 
@@ -119,7 +120,8 @@ static int parse_ap_start(const char *s, enum kevd_ap_start *out)
 	return 0;
 }
 
-enum { O_KERNEL = 1, O_INITRD, O_APSTART, O_MEMORY, O_VCPUS, O_CMDLINE, O_EAGER, O_WINDOW, O_THREADS, O_PROTO,
+enum { O_KERNEL = 1, O_INITRD, O_APSTART, O_MEMORY, O_VCPUS, O_CMDLINE, O_EAGER, O_PAGING, O_WINDOW, O_WINDOW_MAX,
+       O_THREADS, O_PROTO,
        O_TIMEOUT, O_JSON, O_QUIET, O_LOG, O_HELP };
 
 /* The options that take a number. */
@@ -142,6 +144,9 @@ static int set_number(struct run_options *o, int c, const char *arg)
 	case O_WINDOW:
 		return parse_count("window", arg, KEVD_PAGER_MAX_WINDOW, "at least 1 page (1 turns fault-around off)",
 				   &cfg->window_pages) < 0 ? 2 : RUN_GO;
+	case O_WINDOW_MAX:
+		return parse_count("window-max", arg, KEVD_PAGER_MAX_WINDOW, "at least 1 page", &cfg->window_max_pages) < 0 ?
+			2 : RUN_GO;
 	case O_THREADS:
 		return parse_count("pager-threads", arg, KEVD_PAGER_MAX_THREADS, "at least 1", &cfg->pager_threads) < 0 ?
 			2 : RUN_GO;
@@ -164,7 +169,13 @@ static int set_option(struct run_options *o, int c, const char *arg)
 	case O_JSON: o->json = true; return RUN_GO;
 	case O_QUIET: o->quiet = true; return RUN_GO;
 	case O_APSTART: return parse_ap_start(arg, &cfg->ap_start) < 0 ? 2 : RUN_GO;
-	case O_MEMORY: case O_VCPUS: case O_WINDOW: case O_THREADS: case O_TIMEOUT:
+	case O_PAGING:
+		if (kevd_request_parse_paging(arg, &cfg->eager, &cfg->private_pages) < 0) {
+			fprintf(stderr, "kevd run: --paging: '%s' is not lazy, lazy-private or eager\n", arg);
+			return 2;
+		}
+		return RUN_GO;
+	case O_MEMORY: case O_VCPUS: case O_WINDOW: case O_WINDOW_MAX: case O_THREADS: case O_TIMEOUT:
 		return set_number(o, c, arg);
 	case O_PROTO:
 		if (kevd_request_parse_protocol(arg, &cfg->protocol) < 0) {
@@ -201,7 +212,9 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 		{ "vcpus", required_argument, NULL, O_VCPUS },
 		{ "cmdline", required_argument, NULL, O_CMDLINE },
 		{ "eager", no_argument, NULL, O_EAGER },
+		{ "paging", required_argument, NULL, O_PAGING },
 		{ "window", required_argument, NULL, O_WINDOW },
+		{ "window-max", required_argument, NULL, O_WINDOW_MAX },
 		{ "pager-threads", required_argument, NULL, O_THREADS },
 		{ "protocol", required_argument, NULL, O_PROTO },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
@@ -340,6 +353,8 @@ static void print_text_report(struct kevd_vm *vm)
 	struct kevd_pager_stats st;
 	char reason[512];
 	struct kevd_vm_times t;
+	struct kevd_error err = KEVD_ERROR_INIT;
+	uint64_t mapped, priv;
 	int status = kevd_vm_exit_status(vm);
 
 	kevd_vm_pager_stats(vm, &st);
@@ -353,13 +368,17 @@ static void print_text_report(struct kevd_vm *vm)
 		fprintf(stderr, "    first guest instruction %.3f ms after create", (double)(t.first_run_ns - t.create_ns) / 1e6);
 	if (t.end_ns && t.start_ns)
 		fprintf(stderr, ", ran %.3f s", (double)(t.end_ns - t.start_ns) / 1e9);
-	fprintf(stderr, "\n    paging: %s", st.eager ? "eager" : "lazy");
+	fprintf(stderr, "\n    paging: %s", st.eager ? "eager" : st.shared ? "lazy (shared image)" : "lazy-private");
 	if (!st.eager)
-		fprintf(stderr, ", %u handler thread(s), fault-around %u page(s)", st.handler_threads, st.window_pages);
+		fprintf(stderr, ", %u handler thread(s), fault-around %u..%u page(s)", st.handler_threads, st.window_pages,
+			st.window_max_pages);
 	fprintf(stderr, "\n    image pages %" PRIu64 ", loaded %" PRIu64 " (%.1f%%: %" PRIu64 " on demand, %" PRIu64
 		" by fault-around), %" PRIu64 " bytes read\n",
 		st.image_pages, st.pages_loaded, st.image_pages ? 100.0 * (double)st.pages_loaded / (double)st.image_pages : 0.0,
 		st.pages_loaded_demand, st.pages_loaded_around, st.bytes_read);
+	if (kevd_vm_pager_residency(vm, &mapped, &priv, &err) == 0)
+		fprintf(stderr, "    image pages in the VM's memory %" PRIu64 ", %" PRIu64 " of them its own copy\n", mapped,
+			priv);
 	if (!st.eager) {
 		fprintf(stderr, "    faults %" PRIu64 " (%" PRIu64 " coalesced), loads %" PRIu64 ", failures %" PRIu64
 			", mean load %.1f us\n", st.faults, st.faults_coalesced, st.loads, st.load_failures,
@@ -398,6 +417,8 @@ int kevd_cmd_run(int argc, char **argv)
 		.cfg = { .name = "run", .memory_mib = 256, .vcpus = 1, .console_fd = STDOUT_FILENO },
 	};
 	struct run_end end = { false, false };
+	struct kevd_error err = KEVD_ERROR_INIT;
+	struct kevd_imagecache *images = NULL;  /* one VM, but the same path as the daemon's */
 	struct kevd_vm *vm = NULL;
 	cleanup_close int sfd = -1;  /* SIGINT and SIGTERM, blocked in every thread */
 	cleanup_close int efd = -1;  /* the VM's end; outlives the VM, whose threads write it */
@@ -409,8 +430,15 @@ int kevd_cmd_run(int argc, char **argv)
 		return 1;
 	o.cfg.on_end = on_end;
 	o.cfg.cb_arg = &efd;
-	if (start_vm(&o.cfg, &vm) < 0)
+	if (kevd_imagecache_new(NULL, &images, &err) < 0) {
+		fprintf(stderr, "kevd: %s\n", err.msg);
 		return 1;
+	}
+	o.cfg.image_cache = images;
+	if (start_vm(&o.cfg, &vm) < 0) {
+		kevd_imagecache_free(images);
+		return 1;
+	}
 	wait_for_end(vm, efd, sfd, o.timeout_s, &end);
 	if (o.json)
 		print_json_report(vm, o.quiet);
@@ -418,5 +446,6 @@ int kevd_cmd_run(int argc, char **argv)
 		print_text_report(vm);
 	rc = exit_status(vm, &end);
 	kevd_vm_free(vm);
+	kevd_imagecache_free(images);
 	return rc;
 }

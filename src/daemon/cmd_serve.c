@@ -102,7 +102,8 @@ static int settings_from(const struct kevd_config *c, const char *token, struct 
 		.request_timeout_s = c->request_timeout_s, .max_vms = c->max_vms, .max_vcpus = c->max_vcpus,
 		.max_memory_mib = c->max_memory_mib, .max_total_memory_mib = c->max_total_memory_mib,
 		.console_bytes = c->console_bytes, .pager_threads = c->pager_threads,
-		.window_pages = c->window_pages,
+		.window_pages = c->window_pages, .window_max_pages = c->window_max_pages,
+		.cache_keep_s = c->cache_keep_s, .cache_max_mib = c->cache_max_mib,
 	};
 	s->metrics_listen = c->metrics_listen;
 	if (c->listen && kevd_config_listen_addr(c->listen, &s->listen_addr, &s->listen_len, err) < 0)

@@ -43,6 +43,9 @@ struct kevd_config {
 	/* [pager] */
 	unsigned pager_threads;        /* handler_threads */
 	unsigned window_pages;         /* window_pages */
+	unsigned window_max_pages;     /* window_max_pages */
+	unsigned cache_keep_s;         /* cache_keep_s */
+	uint64_t cache_max_mib;        /* cache_max_mib */
 	/* [log] */
 	enum kevd_log_level log_level; /* level */
 	/* [metrics] */

@@ -361,6 +361,7 @@ int kevd_image_open_fd(int fd, const char *path, struct kevd_image **out, struct
 		return kevd_error_sys(err, ENOMEM, "image '%s'", path);
 	}
 	img->fd = fd;
+	img->refs = 1;
 	img->path = strdup(path);
 	if (!img->path) {
 		kevd_image_free(img);
@@ -406,9 +407,17 @@ int kevd_image_open(const char *path, struct kevd_image **out, struct kevd_error
 	return kevd_image_open_fd(fd, path, out, err);
 }
 
+struct kevd_image *kevd_image_ref(struct kevd_image *img)
+{
+	__atomic_add_fetch(&img->refs, 1, __ATOMIC_RELAXED);
+	return img;
+}
+
 void kevd_image_free(struct kevd_image *img)
 {
-	if (!img)
+	/* The last holder frees; acq_rel so that its frees see every other
+	 * holder's last use. */
+	if (!img || __atomic_sub_fetch(&img->refs, 1, __ATOMIC_ACQ_REL))
 		return;
 	if (img->fd >= 0)
 		close(img->fd);
@@ -421,6 +430,21 @@ void kevd_image_free(struct kevd_image *img)
 const char *kevd_image_path(const struct kevd_image *img) { return img->path; }
 enum kevd_image_class kevd_image_class(const struct kevd_image *img) { return img->class; }
 uint64_t kevd_image_file_size(const struct kevd_image *img) { return (uint64_t)img->st.st_size; }
+
+void kevd_image_identity(const struct kevd_image *img, struct kevd_image_identity *id)
+{
+	*id = (struct kevd_image_identity){
+		.dev = (uint64_t)img->st.st_dev, .ino = (uint64_t)img->st.st_ino, .size = (uint64_t)img->st.st_size,
+		.mtime_ns = (int64_t)img->st.st_mtim.tv_sec * 1000000000 + img->st.st_mtim.tv_nsec,
+		.ctime_ns = (int64_t)img->st.st_ctim.tv_sec * 1000000000 + img->st.st_ctim.tv_nsec,
+	};
+}
+
+bool kevd_image_identity_equal(const struct kevd_image_identity *a, const struct kevd_image_identity *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns &&
+	       a->ctime_ns == b->ctime_ns;
+}
 size_t kevd_image_segment_count(const struct kevd_image *img) { return img->nseg; }
 size_t kevd_image_extent_count(const struct kevd_image *img) { return img->n_ext; }
 uint64_t kevd_image_pages(const struct kevd_image *img) { return img->pages; }

@@ -46,7 +46,21 @@ int kevd_image_open(const char *path, struct kevd_image **out, struct kevd_error
 /* The same for a file already open (the caller resolved it, e.g. beneath an
  * image directory); takes FD in all cases, PATH only names it in messages. */
 int kevd_image_open_fd(int fd, const char *path, struct kevd_image **out, struct kevd_error *err);
+/* Another holder of IMG (the image cache keeps the image of its entry
+ * after the VM that opened it is gone); each holder calls
+ * kevd_image_free() once, the last one frees. */
+struct kevd_image *kevd_image_ref(struct kevd_image *img);
 void kevd_image_free(struct kevd_image *img);
+
+/* What makes two opens the same file with the same content: a file
+ * rewritten in place changes its ctime even when its mtime is put back. */
+struct kevd_image_identity {
+	uint64_t dev, ino, size;
+	int64_t mtime_ns, ctime_ns;
+};
+
+void kevd_image_identity(const struct kevd_image *img, struct kevd_image_identity *id);
+bool kevd_image_identity_equal(const struct kevd_image_identity *a, const struct kevd_image_identity *b);
 
 const char *kevd_image_path(const struct kevd_image *img);
 enum kevd_image_class kevd_image_class(const struct kevd_image *img);

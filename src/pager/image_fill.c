@@ -1,8 +1,8 @@
 /*
  * Filling guest pages from the image (kevd_image_fill): file bytes to
  * p_filesz, zeroes to p_memsz and between segments.  The pager calls it
- * long after the image was validated, so the file is re-checked (size and
- * mtime) around every read: a file changed underneath fails the load
+ * long after the image was validated, so the file is re-checked (size, mtime
+ * and ctime) around every read: a file changed underneath fails the load
  * instead of feeding the guest bytes that were never validated.
  */
 #include "config.h"
@@ -24,7 +24,9 @@ static int still_valid(const struct kevd_image *img, struct kevd_error *err)
 	if (st.st_size != img->st.st_size)
 		return kevd_error_set(err, ESTALE, "image '%s': file size changed from %lld to %lld bytes while in use",
 				      img->path, (long long)img->st.st_size, (long long)st.st_size);
-	if (st.st_mtim.tv_sec != img->st.st_mtim.tv_sec || st.st_mtim.tv_nsec != img->st.st_mtim.tv_nsec)
+	/* ctime too: a rewrite that put the mtime back still moved it. */
+	if (st.st_mtim.tv_sec != img->st.st_mtim.tv_sec || st.st_mtim.tv_nsec != img->st.st_mtim.tv_nsec ||
+	    st.st_ctim.tv_sec != img->st.st_ctim.tv_sec || st.st_ctim.tv_nsec != img->st.st_ctim.tv_nsec)
 		return kevd_error_set(err, ESTALE, "image '%s': file was modified while in use", img->path);
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include "pager/image.h"
 
 struct kevd_image {
+	unsigned refs;                 /* atomic; kevd_image_ref / kevd_image_free */
 	char *path;
 	int fd;                        /* owned; O_CLOEXEC, read-only */
 	struct stat st;                /* as validated; pages are read only while it still matches */

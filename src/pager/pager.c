@@ -1,18 +1,24 @@
 /*
  * The lazy pager (see pager.h).
  *
- * Fault path, per handler thread:  poll(uffd, stop) -> read a batch of
- * events -> for each: page state word of the faulting page -> either
- *   - win the claim (UNLOADED -> LOADING), extend the claim over free
- *     neighbours inside the aligned fault-around window of the same segment,
- *     read the run from the image into the thread's buffer and install it
- *     with one UFFDIO_COPY (DONTWAKE), count it, publish MAPPED and only
- *     then wake the faulting threads; or
- *   - meet LOADING/MAPPED (a coalesced fault): sleep on the word until the
- *     owner publishes, then UFFDIO_WAKE the page, because an EEXIST or a
- *     copy finished before this fault queued does not promise that the
- *     faulting thread was woken.
- * Which thread loads a page is settled by the claim before any byte is
+ * Fault path, per handler thread (service.c): poll(uffd, stop) -> read a
+ * batch of events -> for each, top-down: the fault-around window (it
+ * doubles while faults are sequential, and falls back to window_pages,
+ * aligned, on a random one) -> the faulting page's state word -> either
+ *   - win the claim (UNLOADED -> LOADING) and extend it over the free
+ *     neighbours in the window, read the run from the image once into
+ *     this thread's buffer, install it (private: one UFFDIO_COPY,
+ *     DONTWAKE; shared: one write into the cache's memfd, which every VM
+ *     of the image maps), count, publish MAPPED and only then wake the
+ *     faulting threads (shared: their retried faults find the pages in the
+ *     cache); or
+ *   - meet LOADING/MAPPED (a coalesced fault; shared, maybe another VM's
+ *     load): sleep on the word until the owner publishes, then UFFDIO_WAKE
+ *     the page, because an EEXIST or a copy finished before this fault
+ *     queued does not promise that the faulting thread was woken.
+ * Shared, a page already filled never faults to the pager at all: only
+ * holes of the memfd are missing pages, the kernel maps the rest.
+ * Which thread reads a page is settled by the claim before any byte is
  * written, so a slow loser never overwrites a page in use.
  *
  * A page that cannot be read is published FAILED and, where the kernel has
@@ -28,6 +34,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -37,7 +44,7 @@
 #include "common/time.h"
 #include "pager/pager_internal.h"
 
-static int open_uffd(struct kevd_error *err)
+int kevd_pager_open_uffd(struct kevd_error *err)
 {
 	int fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
 
@@ -61,7 +68,7 @@ static int open_uffd(struct kevd_error *err)
 static int setup_uffd(struct kevd_pager *p, struct kevd_error *err)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
-	cleanup_close int probe = open_uffd(err);
+	cleanup_close int probe = kevd_pager_open_uffd(err);
 	uint64_t want = UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_POISON;
 
 	if (probe < 0)
@@ -71,7 +78,7 @@ static int setup_uffd(struct kevd_pager *p, struct kevd_error *err)
 	if (!(api.features & UFFD_FEATURE_THREAD_ID))
 		return kevd_error_set(err, ENOTSUP, "userfaultfd: the kernel lacks UFFD_FEATURE_THREAD_ID");
 	want &= api.features;
-	p->uffd = open_uffd(err);
+	p->uffd = kevd_pager_open_uffd(err);
 	if (p->uffd < 0)
 		return p->uffd;
 	api = (struct uffdio_api){ .api = UFFD_API, .features = want };
@@ -80,6 +87,23 @@ static int setup_uffd(struct kevd_pager *p, struct kevd_error *err)
 				      (unsigned long long)want);
 	p->poison = (want & UFFD_FEATURE_POISON) != 0;
 	return 0;
+}
+
+/* Takes a reference to the cache's entry for the image, or, where this
+ * kernel cannot share, says so once and leaves the pager private.  False
+ * (with ERR) only when the cache cannot be used although it could. */
+static bool use_cache(struct kevd_pager *p, struct kevd_error *err)
+{
+	static int said;
+	struct kevd_error why = KEVD_ERROR_INIT;
+
+	if (!kevd_imagecache_supported(&why)) {
+		if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
+			kevd_warn("lazy paging: images are not shared (%s): every VM loads its own pages", why.msg);
+		p->cfg.cache = NULL;
+		return true;
+	}
+	return kevd_imagecache_acquire(p->cfg.cache, p->img, &p->cached, err) == 0;
 }
 
 int kevd_pager_new(struct kevd_image *img, const struct kevd_pager_config *cfg,
@@ -101,19 +125,33 @@ int kevd_pager_new(struct kevd_image *img, const struct kevd_pager_config *cfg,
 		p->cfg.window_pages = KEVD_PAGER_DEFAULT_WINDOW;
 	if (!p->cfg.stripes)
 		p->cfg.stripes = KEVD_PAGER_DEFAULT_STRIPES;
+	if (!p->cfg.window_max_pages)
+		p->cfg.window_max_pages = KEVD_PAGER_DEFAULT_WINDOW_MAX;
+	if (p->cfg.window_max_pages < p->cfg.window_pages)
+		p->cfg.window_max_pages = p->cfg.window_pages;
 	if (p->cfg.handler_threads > KEVD_PAGER_MAX_THREADS) {
 		r = kevd_error_set(err, EINVAL, "pager: %u handler threads is more than %u",
 				   p->cfg.handler_threads, KEVD_PAGER_MAX_THREADS);
 		goto fail;
 	}
-	if (p->cfg.window_pages > KEVD_PAGER_MAX_WINDOW) {
+	if (p->cfg.window_max_pages > KEVD_PAGER_MAX_WINDOW) {
 		r = kevd_error_set(err, EINVAL, "pager: fault-around window of %u pages is more than %u",
-				   p->cfg.window_pages, KEVD_PAGER_MAX_WINDOW);
+				   p->cfg.window_max_pages, KEVD_PAGER_MAX_WINDOW);
 		goto fail;
 	}
-	r = kevd_pagestate_new(p->cfg.stripes, &p->states, err);
-	if (r < 0)
+	if (p->cfg.eager)
+		p->cfg.cache = NULL;
+	if (p->cfg.cache && !use_cache(p, err)) {
+		r = -(err && err->errnum ? err->errnum : EIO);
 		goto fail;
+	}
+	if (p->cached) {
+		p->states = kevd_cached_image_states(p->cached);
+	} else {
+		r = kevd_pagestate_new(p->cfg.stripes, &p->states, err);
+		if (r < 0)
+			goto fail;
+	}
 	p->mono_base_ns = kevd_now_ns(CLOCK_MONOTONIC);
 	p->real_base_ns = kevd_now_ns(CLOCK_REALTIME);
 	if (!p->cfg.eager) {
@@ -178,7 +216,8 @@ int kevd_pager_add_memory(struct kevd_pager *p, kevd_gpa_t gpa, void *host, size
 		const struct kevd_image_extent *e = kevd_image_extent(p->img, i);
 		uint64_t a = e->first_gfn << KEVD_PAGE_SHIFT, b = e->end_gfn << KEVD_PAGE_SHIFT;
 		struct uffdio_register reg;
-		uint64_t need = (1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_WAKE);
+		uint64_t need = (p->cached ? 0 : 1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_WAKE);
+		unsigned char *at;
 
 		if (a < gpa.v)
 			a = gpa.v;
@@ -186,15 +225,26 @@ int kevd_pager_add_memory(struct kevd_pager *p, kevd_gpa_t gpa, void *host, size
 			b = gpa.v + len;
 		if (a >= b)
 			continue;
+		at = (unsigned char *)host + (a - gpa.v);
+		/* Shared: the cache's pages appear here copy-on-write, and only
+		 * its holes (pages not filled yet) fault to the pager. */
+		if (p->cached && mmap(at, b - a, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
+				      kevd_cached_image_memfd(p->cached),
+				      (off_t)kevd_cached_image_offset(p->cached, a >> KEVD_PAGE_SHIFT)) == MAP_FAILED)
+			return kevd_error_sys(err, errno, "pager: mapping the shared image over guest pages 0x%llx-0x%llx",
+					      (unsigned long long)a, (unsigned long long)b);
+		if (p->cached)
+			madvise(at, b - a, MADV_DONTDUMP);
 		reg = (struct uffdio_register){
-			.range = { .start = (uintptr_t)host + (a - gpa.v), .len = b - a },
+			.range = { .start = (uintptr_t)at, .len = b - a },
 			.mode = UFFDIO_REGISTER_MODE_MISSING,
 		};
 		if (kevd_fault("uffd_register") ? (errno = ENOMEM, true) : ioctl(p->uffd, UFFDIO_REGISTER, &reg) < 0)
 			return kevd_error_sys(err, errno, "pager: registering guest pages 0x%llx-0x%llx with userfaultfd",
 					      (unsigned long long)a, (unsigned long long)b);
 		if ((reg.ioctls & need) != need)
-			return kevd_error_set(err, ENOTSUP, "pager: userfaultfd does not offer UFFDIO_COPY and UFFDIO_WAKE on guest memory");
+			return kevd_error_set(err, ENOTSUP, "pager: userfaultfd does not offer %sUFFDIO_WAKE on guest memory",
+					      p->cached ? "" : "UFFDIO_COPY and ");
 		if (!(reg.ioctls & (1ull << _UFFDIO_POISON)))
 			p->poison = false;
 	}
@@ -250,7 +300,7 @@ int kevd_pager_start(struct kevd_pager *p, struct kevd_error *err)
 		int r;
 
 		h->pager = p;
-		h->buf = aligned_alloc(KEVD_PAGE_SIZE, (size_t)p->cfg.window_pages * KEVD_PAGE_SIZE);
+		h->buf = aligned_alloc(KEVD_PAGE_SIZE, (size_t)p->cfg.window_max_pages * KEVD_PAGE_SIZE);
 		if (!h->buf)
 			return kevd_error_sys(err, ENOMEM, "pager: fault buffer");
 		r = pthread_create(&h->thread, NULL, kevd_pager_handler_main, h);
@@ -298,7 +348,10 @@ void kevd_pager_free(struct kevd_pager *p)
 	}
 	if (p->stopfd >= 0)
 		close(p->stopfd);
-	kevd_pagestate_free(p->states);
+	if (p->cached)
+		kevd_imagecache_release(p->cached);
+	else
+		kevd_pagestate_free(p->states);
 	free(p->regions);
 	free(p);
 }
@@ -331,6 +384,48 @@ int kevd_pager_translate(struct kevd_pager *p, kevd_gpa_t gpa, void **host,
 bool kevd_pager_failed(struct kevd_pager *p)
 {
 	return __atomic_load_n(&p->failed, __ATOMIC_ACQUIRE) != 0;
+}
+
+#define PAGEMAP_PRESENT (1ull << 63)
+#define PAGEMAP_FILE (1ull << 61)   /* a file page (the cache's) or shared anonymous memory */
+
+int kevd_pager_residency(struct kevd_pager *p, uint64_t *mapped, uint64_t *private_pages, struct kevd_error *err)
+{
+	cleanup_close int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	uint64_t ent[512];
+
+	*mapped = *private_pages = 0;
+	if (fd < 0)
+		return kevd_error_sys(err, errno, "pager: /proc/self/pagemap");
+	for (size_t i = 0; i < kevd_image_extent_count(p->img); i++) {
+		const struct kevd_image_extent *e = kevd_image_extent(p->img, i);
+
+		for (uint64_t g = e->first_gfn; g < e->end_gfn;) {
+			const struct region *rg = kevd_pager_region_of_gpa(p, g << KEVD_PAGE_SHIFT);
+			uint64_t n = e->end_gfn - g, host;
+			ssize_t got;
+
+			if (!rg)
+				break;  /* checked at start: cannot happen once started */
+			if (n > 512)
+				n = 512;
+			host = (uint64_t)(uintptr_t)rg->host + ((g << KEVD_PAGE_SHIFT) - rg->gpa);
+			got = KEVD_RETRY_EINTR(pread(fd, ent, n * sizeof(ent[0]), (off_t)((host >> KEVD_PAGE_SHIFT) * sizeof(ent[0]))));
+			if (got < (ssize_t)(n * sizeof(ent[0])))
+				return kevd_error_sys(err, got < 0 ? errno : EIO, "pager: reading /proc/self/pagemap");
+			for (uint64_t k = 0; k < n; k++) {
+				*mapped += (ent[k] & PAGEMAP_PRESENT) != 0;
+				*private_pages += (ent[k] & PAGEMAP_PRESENT) && !(ent[k] & PAGEMAP_FILE);
+			}
+			g += n;
+		}
+	}
+	return 0;
+}
+
+bool kevd_pager_shared(const struct kevd_pager *p)
+{
+	return p->cached != NULL;
 }
 
 bool kevd_pager_poisons(const struct kevd_pager *p)

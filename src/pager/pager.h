@@ -4,10 +4,20 @@
  * RAM; the pager registers only the image-backed ranges with userfaultfd
  * (the rest of RAM stays plain anonymous memory), and a pool of handler
  * threads reads the fault events, claims each page through its state word
- * (pagestate.h) so that it is loaded exactly once, fills it from the image
- * and installs it with UFFDIO_COPY.  A fault may bring a window of
- * neighbouring pages of the same segment with it (fault-around).  In eager
- * mode the whole image is copied in before the guest runs, for comparison.
+ * (pagestate.h) so that it is read exactly once, and installs it.  A fault
+ * brings a window of neighbouring pages of the same segment with it
+ * (fault-around), a window that grows while faults are sequential.
+ *
+ * Two backings:
+ *   shared   (a cache given, and the kernel lets it be used): the
+ *            image-backed ranges are mapped MAP_PRIVATE from the image
+ *            cache's memfd (cache.h); a fault on a hole fills the cache's
+ *            pages once for every VM of the image, and filled pages are
+ *            mapped by the kernel without a fault to the pager; guest
+ *            writes copy the page privately;
+ *   private  (lazy-private): every VM reads its own copy and installs it
+ *            with UFFDIO_COPY.
+ * In eager mode the whole image is copied in before the guest runs.
  *
  * Statistics are per handler thread, written only by their thread and
  * summed when read, so reading them never stops the faults; each is
@@ -23,6 +33,7 @@
 
 #include "common/error.h"
 #include "common/types.h"
+#include "pager/cache.h"
 #include "pager/image.h"
 #include "pager/pagestate.h"
 #include "common/sandbox.h"
@@ -31,7 +42,11 @@
 #define KEVD_PAGER_DEFAULT_WINDOW 16
 #define KEVD_PAGER_DEFAULT_STRIPES 64
 #define KEVD_PAGER_MAX_THREADS 64
+#define KEVD_PAGER_DEFAULT_WINDOW_MAX 256
 #define KEVD_PAGER_MAX_WINDOW 512
+/* Window sizes used, by power of two: bucket k counts windows of 2^k pages
+ * (1 .. KEVD_PAGER_MAX_WINDOW). */
+#define KEVD_PAGER_WINDOW_BUCKETS 10
 /* Latency buckets: 0 holds loads under 1 us, bucket k (1..N-2) loads of
  * [2^(k-1), 2^k) us, the last one everything slower. */
 #define KEVD_PAGER_HIST_BUCKETS 24
@@ -48,9 +63,11 @@ typedef void (*kevd_pager_load_fn)(void *arg, uint64_t first_gfn, size_t npages)
 
 struct kevd_pager_config {
 	unsigned handler_threads;  /* 0 = default */
-	unsigned window_pages;     /* fault-around window; 1 = off, 0 = default */
+	unsigned window_pages;     /* first fault-around window; 1 = off, 0 = default */
+	unsigned window_max_pages; /* the window grows up to this; 0 = default (at least window_pages) */
 	unsigned stripes;          /* page state hash stripes; 0 = default */
 	bool eager;                /* load everything at start, no userfaultfd */
+	struct kevd_imagecache *cache;  /* lazy: share the image through it; NULL = private backing */
 	kevd_pager_failure_fn on_failure;
 	kevd_pager_load_fn on_load;
 	void *cb_arg;
@@ -90,7 +107,9 @@ struct kevd_pager_thread_faults {
 #define KEVD_PAGER_STATS(X) \
 	X(handler_threads, SETUP, "handler_threads", NULL, GAUGE, \
 	  "Handler threads serving the userfaultfd (0 in eager mode).") \
-	X(window_pages, SETUP, "window_pages", NULL, GAUGE, "Fault-around window, in pages.") \
+	X(window_pages, SETUP, "window_pages", NULL, GAUGE, "First fault-around window, in pages.") \
+	X(window_max_pages, SETUP, "window_max_pages", NULL, GAUGE, \
+	  "Largest fault-around window, reached by doubling while faults are sequential.") \
 	X(stripes, SETUP, "stripes", NULL, GAUGE, "Lock stripes of the page-state table.") \
 	X(image_pages, PAGER, "image_pages", "kevd_vm_image_pages", GAUGE, \
 	  "Guest pages backed by the VM's kernel image.") \
@@ -101,7 +120,7 @@ struct kevd_pager_thread_faults {
 	X(pages_loaded_around, SUM, "pages_loaded_around", NULL, COUNTER, \
 	  "Neighbours installed with a faulting page (exported by hand, cause=\"fault_around\").") \
 	X(loads, SUM, "loads", "kevd_vm_pager_loads_total", COUNTER, \
-	  "Load operations (one file read and one UFFDIO_COPY each).") \
+	  "Load operations: one read of a run of pages and its install (UFFDIO_COPY, or a write into the shared cache).") \
 	X(faults, SUM, "faults", "kevd_vm_pager_faults_total", COUNTER, \
 	  "Page faults on image pages served by the pager.") \
 	X(faults_coalesced, SUM, "faults_coalesced", "kevd_vm_pager_faults_coalesced_total", COUNTER, \
@@ -110,7 +129,7 @@ struct kevd_pager_thread_faults {
 	  "UFFDIO_COPY that found a page already present.") \
 	X(eagain, SUM, "eagain", "kevd_vm_pager_eagain_total", COUNTER, "UFFDIO_COPY retried after EAGAIN.") \
 	X(bytes_read, SUM, "bytes_read", "kevd_vm_pager_read_bytes_total", COUNTER, \
-	  "Bytes read from the kernel image.") \
+	  "Bytes this VM read from the kernel image.") \
 	X(load_failures, SUM, "load_failures", "kevd_vm_pager_load_failures_total", COUNTER, \
 	  "Loads that failed (the VM fails with them).") \
 	X(pages_failed, SUM, "pages_failed", NULL, COUNTER, "Pages of the failed loads, published FAILED.") \
@@ -137,8 +156,10 @@ struct kevd_pager_thread_faults {
 
 struct kevd_pager_stats {
 	bool eager;
+	bool shared;               /* lazy and backed by the image cache */
 	KEVD_PAGER_STATS(KEVD_PAGER_STAT_MEMBER)
 	uint64_t latency_hist[KEVD_PAGER_HIST_BUCKETS];
+	uint64_t window_hist[KEVD_PAGER_WINDOW_BUCKETS];
 	size_t nthreads;
 	struct kevd_pager_thread_faults threads[KEVD_PAGER_MAX_TIDS];
 };
@@ -176,6 +197,16 @@ int kevd_pager_translate(struct kevd_pager *p, kevd_gpa_t gpa, void **host,
 
 /* What a handler thread may do once it runs (common/sandbox.h). */
 extern const struct kevd_sandbox_role kevd_pager_sandbox_role;
+
+/* Image pages present in this VM's memory now (MAPPED), and how many of
+ * them are this VM's own copy (PRIVATE: loaded privately, or written by
+ * the guest over a shared page), from /proc/self/pagemap: a walk over the
+ * image's pages, so for an inspection, not for every scrape. */
+int kevd_pager_residency(struct kevd_pager *p, uint64_t *mapped, uint64_t *private_pages, struct kevd_error *err);
+
+/* Whether the pager shares the image through the cache (it may have been
+ * given one and fallen back to private pages). */
+bool kevd_pager_shared(const struct kevd_pager *p);
 
 /* True once a page failed to load. */
 bool kevd_pager_failed(struct kevd_pager *p);

@@ -51,6 +51,7 @@ struct region {
 struct counters {
 	KEVD_PAGER_STATS(COUNTER_MEMBER)
 	uint64_t hist[KEVD_PAGER_HIST_BUCKETS];
+	uint64_t window_hist[KEVD_PAGER_WINDOW_BUCKETS];
 	struct { int32_t tid; uint64_t faults; } tids[KEVD_PAGER_MAX_TIDS];
 };
 
@@ -58,14 +59,17 @@ struct handler {
 	struct kevd_pager *pager;
 	pthread_t thread;        /* owned by the pager: joined in kevd_pager_free */
 	bool started;
-	unsigned char *buf;      /* window_pages pages; this thread's only */
+	unsigned char *buf;      /* window_max_pages pages (private backing); this thread's only */
+	unsigned window;         /* the adaptive window, this thread's only; 0 before the first fault */
+	uint64_t next_gfn;       /* where a sequential fault would come next */
 	struct counters c;
 };
 
 struct kevd_pager {
 	struct kevd_image *img;          /* borrowed; outlives the pager */
 	struct kevd_pager_config cfg;
-	struct kevd_pagestate *states;
+	struct kevd_pagestate *states;   /* the cache entry's when shared, else owned */
+	struct kevd_cached_image *cached;  /* owned reference; NULL = private backing */
 	int uffd;                        /* owned; -1 in eager mode */
 	int stopfd;                      /* owned eventfd; readable = threads must exit */
 	bool poison;                     /* UFFDIO_POISON granted on every range */
@@ -82,6 +86,10 @@ struct kevd_pager {
 static inline void store(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline uint64_t load(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void bump(uint64_t *p, uint64_t n) { store(p, load(p) + n); }
+
+/* A new userfaultfd (O_CLOEXEC | O_NONBLOCK), through /dev/userfaultfd
+ * where it can. */
+int kevd_pager_open_uffd(struct kevd_error *err);
 
 /* The memory region holding GPA (resp. host address ADDR); NULL if none. */
 const struct region *kevd_pager_region_of_gpa(const struct kevd_pager *p, uint64_t gpa);

@@ -1,7 +1,9 @@
 /*
  * The fault service of the pager's handler threads (the fault path
- * described at the top of pager.c): claim, fault-around, read, install,
- * count, publish, wake; coalesced faults; failures and poison.
+ * described at the top of pager.c), top-down: plan the window, claim the
+ * run, read it, install it (into the shared cache, or into this VM with
+ * UFFDIO_COPY), count, publish, wake; coalesced faults; failures and
+ * poison.
  */
 #include "config.h"
 
@@ -67,12 +69,13 @@ static void report_failure(struct kevd_pager *p, uint64_t gfn, const struct kevd
 		p->cfg.on_failure(p->cfg.cb_arg, KEVD_GPA(gfn << KEVD_PAGE_SHIFT), e);
 }
 
-/* Installs BUF at HOST for LEN bytes: retries the remainder after EAGAIN
- * (a partial copy reports the bytes done) with a growing sleep, never a
- * spin; skips (and wakes) a page that is already present.  *INSTALLED gets
- * how many bytes from HOST are in place, also when it fails. */
-static int copy_in(struct handler *h, uint64_t host, const unsigned char *buf, uint64_t len,
-		   uint64_t *installed, struct kevd_error *err)
+/* Installs BUF at HOST for LEN bytes with UFFDIO_COPY: retries the
+ * remainder after EAGAIN (a partial copy reports the bytes done) with a
+ * growing sleep, never a spin; skips (and wakes) a page that is already
+ * present.  *DONE gets how many bytes from HOST are in place (installed or
+ * already there), also when it fails. */
+static int copy_in(struct handler *h, uint64_t host, const unsigned char *buf, uint64_t len, uint64_t *done_out,
+		   struct kevd_error *err)
 {
 	struct kevd_pager *p = h->pager;
 	uint64_t done = 0;
@@ -121,66 +124,63 @@ static int copy_in(struct handler *h, uint64_t host, const unsigned char *buf, u
 		r = kevd_error_sys(err, errno, "pager: UFFDIO_COPY of %llu bytes", (unsigned long long)(len - done));
 		break;
 	}
-	*installed = done;
+	*done_out = done;
 	return r;
 }
 
-/* Ends the claims of [FIRST, END) as FAILED; the caller counted them. */
-static void fail_run(struct handler *h, const struct region *rg, uint64_t first, uint64_t end,
-		     uint32_t **words, const struct kevd_error *e)
-{
-	struct kevd_pager *p = h->pager;
-	uint64_t host = (uint64_t)(uintptr_t)rg->host + ((first << KEVD_PAGE_SHIFT) - rg->gpa);
-
-	/* The owner hears first, so that it has stopped its vCPUs by the time
-	 * the poison wakes them with SIGBUS; otherwise they would re-enter the
-	 * guest and meet the poison again. */
-	report_failure(p, first, e);
-	/* Page by page, so that one already present (EEXIST) does not leave the
-	 * rest unpoisoned.  A page that cannot be poisoned is not woken: its
-	 * thread would only fault again; the owner's stop ends its wait. */
-	for (uint64_t g = first; p->poison && g < end; g++) {
-		struct uffdio_poison po = {
-			.range = { .start = host + ((g - first) << KEVD_PAGE_SHIFT), .len = KEVD_PAGE_SIZE },
-		};
-
-		if (ioctl(p->uffd, UFFDIO_POISON, &po) < 0 && errno != EEXIST)
-			kevd_debug("pager: UFFDIO_POISON of guest page 0x%llx: %s",
-				   (unsigned long long)(g << KEVD_PAGE_SHIFT), strerror(errno));
-	}
-	for (uint64_t g = first; g < end; g++)
-		kevd_pagestate_publish(words[g - first], KEVD_PAGE_FAILED);
-}
-
-/* The pages one load brings in: [first, end) inside the aligned window
- * that starts at wstart, all claimed (LOADING) by this thread. */
+/* The pages one load brings in: [first, end) inside the window
+ * [wstart, wend), all claimed (LOADING) by this thread. */
 struct run {
 	const struct region *rg;
 	uint64_t gfn;                  /* the faulting page */
-	uint64_t first, end, wstart;
+	uint64_t first, end, wstart, wend;
 	uint64_t host;                 /* host address of first */
 	uint32_t *words[KEVD_PAGER_MAX_WINDOW];  /* indexed by gfn - wstart */
 };
 
-/* Grows the claim of GFN (word W, already won) over free neighbours
- * inside the aligned window, clipped to the segment and to the region. */
-static void claim_run(struct kevd_pager *p, struct run *r, uint32_t *w)
+static uint64_t host_of(const struct run *r, uint64_t gfn)
 {
+	return (uint64_t)(uintptr_t)r->rg->host + ((gfn << KEVD_PAGE_SHIFT) - r->rg->gpa);
+}
+
+/* The fault-around window of the fault at R->gfn, as the kernel's
+ * readahead does it: while faults come where the last window ended, the
+ * window doubles (up to window_max_pages) and reaches forward from the
+ * fault; any other fault falls back to window_pages, aligned around it.
+ * Clipped to the segment and to the memory region. */
+static void plan_window(struct handler *h, struct run *r)
+{
+	struct kevd_pager *p = h->pager;
 	const struct kevd_image_segment *seg = kevd_image_segment_of(p->img, r->gfn);
 	uint64_t seg_first = seg ? seg->first_gfn : r->gfn, seg_end = seg ? seg->end_gfn : r->gfn + 1;
 	uint64_t rg_first = r->rg->gpa >> KEVD_PAGE_SHIFT, rg_end = (r->rg->gpa + r->rg->len) >> KEVD_PAGE_SHIFT;
-	uint64_t wend;
+	bool seq = h->window && r->gfn >= h->next_gfn && r->gfn < h->next_gfn + h->window;
+	unsigned size, b = 0;
 
-	r->wstart = r->gfn - r->gfn % p->cfg.window_pages;
-	wend = r->wstart + p->cfg.window_pages;
+	if (!seq)
+		h->window = p->cfg.window_pages;
+	else if (h->window < p->cfg.window_max_pages)
+		h->window = h->window * 2 < p->cfg.window_max_pages ? h->window * 2 : p->cfg.window_max_pages;
+	size = h->window;
+	r->wstart = seq ? r->gfn : r->gfn - r->gfn % size;
+	r->wend = r->wstart + size;
 	if (r->wstart < seg_first)
 		r->wstart = seg_first;
-	if (wend > seg_end)
-		wend = seg_end;
+	if (r->wend > seg_end)
+		r->wend = seg_end;
 	if (r->wstart < rg_first)
 		r->wstart = rg_first;
-	if (wend > rg_end)
-		wend = rg_end;
+	if (r->wend > rg_end)
+		r->wend = rg_end;
+	while ((1u << b) < size && b < KEVD_PAGER_WINDOW_BUCKETS - 1)
+		b++;
+	bump(&h->c.window_hist[b], 1);
+}
+
+/* Grows the claim of GFN (word W, already won) over free neighbours in
+ * the window. */
+static void claim_run(struct kevd_pager *p, struct run *r, uint32_t *w)
+{
 	r->first = r->gfn;
 	r->end = r->gfn + 1;
 	r->words[r->gfn - r->wstart] = w;
@@ -191,14 +191,48 @@ static void claim_run(struct kevd_pager *p, struct run *r, uint32_t *w)
 			break;
 		r->words[--r->first - r->wstart] = n;
 	}
-	while (r->end < wend) {
+	while (r->end < r->wend) {
 		uint32_t *n = kevd_pagestate_get(p->states, r->end);
 
 		if (!n || !kevd_pagestate_claim(n))
 			break;
 		r->words[r->end++ - r->wstart] = n;
 	}
-	r->host = (uint64_t)(uintptr_t)r->rg->host + ((r->first << KEVD_PAGE_SHIFT) - r->rg->gpa);
+	r->host = host_of(r, r->first);
+}
+
+/* Poisons this VM's pages [FIRST, END) of R's region after telling the
+ * owner.  The owner hears first, so that it has stopped its vCPUs by the
+ * time the poison wakes them with SIGBUS; otherwise they would re-enter
+ * the guest and meet the poison again.  Page by page, so that one already
+ * present (EEXIST) does not leave the rest unpoisoned.  A page that cannot
+ * be poisoned is not woken: its thread would only fault again; the
+ * owner's stop ends its wait. */
+static void fail_pages(struct kevd_pager *p, const struct run *r, uint64_t first, uint64_t end,
+		       const struct kevd_error *e)
+{
+	report_failure(p, first, e);
+	for (uint64_t g = first; p->poison && g < end; g++) {
+		struct uffdio_poison po = { .range = { .start = host_of(r, g), .len = KEVD_PAGE_SIZE } };
+
+		if (ioctl(p->uffd, UFFDIO_POISON, &po) < 0 && errno != EEXIST)
+			kevd_debug("pager: UFFDIO_POISON of guest page 0x%llx: %s",
+				   (unsigned long long)(g << KEVD_PAGE_SHIFT), strerror(errno));
+	}
+}
+
+/* Ends the claims of [FIRST, END) of the run as FAILED; the caller counted
+ * them.  Shared, the cache's entry remembers why, for the other VMs that
+ * meet these pages. */
+static void fail_run(struct handler *h, struct run *r, uint64_t first, uint64_t end, struct kevd_error *e)
+{
+	struct kevd_pager *p = h->pager;
+
+	if (p->cached)
+		kevd_cached_image_fail(p->cached, e);
+	fail_pages(p, r, first, end, e);
+	for (uint64_t g = first; g < end; g++)
+		kevd_pagestate_publish(r->words[g - r->wstart], KEVD_PAGE_FAILED);
 }
 
 /* A copy that failed after INSTALLED bytes: the pages before the failing
@@ -219,32 +253,44 @@ static void copy_failed(struct handler *h, struct run *r, uint64_t installed, st
 		wake_range(h->pager, r->host, installed);
 	}
 	kevd_error_prefix(e, "guest page 0x%llx", (unsigned long long)(r->gfn << KEVD_PAGE_SHIFT));
-	fail_run(h, r->rg, ok_end, r->end, r->words + (ok_end - r->wstart), e);
+	fail_run(h, r, ok_end, r->end, e);
 }
 
-/* Reads the run from the image, installs it, counts, publishes, wakes. */
-static void load_run(struct handler *h, struct run *r, uint64_t t0)
+/* Reads the claimed run from the image into this thread's buffer and,
+ * shared, writes it into the cache, where every VM's mapping shows it.  A
+ * failed read ends the run FAILED, counted. */
+static int read_run(struct handler *h, struct run *r)
 {
 	struct kevd_pager *p = h->pager;
 	struct kevd_error e = KEVD_ERROR_INIT;
-	uint64_t bytes = 0, installed = 0, n = r->end - r->first;
+	uint64_t bytes = 0, n = r->end - r->first;
+	int rc;
 
-	if ((kevd_unlikely(kevd_fault("image_read")) &&
-	     kevd_error_set(&e, EIO, "image '%s': injected read error", kevd_image_path(p->img)) < 0) ||
-	    kevd_image_fill(p->img, r->first, n, h->buf, &bytes, &e) < 0) {
+	if (kevd_unlikely(kevd_fault("image_read")))
+		rc = kevd_error_set(&e, EIO, "image '%s': injected read error", kevd_image_path(p->img));
+	else if (p->cached)
+		rc = kevd_cached_image_fill(p->cached, r->first, n, h->buf, &bytes, &e);
+	else
+		rc = kevd_image_fill(p->img, r->first, n, h->buf, &bytes, &e);
+	if (rc < 0) {
 		kevd_error_prefix(&e, "guest page 0x%llx", (unsigned long long)(r->gfn << KEVD_PAGE_SHIFT));
 		bump(&h->c.load_failures, 1);
 		bump(&h->c.pages_failed, n);
-		fail_run(h, r->rg, r->first, r->end, r->words + (r->first - r->wstart), &e);
-		return;
+		fail_run(h, r, r->first, r->end, &e);
+		return rc;
 	}
 	bump(&h->c.bytes_read, bytes);
-	if (copy_in(h, r->host, h->buf, n << KEVD_PAGE_SHIFT, &installed, &e) < 0) {
-		copy_failed(h, r, installed, &e);
-		return;
-	}
-	/* Count and publish before the wake, so that whoever the faulting
-	 * thread talks to next already sees this load in the statistics. */
+	return 0;
+}
+
+/* Counts the run as one load, publishes it and wakes its faulting threads:
+ * counted before anything is woken, so that whoever a faulting thread
+ * talks to next already sees this load in the statistics. */
+static void run_done(struct handler *h, struct run *r, uint64_t t0)
+{
+	struct kevd_pager *p = h->pager;
+	uint64_t n = r->end - r->first;
+
 	bump(&h->c.loads, 1);
 	bump(&h->c.pages_loaded_demand, 1);
 	bump(&h->c.pages_loaded_around, n - 1);
@@ -254,6 +300,46 @@ static void load_run(struct handler *h, struct run *r, uint64_t t0)
 	for (uint64_t g = r->first; g < r->end; g++)
 		kevd_pagestate_publish(r->words[g - r->wstart], KEVD_PAGE_MAPPED);
 	wake_range(p, r->host, n << KEVD_PAGE_SHIFT);
+	h->next_gfn = r->end;
+}
+
+/* Private: the run into this VM's memory with one UFFDIO_COPY.  Shared:
+ * the run is in the cache once read, and the woken faults find it there:
+ * nothing to install. */
+static void load_run(struct handler *h, struct run *r, uint64_t t0)
+{
+	struct kevd_error e = KEVD_ERROR_INIT;
+	uint64_t installed = 0;
+
+	if (read_run(h, r) < 0)
+		return;
+	if (!h->pager->cached &&
+	    copy_in(h, r->host, h->buf, (r->end - r->first) << KEVD_PAGE_SHIFT, &installed, &e) < 0) {
+		copy_failed(h, r, installed, &e);
+		return;
+	}
+	run_done(h, r, t0);
+}
+
+/* A fault that met its page loading or loaded by another fault (another
+ * VM's, when shared): a coalesced fault, woken once the page is there.  A
+ * page that failed in the shared cache fails this VM too, with the first
+ * failure's reason. */
+static void coalesced(struct handler *h, struct run *r, uint64_t addr, enum kevd_page_state st)
+{
+	struct kevd_pager *p = h->pager;
+	struct kevd_error e = KEVD_ERROR_INIT;
+
+	bump(&h->c.faults_coalesced, 1);
+	if (p->cached && st == KEVD_PAGE_FAILED) {
+		kevd_cached_image_failure(p->cached, &e);
+		fail_pages(p, r, r->gfn, r->gfn + 1, &e);
+		return;
+	}
+	/* Wake only onto something: a FAILED page without poison would fault
+	 * again at once, so its thread sleeps until its owner stops it. */
+	if (st == KEVD_PAGE_MAPPED || p->poison)
+		wake_range(p, addr, KEVD_PAGE_SIZE);
 }
 
 static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
@@ -278,6 +364,12 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 	}
 	addr &= ~KEVD_PAGE_MASK;
 	r.gfn = (r.rg->gpa + (addr - (uint64_t)(uintptr_t)r.rg->host)) >> KEVD_PAGE_SHIFT;
+	/* Shared and filled since the fault was queued: the retried fault
+	 * finds the page in the cache. */
+	if (p->cached && kevd_cached_image_filled(p->cached, r.gfn)) {
+		coalesced(h, &r, addr, KEVD_PAGE_MAPPED);
+		return;
+	}
 	w = kevd_pagestate_get(p->states, r.gfn);
 	if (kevd_unlikely(!w)) {
 		/* Not a load failure: no page was claimed, none is FAILED, and a
@@ -290,23 +382,19 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 		return;
 	}
 	if (!kevd_pagestate_claim(w)) {
-		bump(&h->c.faults_coalesced, 1);
-		/* Wake only onto something: a FAILED page without poison would
-		 * fault again at once, so its thread sleeps until its owner
-		 * stops it. */
-		if (kevd_pagestate_wait(w) == KEVD_PAGE_MAPPED || p->poison)
-			wake_range(p, addr, KEVD_PAGE_SIZE);
+		coalesced(h, &r, addr, kevd_pagestate_wait(w));
 		return;
 	}
+	plan_window(h, &r);
 	claim_run(p, &r, w);
 	load_run(h, &r, t0);
 }
 
 /* A handler thread polls the userfaultfd and its stop eventfd, reads
- * events and the image (pread, fstat for the changed-file check) and
- * installs, wakes or poisons pages. */
+ * events and the image (pread, fstat for the changed-file check), writes
+ * the shared cache (pwrite) and installs, wakes or poisons pages. */
 static const int handler_calls[] = {
-	__NR_poll, __NR_ppoll, __NR_read, __NR_pread64, __NR_fstat, __NR_newfstatat,
+	__NR_poll, __NR_ppoll, __NR_read, __NR_pread64, __NR_pwrite64, __NR_fstat, __NR_newfstatat,
 };
 static const unsigned long handler_ioctls[] = { UFFDIO_COPY, UFFDIO_WAKE, UFFDIO_POISON };
 

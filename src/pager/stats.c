@@ -43,6 +43,8 @@ void kevd_pager_get_stats(struct kevd_pager *p, struct kevd_pager_stats *s)
 
 	memset(s, 0, sizeof(*s));
 	s->eager = p->cfg.eager;
+	s->shared = p->cached != NULL;
+	s->window_max_pages = p->cfg.window_max_pages;
 	s->handler_threads = p->cfg.eager ? 0 : p->cfg.handler_threads;
 	s->window_pages = p->cfg.window_pages;
 	s->stripes = kevd_pagestate_stripes(p->states);
@@ -65,6 +67,8 @@ void kevd_pager_get_stats(struct kevd_pager *p, struct kevd_pager_stats *s)
 		KEVD_PAGER_STATS(FOLD_MEMBER)
 		for (unsigned b = 0; b < KEVD_PAGER_HIST_BUCKETS; b++)
 			s->latency_hist[b] += load(&c->hist[b]);
+		for (unsigned b = 0; b < KEVD_PAGER_WINDOW_BUCKETS; b++)
+			s->window_hist[b] += load(&c->window_hist[b]);
 		for (unsigned t = 0; t < KEVD_PAGER_MAX_TIDS; t++) {
 			int32_t tid = __atomic_load_n(&c->tids[t].tid, __ATOMIC_ACQUIRE);
 			uint64_t n = load(&c->tids[t].faults);

@@ -79,7 +79,9 @@ static int pager_create(struct kevd_vm *vm, void **state, struct kevd_error *err
 {
 	struct kevd_pager_config pc = {
 		.handler_threads = vm->cfg.pager_threads, .window_pages = vm->cfg.window_pages,
-		.eager = vm->cfg.eager, .on_failure = on_pager_failure, .cb_arg = vm,
+		.window_max_pages = vm->cfg.window_max_pages, .eager = vm->cfg.eager,
+		.cache = vm->cfg.private_pages ? NULL : vm->cfg.image_cache,
+		.on_failure = on_pager_failure, .cb_arg = vm,
 	};
 	int r = kevd_pager_new(vm->img, &pc, &vm->pager, err);
 

@@ -361,6 +361,11 @@ void kevd_vm_pager_stats(struct kevd_vm *vm, struct kevd_pager_stats *out)
 	kevd_pager_get_stats(vm->pager, out);
 }
 
+int kevd_vm_pager_residency(struct kevd_vm *vm, uint64_t *mapped, uint64_t *private_pages, struct kevd_error *err)
+{
+	return kevd_pager_residency(vm->pager, mapped, private_pages, err);
+}
+
 size_t kevd_vm_console_read(struct kevd_vm *vm, uint64_t offset, void *buf, size_t len,
 			    uint64_t *start, uint64_t *end)
 {

@@ -73,8 +73,11 @@ struct kevd_vm_config {
 	bool initrd_fd_valid;        /* read initrd_fd instead of the path */
 	int initrd_fd;               /* taken by kevd_vm_create, even on failure */
 	bool eager;
+	bool private_pages;          /* lazy-private: this VM reads its own copy of the image */
+	struct kevd_imagecache *image_cache;  /* lazy: shares the image through it; NULL = private */
 	unsigned pager_threads;      /* 0 = pager default */
 	unsigned window_pages;       /* 0 = pager default, 1 = no fault-around */
+	unsigned window_max_pages;   /* 0 = pager default */
 	size_t console_bytes;        /* 0 = KEVD_VM_DEFAULT_CONSOLE */
 	int console_fd;              /* mirror console output here; -1 = none */
 	kevd_vm_end_fn on_end;
@@ -146,6 +149,9 @@ void kevd_vm_vcpu_info(struct kevd_vm *vm, unsigned index, struct kevd_vcpu_info
 void kevd_vm_vcpu_info_from(struct kevd_vm *vm, unsigned index, const struct kevd_pager_stats *st,
 			    struct kevd_vcpu_info *out);
 void kevd_vm_pager_stats(struct kevd_vm *vm, struct kevd_pager_stats *out);
+/* Image pages in the VM's memory now, and its private ones among them
+ * (kevd_pager_residency). */
+int kevd_vm_pager_residency(struct kevd_vm *vm, uint64_t *mapped, uint64_t *private_pages, struct kevd_error *err);
 
 size_t kevd_vm_console_read(struct kevd_vm *vm, uint64_t offset, void *buf, size_t len,
 			    uint64_t *start, uint64_t *end);
