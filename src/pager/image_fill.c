@@ -24,9 +24,13 @@ static int still_valid(const struct kevd_image *img, struct kevd_error *err)
 	if (st.st_size != img->st.st_size)
 		return kevd_error_set(err, ESTALE, "image '%s': file size changed from %lld to %lld bytes while in use",
 				      img->path, (long long)img->st.st_size, (long long)st.st_size);
-	/* ctime too: a rewrite that put the mtime back still moved it. */
+	/* ctime too: a rewrite that put the mtime back still moved it.  But
+	 * not a ctime that moved with the link count: the file was deleted,
+	 * replaced by a rename or linked, and its bytes are what they were
+	 * (a package upgrade must not fail the VMs of the old kernel). */
 	if (st.st_mtim.tv_sec != img->st.st_mtim.tv_sec || st.st_mtim.tv_nsec != img->st.st_mtim.tv_nsec ||
-	    st.st_ctim.tv_sec != img->st.st_ctim.tv_sec || st.st_ctim.tv_nsec != img->st.st_ctim.tv_nsec)
+	    ((st.st_ctim.tv_sec != img->st.st_ctim.tv_sec || st.st_ctim.tv_nsec != img->st.st_ctim.tv_nsec) &&
+	     st.st_nlink == img->st.st_nlink))
 		return kevd_error_set(err, ESTALE, "image '%s': file was modified while in use", img->path);
 	return 0;
 }

@@ -125,8 +125,9 @@ int kevd_pager_new(struct kevd_image *img, const struct kevd_pager_config *cfg,
 		p->cfg.window_pages = KEVD_PAGER_DEFAULT_WINDOW;
 	if (!p->cfg.stripes)
 		p->cfg.stripes = KEVD_PAGER_DEFAULT_STRIPES;
+	/* A window of 1 turns fault-around off: it does not grow either. */
 	if (!p->cfg.window_max_pages)
-		p->cfg.window_max_pages = KEVD_PAGER_DEFAULT_WINDOW_MAX;
+		p->cfg.window_max_pages = p->cfg.window_pages == 1 ? 1 : KEVD_PAGER_DEFAULT_WINDOW_MAX;
 	if (p->cfg.window_max_pages < p->cfg.window_pages)
 		p->cfg.window_max_pages = p->cfg.window_pages;
 	if (p->cfg.handler_threads > KEVD_PAGER_MAX_THREADS) {
