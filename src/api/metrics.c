@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -19,14 +20,17 @@
 #include "api/metrics.h"
 #include "api/registry.h"
 
-/* Label values are VM names ([A-Za-z0-9._-]) and fixed words, so no
- * escaping is needed; kernel paths are not exported as labels. */
+/* Label values are VM names ([A-Za-z0-9._-]) and fixed words, which need
+ * no escaping, and image paths (the name a VM was created with, relative
+ * to the image directory), which are escaped. */
 
 struct scrape {
 	FILE *f;
 	struct kevd_registry_vm *vms;   /* owned */
 	size_t nvms;
 	struct kevd_pager_stats *st;    /* owned: one summary per VM */
+	struct kevd_cached_image_info *images;  /* owned: the shared images */
+	size_t nimages;
 };
 
 /* The pager's scalars with a metric name (KEVD_PAGER_STATS), each one
@@ -136,6 +140,55 @@ static void render_vcpus(const struct scrape *s)
 		}
 }
 
+/* A label value in the text format: backslash, quote and newline escaped. */
+static void label_value(FILE *f, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			fputc('\\', f);
+		if (*v == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*v, f);
+	}
+}
+
+/* The shared images, one series per entry (id: a digest of the file's
+ * identity; image: its path). */
+static void render_images(const struct scrape *s)
+{
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+	} fam[] = {
+		{ "kevd_image_pages", "gauge", "Guest pages backed by the shared image.",
+		  offsetof(struct kevd_cached_image_info, image_pages) },
+		{ "kevd_image_pages_filled_total", "counter", "Pages of the shared image read from its file (each once).",
+		  offsetof(struct kevd_cached_image_info, pages_filled) },
+		{ "kevd_image_read_bytes_total", "counter", "Bytes read from the shared image's file.",
+		  offsetof(struct kevd_cached_image_info, bytes_read) },
+		{ "kevd_image_fill_failures_total", "counter", "Reads of the shared image that failed.",
+		  offsetof(struct kevd_cached_image_info, fill_failures) },
+		{ "kevd_image_resident_bytes", "gauge", "Memory the shared image holds.",
+		  offsetof(struct kevd_cached_image_info, resident_bytes) },
+	};
+
+	for (size_t k = 0; k < sizeof(fam) / sizeof(fam[0]); k++) {
+		help(s->f, fam[k].name, fam[k].type, fam[k].help);
+		for (size_t i = 0; i < s->nimages; i++) {
+			fprintf(s->f, "%s{id=\"%s\",image=\"", fam[k].name, s->images[i].id);
+			label_value(s->f, s->images[i].path);
+			fprintf(s->f, "\"} %" PRIu64 "\n", *(const uint64_t *)((const char *)&s->images[i] + fam[k].off));
+		}
+	}
+	help(s->f, "kevd_image_vms", "gauge", "VMs using the shared image.");
+	for (size_t i = 0; i < s->nimages; i++) {
+		fprintf(s->f, "kevd_image_vms{id=\"%s\",image=\"", s->images[i].id);
+		label_value(s->f, s->images[i].path);
+		fprintf(s->f, "\"} %u\n", s->images[i].vms);
+	}
+}
+
 static void render_requests(FILE *f, const struct kevd_http *http)
 {
 	size_t n;
@@ -147,7 +200,8 @@ static void render_requests(FILE *f, const struct kevd_http *http)
 			req[i].code, req[i].count);
 }
 
-int kevd_metrics_render(const struct kevd_registry *reg, const struct kevd_http *http, char **text, size_t *len)
+int kevd_metrics_render(const struct kevd_registry *reg, const struct kevd_http *http, struct kevd_imagecache *images,
+			char **text, size_t *len)
 {
 	struct scrape s = { .f = open_memstream(text, len) };
 	int r = 0;
@@ -156,7 +210,8 @@ int kevd_metrics_render(const struct kevd_registry *reg, const struct kevd_http 
 		return -ENOMEM;
 	s.vms = kevd_registry_list(reg, &s.nvms);
 	s.st = calloc(s.nvms ? s.nvms : 1, sizeof(*s.st));
-	if (s.vms && s.st) {
+	s.images = images ? kevd_imagecache_snapshot(images, &s.nimages) : calloc(1, sizeof(*s.images));
+	if (s.vms && s.st && s.images) {
 		for (size_t i = 0; i < s.nvms; i++)
 			kevd_vm_pager_stats(s.vms[i].vm, &s.st[i]);
 		render_daemon(&s);
@@ -164,12 +219,14 @@ int kevd_metrics_render(const struct kevd_registry *reg, const struct kevd_http 
 		render_pages_loaded(&s);
 		render_latency(&s);
 		render_vcpus(&s);
+		render_images(&s);
 		render_requests(s.f, http);
 	} else {
 		r = -ENOMEM;
 	}
 	free(s.vms);
 	free(s.st);
+	kevd_imagecache_snapshot_free(s.images, s.nimages);
 	if (fclose(s.f) != 0 || r < 0) {
 		free(*text);
 		*text = NULL;

@@ -9,9 +9,12 @@
 
 struct kevd_http;
 struct kevd_registry;
+struct kevd_imagecache;
 
-/* Renders the VMs of REG and the answers counted by HTTP into a malloc'd
+/* Renders the VMs of REG, the shared IMAGES (may be NULL) and the answers
+ * counted by HTTP into a malloc'd
  * buffer (*TEXT, *LEN); -ENOMEM on failure. */
-int kevd_metrics_render(const struct kevd_registry *reg, const struct kevd_http *http, char **text, size_t *len);
+int kevd_metrics_render(const struct kevd_registry *reg, const struct kevd_http *http, struct kevd_imagecache *images,
+			char **text, size_t *len);
 
 #endif

@@ -22,6 +22,7 @@ const struct kevd_route kevd_routes_table[] = {
 	{ EVHTTP_REQ_GET, "/metrics", kevd_system_handlers_metrics },
 	{ EVHTTP_REQ_GET, "/v1/health", kevd_system_handlers_health },
 	{ EVHTTP_REQ_GET, "/v1/version", kevd_system_handlers_version },
+	{ EVHTTP_REQ_GET, "/v1/images", kevd_system_handlers_images },
 	{ EVHTTP_REQ_GET, "/v1/vms", kevd_vm_handlers_list },
 	{ EVHTTP_REQ_POST, "/v1/vms", kevd_vm_handlers_create },
 	{ EVHTTP_REQ_GET, "/v1/vms/{vm}", kevd_vm_handlers_get },

@@ -28,13 +28,48 @@ int kevd_system_handlers_version(struct kevd_server *srv, struct evhttp_request 
 	return 0;
 }
 
+int kevd_system_handlers_images(struct kevd_server *srv, struct evhttp_request *req, const struct kevd_route_args *a)
+{
+	struct kevd_error why = KEVD_ERROR_INIT;
+	bool shared = kevd_imagecache_supported(&why);
+	struct kevd_cached_image_info *in;
+	json_t *list = json_array();
+	size_t n = 0;
+
+	(void)a;
+	in = kevd_imagecache_snapshot(srv->images, &n);
+	if (!in || !list) {
+		json_decref(list);
+		kevd_imagecache_snapshot_free(in, n);
+		return kevd_http_fail(srv->http, req, 500, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct kevd_image_identity *id = &in[i].identity;
+
+		json_array_append_new(list, json_pack(
+			"{s:s,s:s,s:{s:I,s:I,s:I,s:I,s:I},s:I,s:I,s:I,s:I,s:I,s:i,s:I,s:f,s:b}",
+			"id", in[i].id, "path", in[i].path,
+			"identity", "dev", (json_int_t)id->dev, "ino", (json_int_t)id->ino, "size", (json_int_t)id->size,
+			"mtime_ns", (json_int_t)id->mtime_ns, "ctime_ns", (json_int_t)id->ctime_ns,
+			"image_pages", (json_int_t)in[i].image_pages, "pages_filled", (json_int_t)in[i].pages_filled,
+			"fills", (json_int_t)in[i].fills, "bytes_read", (json_int_t)in[i].bytes_read,
+			"fill_failures", (json_int_t)in[i].fill_failures, "vms", (int)in[i].vms,
+			"resident_bytes", (json_int_t)in[i].resident_bytes, "unused_s", in[i].unused_s,
+			"failed", in[i].failed));
+	}
+	kevd_imagecache_snapshot_free(in, n);
+	kevd_http_reply(srv->http, req, 200, json_pack("{s:b,s:o,s:o}", "sharing", shared, "sharing_unavailable",
+						       shared ? json_null() : json_string(why.msg), "images", list));
+	return 0;
+}
+
 int kevd_system_handlers_metrics(struct kevd_server *srv, struct evhttp_request *req, const struct kevd_route_args *a)
 {
 	char *text = NULL;
 	size_t len = 0;
 
 	(void)a;
-	if (kevd_metrics_render(srv->registry, srv->http, &text, &len) < 0)
+	if (kevd_metrics_render(srv->registry, srv->http, srv->images, &text, &len) < 0)
 		return kevd_http_fail(srv->http, req, 500, "out of memory");
 	kevd_http_send(srv->http, req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
 	free(text);

@@ -9,6 +9,7 @@
 
 int kevd_system_handlers_health(struct kevd_server *srv, struct evhttp_request *req, const struct kevd_route_args *a);
 int kevd_system_handlers_version(struct kevd_server *srv, struct evhttp_request *req, const struct kevd_route_args *a);
+int kevd_system_handlers_images(struct kevd_server *srv, struct evhttp_request *req, const struct kevd_route_args *a);
 int kevd_system_handlers_metrics(struct kevd_server *srv, struct evhttp_request *req, const struct kevd_route_args *a);
 
 #endif

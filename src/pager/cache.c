@@ -368,6 +368,59 @@ size_t kevd_imagecache_list(struct kevd_imagecache *c,
 	return n;
 }
 
+struct snapshot {
+	struct kevd_cached_image_info *infos;
+	size_t n, cap;
+	bool oom;
+};
+
+static void snap_one(void *arg, const struct kevd_cached_image_info *info)
+{
+	struct snapshot *s = arg;
+	char *path;
+
+	if (s->oom)
+		return;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 8;
+		struct kevd_cached_image_info *m = realloc(s->infos, cap * sizeof(*m));
+
+		if (!m) {
+			s->oom = true;
+			return;
+		}
+		s->infos = m;
+		s->cap = cap;
+	}
+	path = strdup(info->path);
+	if (!path) {
+		s->oom = true;
+		return;
+	}
+	s->infos[s->n] = *info;
+	s->infos[s->n++].path = path;
+}
+
+struct kevd_cached_image_info *kevd_imagecache_snapshot(struct kevd_imagecache *c, size_t *n)
+{
+	struct snapshot s = { 0 };
+
+	kevd_imagecache_list(c, snap_one, &s);
+	if (s.oom) {
+		kevd_imagecache_snapshot_free(s.infos, s.n);
+		return NULL;
+	}
+	*n = s.n;
+	return s.infos ? s.infos : calloc(1, sizeof(*s.infos));
+}
+
+void kevd_imagecache_snapshot_free(struct kevd_cached_image_info *infos, size_t n)
+{
+	for (size_t i = 0; infos && i < n; i++)
+		free((char *)infos[i].path);
+	free(infos);
+}
+
 void kevd_imagecache_free(struct kevd_imagecache *c)
 {
 	if (!c)

@@ -92,6 +92,12 @@ void kevd_imagecache_sweep(struct kevd_imagecache *c);
 size_t kevd_imagecache_list(struct kevd_imagecache *c,
 			    void (*fn)(void *arg, const struct kevd_cached_image_info *info), void *arg);
 
+/* A copy of every entry's info (paths copied too), for a caller that
+ * renders them outside the cache's lock; free with
+ * kevd_imagecache_snapshot_free().  NULL when out of memory. */
+struct kevd_cached_image_info *kevd_imagecache_snapshot(struct kevd_imagecache *c, size_t *n);
+void kevd_imagecache_snapshot_free(struct kevd_cached_image_info *infos, size_t n);
+
 /* ---- for the pager ---- */
 
 struct kevd_image *kevd_cached_image_image(const struct kevd_cached_image *e);
