@@ -103,7 +103,7 @@ fi
 
 sock=$tmp/kevd.sock
 mkdir "$tmp/images"
-ln "$guest" "$tmp/images/guest.elf" 2>/dev/null || cp "$guest" "$tmp/images/guest.elf"
+cp "$guest" "$tmp/images/guest.elf"
 max_vms=$((count + idle_vms + churn + 8))
 cat >"$tmp/kevd.conf" <<EOF
 [api]

@@ -124,7 +124,7 @@ if [ ! -x "$gen" ] || [ "$top/bench/bench_api.c" -nt "$gen" ]; then
 fi
 
 mkdir "$tmp/images"
-ln "$guest" "$tmp/images/guest.elf" 2>/dev/null || cp "$guest" "$tmp/images/guest.elf"
+cp "$guest" "$tmp/images/guest.elf"
 sock=$tmp/kevd.sock
 cat >"$tmp/kevd.conf" <<EOF
 [api]

@@ -93,7 +93,7 @@ awk -F'|' '
 
 # ---- the daemon ----
 mkdir "$tmp/images"
-[ "$have_kvm" = no ] || ln "$guest" "$tmp/images/guest.elf" 2> /dev/null || cp "$guest" "$tmp/images/guest.elf"
+[ "$have_kvm" = no ] || cp "$guest" "$tmp/images/guest.elf"
 sock="$tmp/kevd.sock"
 kevd_conf "$tmp/kevd.conf" "$sock" "$tmp"
 "$kevd" serve --config "$tmp/kevd.conf" > "$tmp/kevd.log" 2>&1 &

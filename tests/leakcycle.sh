@@ -32,7 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 mkdir "$tmp/images"
-ln "$guest" "$tmp/images/guest.elf" 2>/dev/null || cp "$guest" "$tmp/images/guest.elf"
+cp "$guest" "$tmp/images/guest.elf"
 cat > "$tmp/kevd.conf" <<CONF
 [api]
 socket = $tmp/kevd.sock

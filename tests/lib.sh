@@ -21,11 +21,13 @@ kevd_port() {
 	echo $(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000 + 20000 ))
 }
 
-# kevd_images DIR GUEST: an image directory holding GUEST as guest.elf (a
-# hard link where possible: a symlink leading out would be refused).
+# kevd_images DIR GUEST: an image directory holding a copy of GUEST as
+# guest.elf.  A copy, not a link: a symlink leading out would be refused,
+# and a hard link made and removed moves the guest's ctime, which kevd
+# takes for a change of the file under the VMs of other tests using it.
 kevd_images() {
 	mkdir "$1"
-	ln "$2" "$1/guest.elf" 2> /dev/null || cp "$2" "$1/guest.elf"
+	cp "$2" "$1/guest.elf"
 }
 
 # kevd_conf FILE SOCK DIR: the smallest configuration a test daemon needs:

@@ -64,7 +64,7 @@ START_TEST(every_route)
 	expect_route("/v1/vms/0001abcdef12/paging", EVHTTP_REQ_GET, kevd_vm_handlers_paging, "0001abcdef12");
 	expect_route("/v1/vms/web1/console", EVHTTP_REQ_GET, kevd_vm_handlers_console, "web1");
 	expect_route("/v1/vms/web1/translate", EVHTTP_REQ_GET, kevd_vm_handlers_translate, "web1");
-	ck_assert_uint_eq(kevd_routes_table_len, 11);
+	ck_assert_uint_eq(kevd_routes_table_len, 12);
 }
 END_TEST
 

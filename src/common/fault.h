@@ -8,7 +8,8 @@
  * (UFFDIO_REGISTER), kvm_run (KVM_RUN), kvm_create_vcpu (KVM_CREATE_VCPU),
  * kvm_create_vm (KVM_CREATE_VM interrupted: EINTR, which is retried),
  * image_read (reading a page from the image), state_alloc (a new page
- * state word: the table answers as if out of memory).
+ * state word: the table answers as if out of memory), cache_memfd (the
+ * memfd of a new shared image: EMFILE).
  */
 #ifndef KEVD_FAULT_H
 #define KEVD_FAULT_H
