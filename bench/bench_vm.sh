@@ -283,7 +283,7 @@ qemu_args=(-accel kvm -M microvm,x-option-roms=off,pit=off,pic=off,rtc=off,acpi=
 # --- test guest, 1 vCPU ------------------------------------------------------------
 
 workloads=("touch=all" "touch=percent:10" "touch=none bss=0")
-kevd_configs=("lazy:" "lazy-w1:--window 1" "eager:--eager")
+kevd_configs=("lazy:" "lazy-private:--paging lazy-private" "lazy-w1:--window 1" "eager:--eager")
 
 run_workloads() {
 	local vcpus=$1 w wi=0 c name args
@@ -308,6 +308,7 @@ print_workloads() {
 		echo "== test guest, $vcpus vCPU$([ "$vcpus" = 1 ] || echo s), cmdline \"$w\""
 		table_head
 		table_row "kevd-lazy-v$vcpus-w$wi" "kevd lazy"
+		table_row "kevd-lazy-private-v$vcpus-w$wi" "kevd lazy-private"
 		table_row "kevd-lazy-w1-v$vcpus-w$wi" "kevd lazy window 1"
 		table_row "kevd-eager-v$vcpus-w$wi" "kevd eager"
 		q="qemu-v1-w$wi"
@@ -319,11 +320,12 @@ print_workloads() {
 		echo
 		ratio_head
 		if [ "$vcpus" = 1 ] && [ "$do_qemu" = 1 ]; then
-			for c in lazy lazy-w1 eager; do
+			for c in lazy lazy-private lazy-w1 eager; do
 				ratio_row "kevd $c / QEMU" "kevd-$c-v$vcpus-w$wi" "$q"
 			done
 		fi
 		ratio_row "kevd lazy / kevd eager" "kevd-lazy-v$vcpus-w$wi" "kevd-eager-v$vcpus-w$wi"
+		ratio_row "kevd lazy / kevd lazy-private" "kevd-lazy-v$vcpus-w$wi" "kevd-lazy-private-v$vcpus-w$wi"
 		ratio_row "kevd lazy w1 / kevd eager" "kevd-lazy-w1-v$vcpus-w$wi" "kevd-eager-v$vcpus-w$wi"
 		if [ "$vcpus" != 1 ]; then
 			ratio_row "kevd lazy, $vcpus / 1 vCPU" "kevd-lazy-v$vcpus-w$wi" "kevd-lazy-v1-w$wi"
@@ -396,7 +398,7 @@ fi
 	echo "  harness overhead in every wall / 1st byte: $(fmt "$(med harness 3)" 1000 1) ms / $(fmt "$(med harness_echo 4)" 1000 1) ms"
 	echo "  (median wall of \`true\`, first byte of \`echo\`, through the same bash + /usr/bin/time + sh wrapper)"
 	echo "test guest: $(basename "$guest"), $(($(wc -c <"$guest") / 1048576)) MiB file, 32 MiB data image; guest memory 128 MiB"
-	echo "  kevd: kevd run --kernel testguest.elf --memory 128 --vcpus V --cmdline W --json [--window 1 | --eager]"
+	echo "  kevd: kevd run --kernel testguest.elf --memory 128 --vcpus V --cmdline W --json [--paging lazy-private | --window 1 | --eager]"
 	[ "$do_qemu" = 1 ] && echo "  QEMU: qemu-system-x86_64 ${qemu_args[*]/#$top\//} -append W"
 	[ "$do_qemu" = 1 ] || echo "  QEMU: skipped (qemu-system-x86_64 not found or --no-qemu)"
 	echo "  image MiB marked * (QEMU): the image file's size, not measured: QEMU maps the file and copies all of it"
