@@ -79,13 +79,13 @@ check_logs "$work/asan"
 step "TSan build of the concurrency tests"
 mkdir -p "$work/tsan"
 (cd "$work/tsan" && ../src/configure -q --enable-tsan &&
-	make -j"$jobs" tests/test_pagestate tests/test_pager tests/test_vm tests/guests/testguest.elf \
+	make -j"$jobs" tests/test_pagestate tests/test_pager tests/test_cache tests/test_vm tests/guests/testguest.elf \
 		>make.log 2>&1) || { tail -50 "$work/tsan/make.log"; fail "TSan build"; }
 
 step "concurrency tests under TSan"
 mkdir -p "$work/tsan/tests"
 tsan_failed=
-for t in test_pagestate test_pager test_vm; do
+for t in test_pagestate test_pager test_cache test_vm; do
 	if (cd "$work/tsan" && top_builddir="$work/tsan" top_srcdir="$work/src" "tests/$t") \
 		>"$work/tsan/tests/$t.log" 2>&1; then
 		echo "PASS: tests/$t"
