@@ -60,9 +60,18 @@ struct handler {
 	pthread_t thread;        /* owned by the pager: joined in kevd_pager_free */
 	bool started;
 	unsigned char *buf;      /* window_max_pages pages (private backing); this thread's only */
-	unsigned window;         /* the adaptive window, this thread's only; 0 before the first fault */
-	uint64_t next_gfn;       /* where a sequential fault would come next */
 	struct counters c;
+};
+
+/* The fault-around state of one faulting thread (a vCPU): its faults are
+ * its stream, as a file's reads are for the kernel's readahead.  A thread
+ * has one fault outstanding at a time, so one handler at a time updates
+ * its slot; relaxed atomics only keep readers of a slot reused by another
+ * thread from tearing (the state is a hint). */
+struct stream {
+	int32_t tid;             /* 0 = free; claimed once by compare-and-swap */
+	uint32_t window;         /* the window its last fault used; 0 before any */
+	uint64_t next_gfn;       /* where its next sequential fault would come */
 };
 
 struct kevd_pager {
@@ -76,6 +85,7 @@ struct kevd_pager {
 	size_t nregions;
 	struct region *regions;          /* immutable once started */
 	struct handler *handlers;        /* published (release) before any thread starts */
+	struct stream streams[KEVD_PAGER_MAX_TIDS];  /* by faulting thread; see struct stream */
 	bool started;
 	int failed;                      /* atomic: first failure reported */
 	uint64_t mono_base_ns, real_base_ns;

@@ -135,6 +135,7 @@ struct run {
 	uint64_t gfn;                  /* the faulting page */
 	uint64_t first, end, wstart, wend;
 	uint64_t host;                 /* host address of first */
+	struct stream *stream;         /* the faulting thread's fault-around state, if tracked */
 	uint32_t *words[KEVD_PAGER_MAX_WINDOW];  /* indexed by gfn - wstart */
 };
 
@@ -143,25 +144,60 @@ static uint64_t host_of(const struct run *r, uint64_t gfn)
 	return (uint64_t)(uintptr_t)r->rg->host + ((gfn << KEVD_PAGE_SHIFT) - r->rg->gpa);
 }
 
-/* The fault-around window of the fault at R->gfn, as the kernel's
- * readahead does it: while faults come where the last window ended, the
- * window doubles (up to window_max_pages) and reaches forward from the
- * fault; any other fault falls back to window_pages, aligned around it.
- * Clipped to the segment and to the memory region. */
-static void plan_window(struct handler *h, struct run *r)
+/* The stream slot of faulting thread TID (open addressing over the
+ * tracked threads); NULL when all are taken by others. */
+static struct stream *stream_of(struct kevd_pager *p, pid_t tid)
+{
+	unsigned start = (unsigned)tid * 2654435761u % KEVD_PAGER_MAX_TIDS;
+
+	for (unsigned k = 0; tid && k < KEVD_PAGER_MAX_TIDS; k++) {
+		struct stream *s = &p->streams[(start + k) % KEVD_PAGER_MAX_TIDS];
+		int32_t t = __atomic_load_n(&s->tid, __ATOMIC_RELAXED), free_tid = 0;
+
+		if (t == tid)
+			return s;
+		if (t == 0 && (__atomic_compare_exchange_n(&s->tid, &free_tid, tid, false, __ATOMIC_RELAXED,
+							   __ATOMIC_RELAXED) || free_tid == tid))
+			return s;
+	}
+	return NULL;
+}
+
+/* A fault of TID served by another fault's load: its stream goes on past
+ * GFN, so that vCPUs walking the same pages keep their windows growing. */
+static void stream_passed(struct kevd_pager *p, pid_t tid, uint64_t gfn)
+{
+	struct stream *st = stream_of(p, tid);
+
+	if (st)
+		__atomic_store_n(&st->next_gfn, gfn + 1, __ATOMIC_RELAXED);
+}
+
+/* The fault-around window of the fault at R->gfn by thread TID, as the
+ * kernel's readahead does it: while the thread's faults come where its
+ * last window ended, the window doubles (up to window_max_pages) and
+ * reaches forward from the fault; any other fault falls back to
+ * window_pages, aligned around it.  Clipped to the segment and to the
+ * memory region. */
+static void plan_window(struct handler *h, struct run *r, pid_t tid)
 {
 	struct kevd_pager *p = h->pager;
 	const struct kevd_image_segment *seg = kevd_image_segment_of(p->img, r->gfn);
 	uint64_t seg_first = seg ? seg->first_gfn : r->gfn, seg_end = seg ? seg->end_gfn : r->gfn + 1;
 	uint64_t rg_first = r->rg->gpa >> KEVD_PAGE_SHIFT, rg_end = (r->rg->gpa + r->rg->len) >> KEVD_PAGE_SHIFT;
-	bool seq = h->window && r->gfn >= h->next_gfn && r->gfn < h->next_gfn + h->window;
+	struct stream *st = stream_of(p, tid);
+	unsigned window = st ? __atomic_load_n(&st->window, __ATOMIC_RELAXED) : 0;
+	uint64_t next = st ? __atomic_load_n(&st->next_gfn, __ATOMIC_RELAXED) : 0;
+	bool seq = window && r->gfn >= next && r->gfn < next + window;
 	unsigned size, b = 0;
 
 	if (!seq)
-		h->window = p->cfg.window_pages;
-	else if (h->window < p->cfg.window_max_pages)
-		h->window = h->window * 2 < p->cfg.window_max_pages ? h->window * 2 : p->cfg.window_max_pages;
-	size = h->window;
+		size = p->cfg.window_pages;
+	else
+		size = window * 2 < p->cfg.window_max_pages ? window * 2 : p->cfg.window_max_pages;
+	r->stream = st;
+	if (st)
+		__atomic_store_n(&st->window, size, __ATOMIC_RELAXED);
 	r->wstart = seq ? r->gfn : r->gfn - r->gfn % size;
 	r->wend = r->wstart + size;
 	if (r->wstart < seg_first)
@@ -300,7 +336,8 @@ static void run_done(struct handler *h, struct run *r, uint64_t t0)
 	for (uint64_t g = r->first; g < r->end; g++)
 		kevd_pagestate_publish(r->words[g - r->wstart], KEVD_PAGE_MAPPED);
 	wake_range(p, r->host, n << KEVD_PAGE_SHIFT);
-	h->next_gfn = r->end;
+	if (r->stream)
+		__atomic_store_n(&r->stream->next_gfn, r->end, __ATOMIC_RELAXED);
 }
 
 /* Private: the run into this VM's memory with one UFFDIO_COPY.  Shared:
@@ -368,6 +405,7 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 	 * finds the page in the cache. */
 	if (p->cached && kevd_cached_image_filled(p->cached, r.gfn)) {
 		coalesced(h, &r, addr, KEVD_PAGE_MAPPED);
+		stream_passed(p, tid, r.gfn);
 		return;
 	}
 	w = kevd_pagestate_get(p->states, r.gfn);
@@ -383,9 +421,10 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 	}
 	if (!kevd_pagestate_claim(w)) {
 		coalesced(h, &r, addr, kevd_pagestate_wait(w));
+		stream_passed(p, tid, r.gfn);
 		return;
 	}
-	plan_window(h, &r);
+	plan_window(h, &r, tid);
 	claim_run(p, &r, w);
 	load_run(h, &r, t0);
 }
