@@ -10,7 +10,7 @@ _kevctl()
 		words=("${COMP_WORDS[@]}")
 		cword=$COMP_CWORD
 	}
-	local commands="ls create run show paging console start stop rm translate health metrics version"
+	local commands="ls create run show paging console start stop rm translate images health metrics version"
 	local global="--socket --url --token-file --json --help --version"
 	local i cmd= conn=()
 	for ((i = 1; i < cword; i++)); do
@@ -24,7 +24,8 @@ _kevctl()
 	--socket|--token-file|--kernel|--initrd) COMPREPLY=($(compgen -f -- "$cur")); return ;;
 	--url) COMPREPLY=($(compgen -W "http://127.0.0.1:" -- "$cur")); return ;;
 	--protocol) COMPREPLY=($(compgen -W "auto pvh multiboot2" -- "$cur")); return ;;
-	--name|--memory|--vcpus|--cmdline|--window|--gpa|--gva|--vcpu|--offset) return ;;
+	--paging) COMPREPLY=($(compgen -W "lazy lazy-private eager" -- "$cur")); return ;;
+	--name|--memory|--vcpus|--cmdline|--window|--window-max|--gpa|--gva|--vcpu|--offset) return ;;
 	esac
 	if [[ -z $cmd ]]; then
 		COMPREPLY=($(compgen -W "$commands $global" -- "$cur"))
@@ -32,8 +33,8 @@ _kevctl()
 	fi
 	local opts="--json --help"
 	case $cmd in
-	create) opts+=" --name --kernel --initrd --memory --vcpus --cmdline --eager --window --protocol --no-start" ;;
-	run) opts+=" --name --kernel --initrd --memory --vcpus --cmdline --eager --window --protocol --rm" ;;
+	create) opts+=" --name --kernel --initrd --memory --vcpus --cmdline --paging --eager --window --window-max --protocol --no-start" ;;
+	run) opts+=" --name --kernel --initrd --memory --vcpus --cmdline --paging --eager --window --window-max --protocol --rm" ;;
 	console) opts+=" -f --follow --offset" ;;
 	translate) opts+=" --gpa --gva --vcpu" ;;
 	esac

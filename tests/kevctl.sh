@@ -213,6 +213,27 @@ k 0 create --name win --kernel guest.elf --window 4 --no-start
 k 0 paging win --json
 has '"window_pages":4'
 k 0 rm win
+k 0 create --name priv --kernel guest.elf --paging lazy-private --window-max 32 --no-start --json
+has '"paging":"lazy-private"'
+k 0 paging priv --json
+has '"window_max_pages":32'
+k 2 create --name bad --kernel guest.elf --window-max x
+k 4 create --name bad --kernel guest.elf --paging shared
+grep -q 'lazy-private' "$tmp/err" || die "--paging shared: the message does not name the modes"
+k 0 rm priv
+
+# --- images: the shared image the lazy VMs above used
+k 0 images
+has '^ID  *PATH  *FILLED  *READ_MIB  *VMS  *RESIDENT_MIB  *UNUSED_S$'
+has '^[0-9a-f]\{16\}  *guest.elf  *[1-9][0-9]*/[0-9]* '
+k 0 images --json
+has '"sharing":true' && has '"images":\[{"id":"'
+k 2 images extra
+# Output that cannot be written is a failure, not a cut answer taken whole.
+rc=0
+"$kevctl" --socket "$sock" images > /dev/full 2> "$tmp/err" || rc=$?
+[ "$rc" = 1 ] || die "images > /dev/full: exit $rc, not 1"
+err_is "writing the output: No space left on device"
 
 # --- usage errors: 2, one line, nothing sent
 for args in "" "bogus" "ls extra" "show" "show a b" "create" "create --kernel" "create --kernel g --memory x" \

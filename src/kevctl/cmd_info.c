@@ -1,5 +1,6 @@
 /*
- * Commands that only read: paging, translate, health, metrics, version.
+ * Commands that only read: paging, translate, images, health, metrics,
+ * version.
  * Each is one GET and a rendering; --json prints the answer as it came.
  */
 #include "config.h"
@@ -31,11 +32,14 @@ static void paging_text(const json_t *p)
 	json_int_t loads = num(p, "loads");
 	size_t i;
 
-	printf("mode:          %s (%" JSON_INTEGER_FORMAT " handler thread(s), window %" JSON_INTEGER_FORMAT
-	       " page(s), %" JSON_INTEGER_FORMAT " stripes)\n",
-	       kevctl_str(p, "mode"), num(p, "handler_threads"), num(p, "window_pages"),
-	       num(p, "stripes"));
+	printf("mode:          %s, %s pages (%" JSON_INTEGER_FORMAT " handler thread(s), window %" JSON_INTEGER_FORMAT
+	       "..%" JSON_INTEGER_FORMAT " page(s), %" JSON_INTEGER_FORMAT " stripes)\n",
+	       kevctl_str(p, "mode"), kevctl_str(p, "backing"), num(p, "handler_threads"), num(p, "window_pages"),
+	       num(p, "window_max_pages"), num(p, "stripes"));
 	printf("image pages:   %" JSON_INTEGER_FORMAT "\n", num(p, "image_pages"));
+	if (json_is_integer(json_object_get(p, "pages_mapped")))
+		printf("in memory:     %" JSON_INTEGER_FORMAT " image pages, %" JSON_INTEGER_FORMAT " of them the VM's own\n",
+		       num(p, "pages_mapped"), num(p, "pages_private"));
 	for (i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
 		printf("%-20s %" JSON_INTEGER_FORMAT "\n", counters[i], num(p, counters[i]));
 	if (loads)
@@ -137,7 +141,7 @@ int kevctl_cmd_translate(struct kevctl_ctx *ctx, int argc, char **argv)
 	return rc;
 }
 
-/* The common shape of health and version: one GET of a small object. */
+/* The common shape of health, version and images: one GET, no operand. */
 static int get_simple(struct kevctl_ctx *ctx, int argc, char **argv, const char *path, json_t **out)
 {
 	*out = NULL;
@@ -159,6 +163,47 @@ int kevctl_cmd_health(struct kevctl_ctx *ctx, int argc, char **argv)
 		printf("kevd at %s: %s, %" JSON_INTEGER_FORMAT " VM(s)\n", kevctl_client_where(&ctx->client),
 		       kevctl_str(h, "status"), num(h, "vms"));
 	json_decref(h);
+	return rc;
+}
+
+static void images_text(const json_t *answer)
+{
+	static const char *const header[] = { "ID", "PATH", "FILLED", "READ_MIB", "VMS", "RESIDENT_MIB", "UNUSED_S" };
+	struct kevctl_table t;
+	const json_t *img;
+	size_t i;
+
+	if (!json_is_true(json_object_get(answer, "sharing")))
+		printf("images are not shared here: %s\n", kevctl_str(answer, "sharing_unavailable"));
+	if (kevctl_table_init(&t, 7, header) < 0)
+		return;
+	json_array_foreach(json_object_get(answer, "images"), i, img) {
+		char filled[48], read[24], vms[16], res[24], unused[24];
+
+		snprintf(filled, sizeof(filled), "%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT "%s",
+			 num(img, "pages_filled"), num(img, "image_pages"),
+			 json_is_true(json_object_get(img, "failed")) ? " FAILED" : "");
+		snprintf(read, sizeof(read), "%.1f", (double)num(img, "bytes_read") / 1048576.0);
+		snprintf(vms, sizeof(vms), "%" JSON_INTEGER_FORMAT, num(img, "vms"));
+		snprintf(res, sizeof(res), "%.1f", (double)num(img, "resident_bytes") / 1048576.0);
+		snprintf(unused, sizeof(unused), "%.0f", json_number_value(json_object_get(img, "unused_s")));
+		kevctl_table_add(&t, (const char *const[]){ kevctl_str(img, "id"), kevctl_str(img, "path"), filled, read,
+							   vms, res, unused });
+	}
+	kevctl_table_print(&t, stdout);
+	kevctl_table_free(&t);
+}
+
+int kevctl_cmd_images(struct kevctl_ctx *ctx, int argc, char **argv)
+{
+	json_t *a;
+	int rc = get_simple(ctx, argc, argv, "/v1/images", &a);
+
+	if (rc == KEVCTL_OK && ctx->json)
+		kevctl_print_json(a);
+	else if (rc == KEVCTL_OK)
+		images_text(a);
+	json_decref(a);
 	return rc;
 }
 

@@ -56,14 +56,30 @@ static int console_read(struct kevctl_ctx *ctx, struct follow *f, size_t *got)
 	return rc;
 }
 
+/* Follows the VM by its id from here on: a VM deleted meanwhile and a new
+ * one created under its name must not be taken for it. */
+static int pin_id(struct kevctl_ctx *ctx, struct follow *f)
+{
+	json_t *vm = NULL;
+	const char *id;
+	int rc = kevctl_request_json(&ctx->client, "GET", f->base, NULL, &vm, &ctx->err);
+
+	if (rc == KEVCTL_OK && (id = kevctl_str(vm, "id")))
+		rc = kevctl_vm_path(f->base, sizeof(f->base), id, "", &ctx->err);
+	json_decref(vm);
+	return rc;
+}
+
 /* Follows the console until the VM has ended; *FINAL is its last object. */
 static int follow_until_end(struct kevctl_ctx *ctx, struct follow *f, json_t **final)
 {
 	const struct timespec pause = { 0, POLL_NS };
 	size_t got;
-	int rc;
+	int rc = pin_id(ctx, f);
 
 	*final = NULL;
+	if (rc != KEVCTL_OK)
+		return rc;
 	for (;;) {
 		rc = console_read(ctx, f, &got);
 		if (rc != KEVCTL_OK)

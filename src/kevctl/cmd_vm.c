@@ -129,6 +129,8 @@ static int create_option(struct kevctl_ctx *ctx, int c, json_t *body, bool *rm)
 	case 'c': return set_string(ctx, body, "cmdline", "cmdline", optarg);
 	case 'p': return set_string(ctx, body, "protocol", "protocol", optarg);
 	case 'e': json_object_set_new(body, "paging", json_string("eager")); return KEVCTL_OK;
+	case 'P': return set_string(ctx, body, "paging", "paging", optarg);
+	case 'W': return set_count(ctx, body, "window_max_pages", "window-max", optarg);
 	case 'S': json_object_set_new(body, "start", json_false()); return KEVCTL_OK;
 	case 'm': return set_count(ctx, body, "memory_mib", "memory", optarg);
 	case 'v': return set_count(ctx, body, "vcpus", "vcpus", optarg);
@@ -149,7 +151,8 @@ int kevctl_create_options(struct kevctl_ctx *ctx, int argc, char **argv, json_t 
 		{ "name", required_argument, NULL, 'n' }, { "kernel", required_argument, NULL, 'k' },
 		{ "initrd", required_argument, NULL, 'i' }, { "memory", required_argument, NULL, 'm' },
 		{ "vcpus", required_argument, NULL, 'v' }, { "cmdline", required_argument, NULL, 'c' },
-		{ "eager", no_argument, NULL, 'e' }, { "window", required_argument, NULL, 'w' },
+		{ "eager", no_argument, NULL, 'e' }, { "paging", required_argument, NULL, 'P' },
+		{ "window", required_argument, NULL, 'w' }, { "window-max", required_argument, NULL, 'W' },
 		{ "protocol", required_argument, NULL, 'p' }, { "no-start", no_argument, NULL, 'S' },
 		{ "rm", no_argument, NULL, 'r' }, { NULL, 0, NULL, 0 },
 	};

@@ -27,7 +27,7 @@ kevctl_cmd_fn kevctl_cmd_ls, kevctl_cmd_create, kevctl_cmd_show, kevctl_cmd_star
 /* cmd_run.c */
 kevctl_cmd_fn kevctl_cmd_run, kevctl_cmd_console;
 /* cmd_info.c */
-kevctl_cmd_fn kevctl_cmd_paging, kevctl_cmd_translate, kevctl_cmd_health, kevctl_cmd_metrics,
+kevctl_cmd_fn kevctl_cmd_paging, kevctl_cmd_translate, kevctl_cmd_images, kevctl_cmd_health, kevctl_cmd_metrics,
 	kevctl_cmd_version;
 
 /* Parses the options every command takes (--json, --help) plus EXTRA

@@ -26,7 +26,8 @@ static const struct command commands[] = {
 	{ "ls", kevctl_cmd_ls, "ls                      list VMs (name, id, state, vCPUs, memory, pages, faults, age)" },
 	{ "create", kevctl_cmd_create,
 	  "create --kernel IMG [--name N] [--initrd IMG] [--memory MiB] [--vcpus N] [--cmdline S]\n"
-	  "         [--eager] [--window PAGES] [--protocol auto|pvh|multiboot2] [--no-start]\n"
+	  "         [--paging lazy|lazy-private|eager] [--eager] [--window PAGES] [--window-max PAGES]\n"
+	  "         [--protocol auto|pvh|multiboot2] [--no-start]\n"
 	  "                          create (and start) a VM; prints its id and name" },
 	{ "run", kevctl_cmd_run,
 	  "run [create's options] [--rm]\n"
@@ -40,6 +41,7 @@ static const struct command commands[] = {
 	{ "translate", kevctl_cmd_translate,
 	  "translate VM (--gpa X | --gva X [--vcpu N])\n"
 	  "                          a guest address's translation and page state" },
+	{ "images", kevctl_cmd_images, "images                  the shared images: pages filled, bytes read, VMs, memory" },
 	{ "health", kevctl_cmd_health, "health                  is kevd up; how many VMs" },
 	{ "metrics", kevctl_cmd_metrics, "metrics                 the Prometheus text, raw" },
 	{ "version", kevctl_cmd_version, "version                 kevctl's and kevd's versions" },
@@ -199,6 +201,13 @@ int main(int argc, char **argv)
 				break;
 			}
 		curl_global_cleanup();
+	}
+	/* What was printed must have reached stdout (a full disk, a closed
+	 * descriptor): a script reading it would otherwise take a cut answer
+	 * for the whole one. */
+	if ((fflush(stdout) == EOF || ferror(stdout)) && rc == KEVCTL_OK) {
+		kevd_error_sys(&ctx.err, errno ? errno : EIO, "writing the output");
+		rc = KEVCTL_FAIL;
 	}
 	if (rc != KEVCTL_OK && ctx.err.msg[0])
 		fprintf(stderr, "kevctl: %s\n", ctx.err.msg);
