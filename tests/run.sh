@@ -97,6 +97,27 @@ set +e
 rc=$?
 set -e
 [ "$rc" -eq 1 ] || { cat "$tmp/err"; fail "run with an initrd exited $rc"; }
+# ... lazily: its 489 pages are image pages, and the guest, which never
+# touches them, had none read (eager reads them all).
+head -c 2000000 /dev/urandom > "$tmp/initrd"
+"$kevd" run --kernel "$guest" --quiet --json --cmdline "touch=none bss=0" > "$tmp/json" 2> "$tmp/err" || :
+kernel_pages=$(grep -o '"image_pages": *[0-9]*' "$tmp/json" | head -n 1 | sed 's/.*: *//')
+for paging in lazy eager; do
+	set +e
+	"$kevd" run --kernel "$guest" --quiet --json --paging "$paging" --initrd "$tmp/initrd" \
+		--cmdline "touch=none bss=0" > "$tmp/json" 2> "$tmp/err"
+	rc=$?
+	set -e
+	[ "$rc" -eq 1 ] || { cat "$tmp/err"; fail "$paging run with an initrd exited $rc"; }
+	pages=$(grep -o '"image_pages": *[0-9]*' "$tmp/json" | head -n 1 | sed 's/.*: *//')
+	read=$(grep -o '"bytes_read": *[0-9]*' "$tmp/json" | head -n 1 | sed 's/.*: *//')
+	[ "$pages" -eq $((kernel_pages + 489)) ] || fail "$paging: $pages image pages, $kernel_pages without a 489-page initrd"
+	if [ "$paging" = lazy ]; then
+		[ "$read" -lt 2000000 ] || fail "lazy: $read bytes read: the untouched initrd was read"
+	else
+		[ "$read" -ge 2000000 ] || fail "eager: only $read bytes read"
+	fi
+done
 : > "$tmp/empty"
 
 # Bad input: one line, non-zero.

@@ -353,6 +353,61 @@ START_TEST(not_regular_files)
 }
 END_TEST
 
+/* An initrd as a flat part of the image: its bytes at its address, zero to
+ * the end of its last page, its pages counted, checked like the file, and
+ * refused where it overlaps or twice. */
+START_TEST(flat_part)
+{
+	struct eb_elf e;
+	struct kevd_error err = KEVD_ERROR_INIT;
+	struct kevd_image_identity before, after;
+	char *path, flat[] = "/tmp/kevd-flat-XXXXXX";
+	unsigned char data[3 * 4096 + 100], buf[4 * 4096];
+	struct kevd_image *img;
+	uint64_t pages, bytes = 0;
+	int fd;
+
+	elfbuild_default(&e, 10, 0);
+	img = open_ok(&e, &path);
+	pages = kevd_image_pages(img);
+	kevd_image_identity(img, &before);
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (unsigned char)(i * 7 + 3);
+	fd = mkstemp(flat);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, data, sizeof(data)), (ssize_t)sizeof(data));
+	/* Overlapping the PT_LOAD at 1 MiB: refused, the image unchanged. */
+	ck_assert_int_eq(kevd_image_add_flat(img, dup(fd), flat, KEVD_GPA(0x100000), sizeof(data), &err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err.msg, "overlaps PT_LOAD"));
+	ck_assert_uint_eq(kevd_image_pages(img), pages);
+	ck_assert_int_eq(kevd_image_add_flat(img, dup(fd), flat, KEVD_GPA(0x800123), sizeof(data), &err), -EINVAL);
+	ck_assert_int_eq(kevd_image_add_flat(img, dup(fd), flat, KEVD_GPA(0x800000), sizeof(data), &err), 0);
+	ck_assert_uint_eq(kevd_image_pages(img), pages + 4);
+	ck_assert(kevd_image_has_page(img, 0x803));
+	ck_assert(!kevd_image_has_page(img, 0x804));
+	ck_assert_str_eq(kevd_image_flat_path(img), flat);
+	kevd_image_identity(img, &after);
+	ck_assert(!kevd_image_identity_equal(&before, &after));
+	ck_assert_uint_eq(after.flat_gpa, 0x800000);
+	memset(buf, 0xee, sizeof(buf));
+	ck_assert_int_eq(kevd_image_fill(img, 0x800, 4, buf, &bytes, &err), 0);
+	ck_assert_uint_eq(bytes, sizeof(data));
+	ck_assert_int_eq(memcmp(buf, data, sizeof(data)), 0);
+	for (size_t i = sizeof(data); i < sizeof(buf); i++)
+		ck_assert_uint_eq(buf[i], 0);
+	ck_assert_int_eq(kevd_image_add_flat(img, dup(fd), flat, KEVD_GPA(0x900000), 4096, &err), -EBUSY);
+	/* The flat file shrinks: its pages fail, naming it. */
+	ck_assert_int_eq(ftruncate(fd, 4096), 0);
+	ck_assert_int_eq(kevd_image_fill(img, 0x800, 4, buf, NULL, &err), -ESTALE);
+	ck_assert_ptr_nonnull(strstr(err.msg, flat));
+	close(fd);
+	unlink(flat);
+	kevd_image_free(img);
+	unlink(path);
+	free(path);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("image");
@@ -363,6 +418,7 @@ static Suite *suite(void)
 	tcase_add_test(t, shared_page_and_entry_forms);
 	tcase_add_test(t, elf32_multiboot2_pvh);
 	tcase_add_test(t, check_ram);
+	tcase_add_test(t, flat_part);
 	tcase_add_test(t, file_changes_detected);
 	tcase_add_loop_test(t, malformed, 0, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
 	tcase_add_test(t, not_regular_files);

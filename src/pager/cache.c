@@ -177,7 +177,11 @@ static void entry_free(struct kevd_cached_image *e)
 /* FNV-1a over the identity: a short, stable name for labels and URLs. */
 static void identity_digest(const struct kevd_image_identity *id, char out[17])
 {
-	const uint64_t words[] = { id->dev, id->ino, id->size, (uint64_t)id->mtime_ns, (uint64_t)id->ctime_ns };
+	const uint64_t words[] = {
+		id->dev, id->ino, id->size, (uint64_t)id->mtime_ns, (uint64_t)id->ctime_ns,
+		id->flat_dev, id->flat_ino, id->flat_size, id->flat_gpa, (uint64_t)id->flat_mtime_ns,
+		(uint64_t)id->flat_ctime_ns,
+	};
 	uint64_t h = 0xcbf29ce484222325ull;
 
 	for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++)
@@ -349,7 +353,7 @@ size_t kevd_imagecache_list(struct kevd_imagecache *c,
 	sweep_locked(c);
 	for (struct kevd_cached_image *e = c->entries; e; e = e->next, n++) {
 		struct kevd_cached_image_info info = {
-			.path = kevd_image_path(e->img), .identity = e->identity,
+			.path = kevd_image_path(e->img), .initrd = kevd_image_flat_path(e->img), .identity = e->identity,
 			.image_pages = kevd_image_pages(e->img), .pages_filled = load(&e->pages_filled),
 			.fills = load(&e->fills), .bytes_read = load(&e->bytes_read),
 			.fill_failures = load(&e->fill_failures), .vms = e->refs,
@@ -377,7 +381,7 @@ struct snapshot {
 static void snap_one(void *arg, const struct kevd_cached_image_info *info)
 {
 	struct snapshot *s = arg;
-	char *path;
+	char *path, *initrd;
 
 	if (s->oom)
 		return;
@@ -393,11 +397,15 @@ static void snap_one(void *arg, const struct kevd_cached_image_info *info)
 		s->cap = cap;
 	}
 	path = strdup(info->path);
-	if (!path) {
+	initrd = info->initrd ? strdup(info->initrd) : NULL;
+	if (!path || (info->initrd && !initrd)) {
+		free(path);
+		free(initrd);
 		s->oom = true;
 		return;
 	}
 	s->infos[s->n] = *info;
+	s->infos[s->n].initrd = initrd;
 	s->infos[s->n++].path = path;
 }
 
@@ -416,8 +424,10 @@ struct kevd_cached_image_info *kevd_imagecache_snapshot(struct kevd_imagecache *
 
 void kevd_imagecache_snapshot_free(struct kevd_cached_image_info *infos, size_t n)
 {
-	for (size_t i = 0; infos && i < n; i++)
+	for (size_t i = 0; infos && i < n; i++) {
 		free((char *)infos[i].path);
+		free((char *)infos[i].initrd);
+	}
 	free(infos);
 }
 

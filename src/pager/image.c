@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -361,6 +362,7 @@ int kevd_image_open_fd(int fd, const char *path, struct kevd_image **out, struct
 		return kevd_error_sys(err, ENOMEM, "image '%s'", path);
 	}
 	img->fd = fd;
+	img->flat_fd = -1;
 	img->refs = 1;
 	img->path = strdup(path);
 	if (!img->path) {
@@ -421,6 +423,9 @@ void kevd_image_free(struct kevd_image *img)
 		return;
 	if (img->fd >= 0)
 		close(img->fd);
+	if (img->flat_fd >= 0)
+		close(img->flat_fd);
+	free(img->flat_path);
 	free(img->seg);
 	free(img->ext);
 	free(img->path);
@@ -438,12 +443,92 @@ void kevd_image_identity(const struct kevd_image *img, struct kevd_image_identit
 		.mtime_ns = (int64_t)img->st.st_mtim.tv_sec * 1000000000 + img->st.st_mtim.tv_nsec,
 		.ctime_ns = (int64_t)img->st.st_ctim.tv_sec * 1000000000 + img->st.st_ctim.tv_nsec,
 	};
+	if (img->flat_fd >= 0) {
+		id->flat_dev = (uint64_t)img->flat_st.st_dev;
+		id->flat_ino = (uint64_t)img->flat_st.st_ino;
+		id->flat_size = (uint64_t)img->flat_st.st_size;
+		id->flat_gpa = img->flat_gpa;
+		id->flat_mtime_ns = (int64_t)img->flat_st.st_mtim.tv_sec * 1000000000 + img->flat_st.st_mtim.tv_nsec;
+		id->flat_ctime_ns = (int64_t)img->flat_st.st_ctim.tv_sec * 1000000000 + img->flat_st.st_ctim.tv_nsec;
+	}
+}
+
+const char *kevd_image_flat_path(const struct kevd_image *img)
+{
+	return img->flat_fd >= 0 ? img->flat_path : NULL;
+}
+
+int kevd_image_add_flat(struct kevd_image *img, int fd, const char *path, kevd_gpa_t gpa, uint64_t size,
+			struct kevd_error *err)
+{
+	struct kevd_image_segment *seg, s = {
+		.phdr_index = UINT32_MAX, .paddr = gpa, .vaddr = gpa.v, .offset = 0, .filesz = size, .memsz = size,
+		.flags = 4 /* PF_R */, .flat = true,
+	};
+	struct kevd_image_extent *old_ext = img->ext;
+	size_t old_n_ext = img->n_ext;
+	uint64_t old_pages = img->pages;
+	int r;
+
+	if (img->flat_fd >= 0) {
+		close(fd);
+		return kevd_error_set(err, EBUSY, "image '%s': already has a flat part", img->path);
+	}
+	if (gpa.v & KEVD_PAGE_MASK || size == 0 || __builtin_add_overflow(gpa.v, size, &s.end_gfn)) {
+		close(fd);
+		return kevd_error_set(err, EINVAL, "image '%s': flat part '%s' at 0x%llx is not page aligned or empty",
+				      img->path, path, (unsigned long long)gpa.v);
+	}
+	s.first_gfn = gpa.v >> KEVD_PAGE_SHIFT;
+	s.end_gfn = (gpa.v + size + KEVD_PAGE_SIZE - 1) >> KEVD_PAGE_SHIFT;
+	for (size_t i = 0; i < img->nseg; i++)
+		if (s.first_gfn < img->seg[i].end_gfn && img->seg[i].first_gfn < s.end_gfn) {
+			close(fd);
+			return kevd_error_set(err, EINVAL, "image '%s': '%s' at 0x%llx overlaps PT_LOAD %u", img->path, path,
+					      (unsigned long long)gpa.v, img->seg[i].phdr_index);
+		}
+	img->flat_path = strdup(path);
+	seg = realloc(img->seg, (img->nseg + 1) * sizeof(*seg));
+	if (!img->flat_path || !seg) {
+		close(fd);
+		if (seg)
+			img->seg = seg;
+		return kevd_error_sys(err, ENOMEM, "image '%s'", img->path);
+	}
+	img->seg = seg;
+	if (fstat(fd, &img->flat_st) < 0) {
+		r = kevd_error_sys(err, errno, "'%s'", path);
+		close(fd);
+		return r;
+	}
+	img->seg[img->nseg++] = s;
+	qsort(img->seg, img->nseg, sizeof(*img->seg), cmp_seg);
+	img->ext = NULL;
+	r = build_extents(img, err);
+	if (r < 0) {
+		/* Back to the image it was: the flat segment out again. */
+		for (size_t i = 0, j = 0; i < img->nseg; i++)
+			if (!img->seg[i].flat)
+				img->seg[j++] = img->seg[i];
+		img->nseg--;
+		img->ext = old_ext;
+		img->n_ext = old_n_ext;
+		img->pages = old_pages;
+		close(fd);
+		return r;
+	}
+	free(old_ext);
+	img->flat_fd = fd;
+	img->flat_gpa = gpa.v;
+	return 0;
 }
 
 bool kevd_image_identity_equal(const struct kevd_image_identity *a, const struct kevd_image_identity *b)
 {
 	return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns &&
-	       a->ctime_ns == b->ctime_ns;
+	       a->ctime_ns == b->ctime_ns && a->flat_dev == b->flat_dev && a->flat_ino == b->flat_ino &&
+	       a->flat_size == b->flat_size && a->flat_gpa == b->flat_gpa && a->flat_mtime_ns == b->flat_mtime_ns &&
+	       a->flat_ctime_ns == b->flat_ctime_ns;
 }
 size_t kevd_image_segment_count(const struct kevd_image *img) { return img->nseg; }
 size_t kevd_image_extent_count(const struct kevd_image *img) { return img->n_ext; }

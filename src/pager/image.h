@@ -27,6 +27,7 @@ struct kevd_image_segment {
 	uint64_t filesz;      /* p_filesz */
 	uint64_t memsz;       /* p_memsz */
 	uint32_t flags;       /* p_flags (PF_R/PF_W/PF_X) */
+	bool flat;            /* the initrd's bytes (kevd_image_add_flat), not a PT_LOAD */
 	uint64_t first_gfn;   /* first guest page the segment touches */
 	uint64_t end_gfn;     /* one past its last page */
 };
@@ -57,6 +58,10 @@ void kevd_image_free(struct kevd_image *img);
 struct kevd_image_identity {
 	uint64_t dev, ino, size;
 	int64_t mtime_ns, ctime_ns;
+	/* The initrd's, when the image carries one (kevd_image_add_flat); all
+	 * 0 without. */
+	uint64_t flat_dev, flat_ino, flat_size, flat_gpa;
+	int64_t flat_mtime_ns, flat_ctime_ns;
 };
 
 void kevd_image_identity(const struct kevd_image *img, struct kevd_image_identity *id);
@@ -89,6 +94,16 @@ bool kevd_image_pvh_entry(const struct kevd_image *img, kevd_gpa_t *entry);
 bool kevd_image_is_linux(const struct kevd_image *img);
 /* Multiboot2 header within the first 32 KiB, if present. */
 bool kevd_image_multiboot2(const struct kevd_image *img, uint64_t *file_offset);
+
+/* Adds the flat file FD (an initrd, SIZE bytes, PATH naming it) as one
+ * more segment of the image at guest-physical GPA (page aligned), so that
+ * the pager loads it lazily like the kernel's pages; takes FD in all
+ * cases.  At most one, added before the image is shared; it must not
+ * overlap a segment.  Its pages are image pages from then on. */
+int kevd_image_add_flat(struct kevd_image *img, int fd, const char *path, kevd_gpa_t gpa, uint64_t size,
+			struct kevd_error *err);
+/* The flat file's path, or NULL. */
+const char *kevd_image_flat_path(const struct kevd_image *img);
 
 /* Checks that every segment lies in guest RAM of RAM_BYTES as kevd lays it
  * out (RAM below the MMIO hole, the rest from 4 GiB). */

@@ -15,40 +15,54 @@
 #include "common/cleanup.h"
 #include "pager/image_internal.h"
 
-static int still_valid(const struct kevd_image *img, struct kevd_error *err)
+static int file_still_valid(int fd, const struct stat *was, const char *path, struct kevd_error *err)
 {
 	struct stat st;
 
-	if (fstat(img->fd, &st) < 0)
-		return kevd_error_sys(err, errno, "image '%s'", img->path);
-	if (st.st_size != img->st.st_size)
+	if (fstat(fd, &st) < 0)
+		return kevd_error_sys(err, errno, "image '%s'", path);
+	if (st.st_size != was->st_size)
 		return kevd_error_set(err, ESTALE, "image '%s': file size changed from %lld to %lld bytes while in use",
-				      img->path, (long long)img->st.st_size, (long long)st.st_size);
+				      path, (long long)was->st_size, (long long)st.st_size);
 	/* ctime too: a rewrite that put the mtime back still moved it.  But
-	 * not a ctime that moved with the link count: the file was deleted,
-	 * replaced by a rename or linked, and its bytes are what they were
-	 * (a package upgrade must not fail the VMs of the old kernel). */
-	if (st.st_mtim.tv_sec != img->st.st_mtim.tv_sec || st.st_mtim.tv_nsec != img->st.st_mtim.tv_nsec ||
-	    ((st.st_ctim.tv_sec != img->st.st_ctim.tv_sec || st.st_ctim.tv_nsec != img->st.st_ctim.tv_nsec) &&
-	     st.st_nlink == img->st.st_nlink))
-		return kevd_error_set(err, ESTALE, "image '%s': file was modified while in use", img->path);
+	 * not a ctime that moved with the link count (the file was deleted,
+	 * replaced by a rename or linked: its bytes are what they were, and a
+	 * package upgrade must not fail the VMs of the old kernel) or with its
+	 * mode or owner (chmod, chown). */
+	if (st.st_mtim.tv_sec != was->st_mtim.tv_sec || st.st_mtim.tv_nsec != was->st_mtim.tv_nsec ||
+	    ((st.st_ctim.tv_sec != was->st_ctim.tv_sec || st.st_ctim.tv_nsec != was->st_ctim.tv_nsec) &&
+	     st.st_nlink == was->st_nlink && st.st_mode == was->st_mode && st.st_uid == was->st_uid &&
+	     st.st_gid == was->st_gid))
+		return kevd_error_set(err, ESTALE, "image '%s': file was modified while in use", path);
 	return 0;
 }
 
-static int read_exact(const struct kevd_image *img, void *buf, size_t len, uint64_t off,
-		      struct kevd_error *err)
+static int still_valid(const struct kevd_image *img, struct kevd_error *err)
 {
+	int r = file_still_valid(img->fd, &img->st, img->path, err);
+
+	if (r == 0 && img->flat_fd >= 0)
+		r = file_still_valid(img->flat_fd, &img->flat_st, img->flat_path, err);
+	return r;
+}
+
+static int read_exact(const struct kevd_image *img, const struct kevd_image_segment *s, void *buf, size_t len,
+		      uint64_t off, struct kevd_error *err)
+{
+	int fd = s->flat ? img->flat_fd : img->fd;
+	const char *path = s->flat ? img->flat_path : img->path;
+
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = KEVD_RETRY_EINTR(pread(img->fd, (char *)buf + done, len - done, (off_t)(off + done)));
+		ssize_t n = KEVD_RETRY_EINTR(pread(fd, (char *)buf + done, len - done, (off_t)(off + done)));
 
 		if (n < 0)
 			return kevd_error_sys(err, errno, "image '%s': reading %zu bytes at offset 0x%llx",
-					      img->path, len, (unsigned long long)off);
+					      path, len, (unsigned long long)off);
 		if (n == 0)
-			return kevd_error_set(err, ESTALE, "image '%s': file ends at offset 0x%llx, inside PT_LOAD data (truncated while in use)",
-					      img->path, (unsigned long long)(off + done));
+			return kevd_error_set(err, ESTALE, "image '%s': file ends at offset 0x%llx, inside %s data (truncated while in use)",
+					      path, (unsigned long long)(off + done), s->flat ? "its" : "PT_LOAD");
 		done += (size_t)n;
 	}
 	return 0;
@@ -85,7 +99,7 @@ int kevd_image_fill(const struct kevd_image *img, uint64_t gfn, size_t npages, v
 			memset(out + (pos - start), 0, a - pos);
 		pos = a;
 		if (b > a) {
-			r = read_exact(img, out + (a - start), b - a, s->offset + (a - s->paddr.v), err);
+			r = read_exact(img, s, out + (a - start), b - a, s->offset + (a - s->paddr.v), err);
 			if (r < 0)
 				return r;
 			if (bytes_read)

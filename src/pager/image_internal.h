@@ -13,6 +13,10 @@ struct kevd_image {
 	char *path;
 	int fd;                        /* owned; O_CLOEXEC, read-only */
 	struct stat st;                /* as validated; pages are read only while it still matches */
+	int flat_fd;                   /* owned; the initrd (kevd_image_add_flat), -1 without */
+	struct stat flat_st;           /* the same for it */
+	char *flat_path;
+	uint64_t flat_gpa;
 	enum kevd_image_class class;
 	uint64_t elf_entry;
 	kevd_gpa_t entry;

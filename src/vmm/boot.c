@@ -98,15 +98,20 @@ static uint64_t image_end(const struct kevd_image *img)
 	return end;
 }
 
-/* The initrd is copied in whole: it is a compressed archive the kernel
- * unpacks in one pass, so lazy loading would gain nothing.  It goes as high
- * as possible below 2 GiB and below the hole, where Linux expects it. */
-static int load_initrd(struct kevd_vm *vm, struct kevd_error *err)
+/* The initrd goes as high as possible below 2 GiB and below the hole,
+ * where Linux expects it, and becomes part of the image: the pager loads
+ * its pages as the kernel unpacks it (in one sequential pass, which the
+ * growing fault-around window follows), so a large initrd costs the create
+ * nothing, and VMs of one kernel and initrd share it like the kernel. */
+int kevd_vm_place_initrd(struct kevd_vm *vm, struct kevd_error *err)
 {
 	uint64_t top = vm->low_len < KEVD_PLAT_INITRD_LIMIT ? vm->low_len : KEVD_PLAT_INITRD_LIMIT;
-	uint64_t size, done = 0;
+	uint64_t size;
 	struct stat st;
+	int r;
 
+	if (vm->initrd_fd < 0)
+		return 0;
 	if (fstat(vm->initrd_fd, &st) < 0)
 		return kevd_error_sys(err, errno, "vm '%s': initrd '%s'", vm->name, vm->initrd);
 	if (!S_ISREG(st.st_mode))
@@ -119,16 +124,11 @@ static int load_initrd(struct kevd_vm *vm, struct kevd_error *err)
 				      vm->name, vm->initrd, (unsigned long long)size, (unsigned long long)(top >> 20));
 	vm->initrd_gpa = kevd_page_down(top - size);
 	vm->initrd_size = size;
-	while (done < size) {
-		ssize_t n = KEVD_RETRY_EINTR(pread(vm->initrd_fd, vm->ram_low + vm->initrd_gpa + done, size - done,
-						   (off_t)done));
-
-		if (n <= 0)
-			return kevd_error_sys(err, n < 0 ? errno : EIO, "vm '%s': reading initrd '%s'", vm->name, vm->initrd);
-		done += (uint64_t)n;
-	}
-	close(vm->initrd_fd);
+	/* The image takes the descriptor, also when it fails. */
+	r = kevd_image_add_flat(vm->img, vm->initrd_fd, vm->initrd, KEVD_GPA(vm->initrd_gpa), size, err);
 	vm->initrd_fd = -1;
+	if (r < 0)
+		return kevd_error_prefix(err, "vm '%s': initrd '%s'", vm->name, vm->initrd);
 	return 0;
 }
 
@@ -219,12 +219,8 @@ static int boot_create(struct kevd_vm *vm, void **state, struct kevd_error *err)
 	(void)state;
 	if ((r = check_placement(vm, err)) < 0 || (r = choose_entry(vm, err)) < 0)
 		return r;
-	if (vm->initrd_fd >= 0) {
-		if (vm->protocol != KEVD_BOOT_PVH)
-			return kevd_error_set(err, EINVAL, "vm '%s': an initrd needs the PVH boot protocol", vm->name);
-		if ((r = load_initrd(vm, err)) < 0)
-			return r;
-	}
+	if (vm->initrd_size && vm->protocol != KEVD_BOOT_PVH)
+		return kevd_error_set(err, EINVAL, "vm '%s': an initrd needs the PVH boot protocol", vm->name);
 	if (vm->sipi && (r = write_acpi(vm, &rsdp, err)) < 0)
 		return r;
 	write_gdt(vm);

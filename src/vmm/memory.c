@@ -83,9 +83,12 @@ static int pager_create(struct kevd_vm *vm, void **state, struct kevd_error *err
 		.cache = vm->cfg.private_pages ? NULL : vm->cfg.image_cache,
 		.on_failure = on_pager_failure, .cb_arg = vm,
 	};
-	int r = kevd_pager_new(vm->img, &pc, &vm->pager, err);
+	int r = kevd_vm_place_initrd(vm, err);
 
 	(void)state;
+	if (r < 0)
+		return r;
+	r = kevd_pager_new(vm->img, &pc, &vm->pager, err);
 	if (r == 0)
 		r = kevd_pager_add_memory(vm->pager, KEVD_GPA(0), vm->ram_low, vm->low_len, err);
 	if (r == 0 && vm->high_len)

@@ -93,6 +93,11 @@ struct kevd_vm {
 bool kevd_vm_end(struct kevd_vm *vm, enum kevd_vm_state state, int exit_status, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* Places the initrd (if any) in guest RAM as a part of the image, for the
+ * pager to load lazily (boot.c); after the memory part, before the
+ * pager's. */
+int kevd_vm_place_initrd(struct kevd_vm *vm, struct kevd_error *err);
+
 /* Whether the program called kevd_vm_signals_install(). */
 bool kevd_vm_signals_installed(void);
 
