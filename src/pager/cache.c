@@ -204,6 +204,12 @@ static int entry_new(struct kevd_imagecache *c, struct kevd_image *img, struct k
 		return kevd_error_sys(err, ENOMEM, "image cache");
 	e->memfd = -1;
 	e->cache = c;
+	/* Again for every entry: the setting can change after the probe. */
+	r = shmem_huge_forced(err);
+	if (r < 0) {
+		free(e);
+		return r;
+	}
 	pthread_mutex_init(&e->failure_lock, NULL);
 	e->img = kevd_image_ref(img);
 	kevd_image_identity(img, &e->identity);
@@ -321,8 +327,18 @@ void kevd_imagecache_release(struct kevd_cached_image *e)
 		return;
 	c = e->cache;
 	pthread_mutex_lock(&c->lock);
-	if (--e->refs == 0)
+	if (--e->refs == 0) {
+		struct stat st;
+
 		e->unused_since_ns = kevd_now_ns(CLOCK_MONOTONIC);
+		/* With no VM holding it, the memfd holds exactly the pages kevd
+		 * filled; anything more came from elsewhere (a zero page a touch
+		 * made, a huge page): never give it to a VM again. */
+		if (fstat(e->memfd, &st) == 0 && (uint64_t)st.st_blocks * 512 > load(&e->pages_filled) << KEVD_PAGE_SHIFT) {
+			kevd_warn("image cache: '%s' holds pages kevd did not fill; it is dropped", kevd_image_path(e->img));
+			__atomic_store_n(&e->failed, 1, __ATOMIC_RELEASE);
+		}
+	}
 	sweep_locked(c);
 	pthread_mutex_unlock(&c->lock);
 }

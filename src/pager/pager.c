@@ -96,6 +96,7 @@ static bool use_cache(struct kevd_pager *p, struct kevd_error *err)
 {
 	static int said;
 	struct kevd_error why = KEVD_ERROR_INIT;
+	int r;
 
 	if (!kevd_imagecache_supported(&why)) {
 		if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED))
@@ -103,7 +104,16 @@ static bool use_cache(struct kevd_pager *p, struct kevd_error *err)
 		p->cfg.cache = NULL;
 		return true;
 	}
-	return kevd_imagecache_acquire(p->cfg.cache, p->img, &p->cached, err) == 0;
+	r = kevd_imagecache_acquire(p->cfg.cache, p->img, &p->cached, err);
+	if (r == -ENOTSUP) {
+		/* Huge shared pages forced since the probe: no sharing now. */
+		kevd_warn("lazy paging: image '%s' is not shared (%s): its VM loads its own pages",
+			  kevd_image_path(p->img), err->msg);
+		kevd_error_clear(err);
+		p->cfg.cache = NULL;
+		return true;
+	}
+	return r == 0;
 }
 
 int kevd_pager_new(struct kevd_image *img, const struct kevd_pager_config *cfg,
@@ -227,6 +237,15 @@ int kevd_pager_add_memory(struct kevd_pager *p, kevd_gpa_t gpa, void *host, size
 		if (a >= b)
 			continue;
 		at = (unsigned char *)host + (a - gpa.v);
+		/* Room to remember the mapping first, so that one made is always
+		 * undone by kevd_pager_stop(). */
+		if (p->cached) {
+			struct uffdio_range *m = realloc(p->shared_maps, (p->nshared_maps + 1) * sizeof(*m));
+
+			if (!m)
+				return kevd_error_sys(err, ENOMEM, "pager");
+			p->shared_maps = m;
+		}
 		/* Shared: the cache's pages appear here copy-on-write, and only
 		 * its holes (pages not filled yet) fault to the pager. */
 		if (p->cached && mmap(at, b - a, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
@@ -234,8 +253,10 @@ int kevd_pager_add_memory(struct kevd_pager *p, kevd_gpa_t gpa, void *host, size
 				      (off_t)kevd_cached_image_offset(p->cached, a >> KEVD_PAGE_SHIFT)) == MAP_FAILED)
 			return kevd_error_sys(err, errno, "pager: mapping the shared image over guest pages 0x%llx-0x%llx",
 					      (unsigned long long)a, (unsigned long long)b);
-		if (p->cached)
+		if (p->cached) {
 			madvise(at, b - a, MADV_DONTDUMP);
+			p->shared_maps[p->nshared_maps++] = (struct uffdio_range){ (uintptr_t)at, b - a };
+		}
 		reg = (struct uffdio_register){
 			.range = { .start = (uintptr_t)at, .len = b - a },
 			.mode = UFFDIO_REGISTER_MODE_MISSING,
@@ -330,6 +351,22 @@ void kevd_pager_stop(struct kevd_pager *p)
 			p->handlers[i].started = false;
 		}
 	}
+	/* Shared, the guest's view of the cache goes first: once the
+	 * userfaultfd is closed, a touch of a hole (a vCPU still about, a
+	 * late inspection) would make the kernel add a zero page to the memfd
+	 * that every VM of the image would then map.  Anonymous memory in its
+	 * place keeps the cache what was filled, and wakes any fault still
+	 * waiting there onto plain zero pages of this ending VM's own. */
+	for (size_t i = 0; i < p->nshared_maps; i++) {
+		void *at = (void *)(uintptr_t)p->shared_maps[i].start;
+		size_t len = p->shared_maps[i].len;
+
+		/* Failing that, a hole: an ending VM that touches it gets EFAULT. */
+		if (mmap(at, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) ==
+		    MAP_FAILED && munmap(at, len) < 0)
+			kevd_warn("pager: detaching the shared image from guest RAM: %s", strerror(errno));
+	}
+	p->nshared_maps = 0;
 	/* Closing the userfaultfd wakes every thread still waiting on a fault
 	 * (the pages become plain anonymous memory). */
 	if (p->uffd >= 0)
@@ -354,6 +391,7 @@ void kevd_pager_free(struct kevd_pager *p)
 	else
 		kevd_pagestate_free(p->states);
 	free(p->regions);
+	free(p->shared_maps);
 	free(p);
 }
 

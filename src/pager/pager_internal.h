@@ -79,6 +79,8 @@ struct kevd_pager {
 	struct kevd_pager_config cfg;
 	struct kevd_pagestate *states;   /* the cache entry's when shared, else owned */
 	struct kevd_cached_image *cached;  /* owned reference; NULL = private backing */
+	struct uffdio_range *shared_maps;  /* owned: where the cache's memfd is mapped over guest RAM */
+	size_t nshared_maps;
 	int uffd;                        /* owned; -1 in eager mode */
 	int stopfd;                      /* owned eventfd; readable = threads must exit */
 	bool poison;                     /* UFFDIO_POISON granted on every range */
