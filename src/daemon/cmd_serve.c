@@ -179,6 +179,19 @@ keep:
 	kevd_notify("READY=1");
 }
 
+/* libevent's own messages, through kevd's log and its rate limit: a
+ * message libevent repeats in a loop would otherwise go straight to stderr
+ * each time. */
+static void on_libevent_log(int severity, const char *msg)
+{
+	switch (severity) {
+	case EVENT_LOG_ERR: kevd_err("libevent: %s", msg); break;
+	case EVENT_LOG_WARN: kevd_warn("libevent: %s", msg); break;
+	case EVENT_LOG_MSG: kevd_info("libevent: %s", msg); break;
+	default: kevd_debug("libevent: %s", msg); break;
+	}
+}
+
 static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -210,6 +223,7 @@ static int run_daemon(struct daemon *d)
 	int rc = 1;
 
 	signal(SIGPIPE, SIG_IGN);
+	event_set_log_callback(on_libevent_log);
 	if (d->cfg.token_file && read_token(d->cfg.token_file, &d->token, &err) < 0)
 		goto fail;
 	if (settings_from(&d->cfg, d->token, &s, &err) < 0)
