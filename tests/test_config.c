@@ -110,6 +110,7 @@ START_TEST(defaults)
 	ck_assert_ptr_null(c.token_file);
 	ck_assert_uint_eq(c.max_body_bytes, 65536);
 	ck_assert_uint_eq(c.request_timeout_s, 30);
+	ck_assert_uint_eq(c.max_connections, 256);
 	ck_assert_str_eq(c.image_dir, "/var/lib/kevd/images");
 	ck_assert_str_eq(c.state_dir, "/var/lib/kevd");
 	ck_assert_str_eq(c.runtime_dir, "/run/kevd");
@@ -188,7 +189,7 @@ START_TEST(sample_covers_every_key)
 		ck_assert_ptr_nonnull(k->desc);
 		n++;
 	}
-	ck_assert_uint_eq(n, 21);
+	ck_assert_uint_eq(n, 22);
 
 	/* Switch on every "#key = value" line: a '#' directly before a letter. */
 	on = strdup(text);
@@ -232,6 +233,7 @@ static const char *const every_key =
 	"token_file = /etc/kevd/token\n"
 	"max_body_bytes = 1M\n"
 	"request_timeout = 5\n"
+	"max_connections = 8\n"
 	"[paths]\n"
 	"image_dir = /srv/images\n"
 	"state_dir = /srv/state\n"
@@ -264,6 +266,7 @@ START_TEST(every_key_set)
 	ck_assert_str_eq(c.token_file, "/etc/kevd/token");
 	ck_assert_uint_eq(c.max_body_bytes, 1 << 20);
 	ck_assert_uint_eq(c.request_timeout_s, 5);
+	ck_assert_uint_eq(c.max_connections, 8);
 	ck_assert_str_eq(c.image_dir, "/srv/images");
 	ck_assert_str_eq(c.state_dir, "/srv/state");
 	ck_assert_str_eq(c.runtime_dir, "/run/k");
@@ -302,6 +305,9 @@ START_TEST(bad_uint)
 	expect_error("[pager]\nwindow_pages = 513\n", "2: [pager] window_pages: '513' is not a number in 1..512");
 	expect_error("[pager]\nhandler_threads = 0\n", "2: [pager] handler_threads: '0' is not a number in 1..64");
 	expect_error("[api]\nrequest_timeout =\n", "2: [api] request_timeout: '' is not a number in 1..3600");
+	expect_error("[api]\nmax_connections = 0\n", "2: [api] max_connections: '0' is not a number in 1..65536");
+	expect_error("[api]\nmax_connections = 65537\n",
+		     "2: [api] max_connections: '65537' is not a number in 1..65536");
 }
 END_TEST
 

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "api/auth.h"
+#include "api/conns.h"
 #include "api/http.h"
 #include "api/listener.h"
 #include "api/routes.h"
@@ -41,6 +42,7 @@ struct kevd_listener {
 	struct kevd_server *srv;            /* borrowed: the owner */
 	struct evhttp *http;                /* owned: the socket and its connections */
 	struct evhttp_bound_socket *bound;  /* owned by http; NULL once stopped */
+	struct kevd_conns *conns;           /* owned: http's connections counted and capped */
 	char *socket_path;                  /* owned; a Unix socket's file, removed on free */
 	enum kind { UNIX_API, TCP_API, TCP_METRICS } kind;
 };
@@ -161,14 +163,19 @@ static int bind_tcp(const char *what, const char *name, const struct sockaddr_st
 }
 
 /* Serves the listening socket *FD with a new evhttp, which takes the fd
- * (*FD becomes -1) once it accepts on it. */
-static int serve(struct kevd_listener *l, int *fd, struct kevd_error *err)
+ * (*FD becomes -1) once it accepts on it.  NAME names the listener in
+ * messages. */
+static int serve(struct kevd_listener *l, int *fd, const char *name, struct kevd_error *err)
 {
 	const struct kevd_server_settings *st = &l->srv->settings;
+	int r;
 
 	l->http = evhttp_new(l->srv->base);
 	if (!l->http)
 		return kevd_error_sys(err, ENOMEM, "api: evhttp_new");
+	r = kevd_conns_new(l->srv->base, l->http, name, st->max_connections, &l->conns, err);
+	if (r < 0)
+		return r;
 	evhttp_set_allowed_methods(l->http, ALL_METHODS);
 	evhttp_set_gencb(l->http, on_request, l);
 	evhttp_set_max_headers_size(l->http, MAX_HEADERS_BYTES);
@@ -178,8 +185,9 @@ static int serve(struct kevd_listener *l, int *fd, struct kevd_error *err)
 	evhttp_set_timeout(l->http, (int)st->request_timeout_s);
 	l->bound = evhttp_accept_socket_with_handle(l->http, *fd);
 	if (!l->bound)
-		return kevd_error_set(err, EIO, "api: cannot accept on the listening socket");
+		return kevd_error_set(err, EIO, "%s: cannot accept on the listening socket", name);
 	*fd = -1;
+	kevd_conns_watch(l->conns, evhttp_bound_socket_get_listener(l->bound));
 	return 0;
 }
 
@@ -201,6 +209,7 @@ int kevd_listener_new_unix(struct kevd_server *srv, const struct kevd_server_set
 {
 	struct kevd_listener *l = listener_alloc(srv, UNIX_API, err);
 	cleanup_close int fd = -1;
+	char name[sizeof(((struct sockaddr_un *)0)->sun_path) + 32];
 	int r;
 
 	if (!l)
@@ -216,7 +225,8 @@ int kevd_listener_new_unix(struct kevd_server *srv, const struct kevd_server_set
 		kevd_listener_free(l);
 		return kevd_error_sys(err, ENOMEM, "api socket '%s'", s->socket_path);
 	}
-	r = serve(l, &fd, err);
+	snprintf(name, sizeof(name), "api socket '%s'", s->socket_path);
+	r = serve(l, &fd, name, err);
 	if (r < 0) {
 		kevd_listener_free(l);
 		return r;
@@ -231,12 +241,14 @@ static int new_tcp(struct kevd_server *srv, enum kind kind, const char *what, co
 {
 	struct kevd_listener *l = listener_alloc(srv, kind, err);
 	cleanup_close int fd = -1;
+	char full[128];
 	int r;
 
 	if (!l)
 		return -ENOMEM;
+	snprintf(full, sizeof(full), "%s '%s'", what, name);
 	fd = bind_tcp(what, name, addr, len, err);
-	r = fd < 0 ? fd : serve(l, &fd, err);
+	r = fd < 0 ? fd : serve(l, &fd, full, err);
 	if (r < 0) {
 		kevd_listener_free(l);
 		return r;
@@ -261,6 +273,7 @@ int kevd_listener_new_metrics(struct kevd_server *srv, const struct kevd_server_
 void kevd_listener_stop(struct kevd_listener *l)
 {
 	if (l && l->http && l->bound) {
+		kevd_conns_unwatch(l->conns);
 		evhttp_del_accept_socket(l->http, l->bound);
 		l->bound = NULL;
 	}
@@ -270,8 +283,13 @@ void kevd_listener_free(struct kevd_listener *l)
 {
 	if (!l)
 		return;
+	if (l->conns)
+		kevd_conns_unwatch(l->conns);
+	/* Before the counts: freeing the evhttp closes its connections, and
+	 * each close is reported to them. */
 	if (l->http)
 		evhttp_free(l->http);
+	kevd_conns_free(l->conns);
 	if (l->socket_path) {
 		unlink(l->socket_path);
 		free(l->socket_path);

@@ -69,6 +69,8 @@ static int copy_settings(struct kevd_server *srv, const struct kevd_server_setti
 		srv->settings.console_bytes = 1 << 20;
 	if (!srv->settings.request_timeout_s)
 		srv->settings.request_timeout_s = 30;
+	if (!srv->settings.max_connections)
+		srv->settings.max_connections = 256;
 	return 0;
 }
 
@@ -148,7 +150,7 @@ int kevd_server_new(struct event_base *base, const struct kevd_server_settings *
 int kevd_server_update(struct kevd_server *srv, const struct kevd_server_settings *s, struct kevd_error *err)
 {
 	size_t body = srv->settings.max_body_bytes;
-	unsigned timeout = srv->settings.request_timeout_s;
+	unsigned timeout = srv->settings.request_timeout_s, conns = srv->settings.max_connections;
 	/* Opened anew even when the path is the same, so that a directory
 	 * replaced under that name is the one served; opened first, so that a
 	 * failure changes nothing. */
@@ -165,9 +167,10 @@ int kevd_server_update(struct kevd_server *srv, const struct kevd_server_setting
 	close(srv->image_dirfd);
 	srv->image_dirfd = dirfd;
 	kevd_imagecache_reconfigure(srv->images, s->cache_keep_s, s->cache_max_mib << 20);
-	/* The listeners keep their limits: evhttp applies them per listener. */
+	/* The listeners keep their limits: they were applied per listener. */
 	srv->settings.max_body_bytes = body;
 	srv->settings.request_timeout_s = timeout;
+	srv->settings.max_connections = conns;
 	return 0;
 }
 

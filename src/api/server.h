@@ -29,6 +29,7 @@ struct kevd_server_settings {
 	const char *image_dir;
 	size_t max_body_bytes;
 	unsigned request_timeout_s;
+	unsigned max_connections;      /* per listener; 0 = the default, 256 */
 	unsigned max_vms;
 	unsigned max_vcpus;
 	uint64_t max_memory_mib;
@@ -51,7 +52,8 @@ int kevd_server_new(struct event_base *base, const struct kevd_server_settings *
 		    kevd_server_change_fn on_change, void *arg,
 		    struct kevd_server **out, struct kevd_error *err);
 /* Limits, the token and the image directory can change at run time
- * (SIGHUP); listeners cannot.  On failure nothing changes. */
+ * (SIGHUP); listeners cannot, nor their limits (max_body_bytes,
+ * request_timeout_s, max_connections).  On failure nothing changes. */
 int kevd_server_update(struct kevd_server *srv, const struct kevd_server_settings *s,
 		       struct kevd_error *err);
 /* Stops accepting connections, answers 503 from now on, stops every VM

@@ -57,6 +57,8 @@ static const struct key_def keys[] = {
 	  KT_SIZE, false, FIELD(max_body_bytes), KIB, 16 * MIB },
 	{ { "api", "request_timeout", "30", "seconds a connection may stay idle before it is closed, 1..3600" },
 	  KT_UINT, false, FIELD(request_timeout_s), 1, 3600 },
+	{ { "api", "max_connections", "256", "connections each listener serves at once, 1..65536; more are answered 503 and closed" },
+	  KT_UINT, false, FIELD(max_connections), 1, 65536 },
 	{ { "paths", "image_dir", "/var/lib/kevd/images", "directory kernel images are taken from" },
 	  KT_PATH, false, FIELD(image_dir), 0, 0 },
 	{ { "paths", "state_dir", "/var/lib/kevd", "directory for state kept across restarts" },

@@ -30,6 +30,7 @@ struct kevd_config {
 	char *token_file;              /* token_file: bearer token for the TCP listener; NULL = none */
 	size_t max_body_bytes;         /* max_body_bytes */
 	unsigned request_timeout_s;    /* request_timeout, seconds */
+	unsigned max_connections;      /* max_connections, per listener */
 	/* [paths] */
 	char *image_dir;               /* image_dir */
 	char *state_dir;               /* state_dir */
