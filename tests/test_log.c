@@ -3,9 +3,9 @@
  * own (burst, refill, the cap on refill, partial intervals, a clock that
  * stands still or goes back), then the real call sites writing to a
  * temporary file in place of stderr (each site its own: they stay apart
- * without Check's fork mode too; one site limited, another apart,
- * debug never limited, lines below the level cost nothing, the "more
- * suppressed" count on the line that follows a suppression).
+ * without Check's fork mode too; one site limited, another apart, errors
+ * limited, info and debug never, lines below the level cost nothing, the
+ * "more suppressed" count on the line that follows a suppression).
  */
 #include "config.h"
 
@@ -165,13 +165,34 @@ START_TEST(one_site_limited_another_apart)
 }
 END_TEST
 
-START_TEST(debug_not_limited)
+START_TEST(info_and_debug_not_limited)
 {
 	kevd_log_set_level(KEVD_LOG_DEBUG);
 	capture_start();
 	for (int i = 0; i < 500; i++)
+		kevd_info("info line %d", i);
+	for (int i = 0; i < 500; i++)
+		kevd_debug("debug line %d", i);
+	ck_assert_uint_eq(capture_stop("info line", NULL, 0), 500);
+	capture_start();
+	for (int i = 0; i < 500; i++)
 		kevd_debug("debug line %d", i);
 	ck_assert_uint_eq(capture_stop("debug line", NULL, 0), 500);
+}
+END_TEST
+
+static void err_site(int i)
+{
+	kevd_err("error site: message %d", i);
+}
+
+START_TEST(errors_limited)
+{
+	kevd_log_set_level(KEVD_LOG_WARN);
+	capture_start();
+	for (int i = 0; i < 100; i++)
+		err_site(i);
+	ck_assert_uint_le(capture_stop("error site:", NULL, 0), KEVD_LOG_BURST + 1);
 }
 END_TEST
 
@@ -216,7 +237,8 @@ static Suite *log_suite(void)
 	tcase_add_test(limit, partial_intervals_add_up);
 	tcase_add_test(limit, clock_back_adds_nothing);
 	tcase_add_test(sites, one_site_limited_another_apart);
-	tcase_add_test(sites, debug_not_limited);
+	tcase_add_test(sites, info_and_debug_not_limited);
+	tcase_add_test(sites, errors_limited);
 	tcase_add_test(sites, below_level_costs_nothing);
 	tcase_add_test(sites, suppressed_count_on_next_line);
 	suite_add_tcase(s, limit);

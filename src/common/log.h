@@ -2,13 +2,15 @@
  * Logging to stderr (journald adds time and unit when kevd runs as a
  * service).  One line per message, prefixed with the level.
  *
- * kevd_err(), kevd_warn() and kevd_info() are rate-limited per call site:
- * each site has a token bucket of KEVD_LOG_BURST lines that refills one
- * line every KEVD_LOG_REFILL_MS, so a condition that repeats (accept
- * failing with EMFILE, a guest doing the same wrong thing) cannot fill the
- * journal.  The first line a site prints after some were held back ends
- * with "(N more suppressed)".  kevd_debug() is never limited: debug output
- * is asked for, and only a complete one is of use.
+ * kevd_err() and kevd_warn() are rate-limited per call site: each site has
+ * a token bucket of KEVD_LOG_BURST lines that refills one line every
+ * KEVD_LOG_REFILL_MS, so a condition that repeats (accept failing with
+ * EMFILE, libevent complaining in a loop) cannot fill the journal.  The
+ * first line a site prints after some were held back ends with "(N more
+ * suppressed)".  kevd_info() and kevd_debug() are not limited: info lines
+ * tell of events that are bounded already (a VM created, a state change, a
+ * guest port logged once), each distinct and worth keeping, and debug
+ * output is asked for, useful only when complete.
  */
 #ifndef KEVD_LOG_H
 #define KEVD_LOG_H
@@ -54,7 +56,7 @@ bool kevd_log_limit_pass(struct kevd_log_limit *l, uint64_t now_ns, uint64_t *su
 
 #define kevd_err(...) KEVD_LOG_AT_SITE(KEVD_LOG_ERROR, __VA_ARGS__)
 #define kevd_warn(...) KEVD_LOG_AT_SITE(KEVD_LOG_WARN, __VA_ARGS__)
-#define kevd_info(...) KEVD_LOG_AT_SITE(KEVD_LOG_INFO, __VA_ARGS__)
+#define kevd_info(...) kevd_log(KEVD_LOG_INFO, __VA_ARGS__)
 #define kevd_debug(...) kevd_log(KEVD_LOG_DEBUG, __VA_ARGS__)
 
 #endif
