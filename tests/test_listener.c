@@ -11,6 +11,10 @@
  *              accept() fails with EMFILE, and kevd pauses instead of
  *              spinning (CPU time and log size bounded), then serves again
  *              once the clients leave.
+ *   framing    one answer per request where libevent would read what
+ *              follows as another (CONNECT, a body libevent does not read);
+ *              unknown methods answered 405 JSON; what libevent still
+ *              answers itself, in HTML, pinned as docs/api.md describes.
  *
  * Each test starts its own daemon; KEVD overrides the binary (the
  * sanitizer script runs the tests against an ASan build).
@@ -479,18 +483,180 @@ START_TEST(accept_errors_pause)
 }
 END_TEST
 
+/* ---- framing ---- */
+
+/* How many responses DATA holds: status lines at the start of a line. */
+static int responses(const char *data)
+{
+	int n = 0;
+
+	for (const char *p = data; (p = strstr(p, "HTTP/1.")); p++)
+		n += p == data || p[-1] == '\n';
+	return n;
+}
+
+/* Sends REQ on a fresh Unix socket connection and checks that exactly one
+ * answer with STATUS comes back and the connection is then closed (well
+ * before request_timeout, so by kevd, not by the idle timeout). */
+static struct answer expect_one(const struct daemon *d, const char *what, const char *req, int status)
+{
+	int fd = connect_unix(d->sock);
+	double t0 = now_s();
+	struct answer a;
+
+	ck_assert_int_ge(fd, 0);
+	a = ask(fd, req, true, 4000);
+	close(fd);
+	ck_assert_msg(a.status == status, "%s: want %d, got %d: %s", what, status, a.status, a.data);
+	ck_assert_msg(responses(a.data) == 1, "%s: %d answers to one request: %s", what, responses(a.data), a.data);
+	ck_assert_msg(a.closed && now_s() - t0 < 3, "%s: connection %s after %.1f s: %s", what,
+		      a.closed ? "closed" : "still open", now_s() - t0, a.data);
+	return a;
+}
+
+static void expect_json(const struct answer *a, const char *what, const char *fragment)
+{
+	ck_assert_msg(strstr(a->data, "Content-Type: application/json") && strstr(a->data, "{\"fault_message\":\"") &&
+		      strstr(a->data, fragment), "%s: want JSON with '%s': %s", what, fragment, a->data);
+}
+
+/* A CONNECT with a body, and bytes after it, got its answer and then
+ * libevent's 400 for those bytes: libevent keeps a CONNECT's connection
+ * open whatever Connection says.  Now one answer, framed, and closed. */
+START_TEST(connect_answered_once)
+{
+	struct daemon d;
+	struct answer a;
+
+	daemon_start(&d, "request_timeout = 30", 0);
+	a = expect_one(&d, "CONNECT with a body and Connection: close",
+		       "CONNECT /v1/vms HTTP/1.1\r\nHost: l\r\nConnection: close\r\n\r\n{\"kernel\":\"x\"}\r\n\r\n", 405);
+	expect_json(&a, "CONNECT /v1/vms", "method CONNECT is not allowed here; allowed: GET, HEAD, POST");
+	ck_assert_msg(strstr(a.data, "Allow: GET, HEAD, POST\r\n"), "%s", a.data);
+	ck_assert_msg(strstr(a.data, "Content-Length: 81\r\n"), "a CONNECT's answer without its length: %s", a.data);
+	a = expect_one(&d, "CONNECT with a Content-Length body, then a pipelined GET",
+		       "CONNECT /v1/health HTTP/1.1\r\nHost: l\r\nContent-Length: 3\r\n\r\nabc"
+		       "GET /v1/version HTTP/1.1\r\nHost: l\r\n\r\n", 405);
+	ck_assert_msg(!strstr(a.data, "\"version\""), "the request after a CONNECT was answered: %s", a.data);
+	a = expect_one(&d, "CONNECT host:port", "CONNECT example.com:443 HTTP/1.1\r\nHost: l\r\n\r\n", 400);
+	expect_json(&a, "CONNECT host:port", "kevd is not a proxy");
+	a = expect_one(&d, "CONNECT to no resource", "CONNECT /nope HTTP/1.1\r\nHost: l\r\n\r\n", 404);
+	expect_json(&a, "CONNECT /nope", "no resource at /nope");
+	/* The CONNECTs' slots came back (close_after goes through the count). */
+	ck_assert(unix_health(&d));
+	daemon_stop(&d);
+}
+END_TEST
+
+/* libevent reads no body for HEAD, TRACE and methods it does not know: a
+ * body sent with one would be read as the next request. */
+START_TEST(unread_body_closes)
+{
+	struct daemon d;
+	struct answer a;
+	int fd;
+
+	daemon_start(&d, "request_timeout = 30", 0);
+	a = expect_one(&d, "HEAD with a body", "HEAD /v1/health HTTP/1.1\r\nHost: l\r\nContent-Length: 7\r\n\r\nabc\r\n\r\n",
+		       200);
+	a = expect_one(&d, "an unknown method with a body",
+		       "BREW /v1/health HTTP/1.1\r\nHost: l\r\nContent-Length: 7\r\n\r\nabc\r\n\r\n", 405);
+	a = expect_one(&d, "TRACE chunked", "TRACE /v1/health HTTP/1.1\r\nHost: l\r\nTransfer-Encoding: chunked\r\n\r\n"
+		       "3\r\nabc\r\n0\r\n\r\n", 405);
+	/* Without a body the connection stays, as for any method. */
+	fd = connect_unix(d.sock);
+	a = ask(fd, "HEAD /v1/health HTTP/1.1\r\nHost: l\r\nContent-Length: 0\r\n\r\n", false, 2000);
+	ck_assert_msg(a.status == 200, "%s", a.data);
+	a = ask(fd, health_req, false, 2000);
+	ck_assert_msg(a.status == 200 && !a.closed, "a HEAD without a body closed its connection: %s", a.data);
+	close(fd);
+	daemon_stop(&d);
+}
+END_TEST
+
+/* docs/api.md promises a JSON 405 with Allow for any method a path does
+ * not take, unknown ones included (libevent answered those 501 in HTML). */
+START_TEST(unknown_method_json_405)
+{
+	struct daemon d;
+	struct answer a;
+	int fd;
+
+	daemon_start(&d, "", 0);
+	fd = connect_unix(d.sock);
+	a = ask(fd, "FOO /v1/vms HTTP/1.1\r\nHost: l\r\n\r\n", false, 2000);
+	ck_assert_msg(a.status == 405 && !a.closed, "FOO /v1/vms: %s", a.data);
+	expect_json(&a, "FOO /v1/vms", "this method is not allowed here; allowed: GET, HEAD, POST");
+	ck_assert_msg(strstr(a.data, "Allow: GET, HEAD, POST\r\n"), "%s", a.data);
+	/* The connection goes on. */
+	a = ask(fd, "PURGE /v1/vms/x HTTP/1.1\r\nHost: l\r\n\r\n", false, 2000);
+	ck_assert_msg(a.status == 404, "PURGE /v1/vms/x: %s", a.data);
+	expect_json(&a, "PURGE /v1/vms/x", "no VM 'x'");
+	close(fd);
+	/* The metrics listener too; both counted as method OTHER. */
+	fd = connect_tcp(d.port);
+	a = ask(fd, "BREW /metrics HTTP/1.1\r\nHost: l\r\n\r\n", false, 2000);
+	ck_assert_msg(a.status == 405 && strstr(a.data, "Allow: GET, HEAD\r\n"), "BREW /metrics: %s", a.data);
+	a = ask(fd, "GET /metrics HTTP/1.1\r\nHost: l\r\n\r\n", false, 2000);
+	ck_assert_msg(strstr(a.data, "kevd_api_requests_total{method=\"OTHER\",code=\"405\"} 2\n"), "%s", a.data);
+	close(fd);
+	daemon_stop(&d);
+}
+END_TEST
+
+/* What libevent 2.1 answers itself, before kevd sees a request (no hook
+ * lets kevd answer in JSON; docs/api.md says so): an HTML error, and the
+ * connection closed.  Pinned here so that the docs stay true. */
+START_TEST(framing_errors_documented)
+{
+	static const struct {
+		const char *what, *req;
+		int status;
+	} cases[] = {
+		{ "a request line that does not parse", "GARBAGE\r\n\r\n", 400 },
+		{ "an HTTP version kevd does not speak", "GET /v1/health HTTP/2.0\r\nHost: l\r\n\r\n", 400 },
+		{ "a header line without a colon", "GET /v1/health HTTP/1.1\r\nBad Header\r\n\r\n", 400 },
+		{ "a bad chunk size", "POST /v1/vms HTTP/1.1\r\nHost: l\r\nContent-Type: application/json\r\n"
+		  "Transfer-Encoding: chunked\r\n\r\nzz\r\n\r\n", 413 },
+		{ "an Expect other than 100-continue", "POST /v1/vms HTTP/1.1\r\nHost: l\r\nExpect: tea\r\n"
+		  "Content-Length: 2\r\n\r\n{}", 417 },
+	};
+	struct daemon d;
+	char big[20100];
+
+	daemon_start(&d, "request_timeout = 30", 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct answer a = expect_one(&d, cases[i].what, cases[i].req, cases[i].status);
+
+		ck_assert_msg(strstr(a.data, "Content-Type: text/html"), "%s: %s", cases[i].what, a.data);
+		ck_assert(unix_health(&d));
+	}
+	/* A header block over 16 KiB. */
+	snprintf(big, sizeof(big), "GET /v1/health HTTP/1.1\r\nHost: l\r\nX-Big: %020000d\r\n\r\n", 0);
+	expect_one(&d, "a 20 KB header", big, 400);
+	ck_assert(unix_health(&d));
+	daemon_stop(&d);
+}
+END_TEST
+
 static Suite *listener_suite(void)
 {
 	Suite *s = suite_create("listener");
-	TCase *conns = tcase_create("conns"), *accept = tcase_create("accept");
+	TCase *conns = tcase_create("conns"), *accept = tcase_create("accept"), *framing = tcase_create("framing");
 
 	tcase_set_timeout(conns, 60);
 	tcase_set_timeout(accept, 60);
+	tcase_set_timeout(framing, 60);
+	tcase_add_test(framing, connect_answered_once);
+	tcase_add_test(framing, unread_body_closes);
+	tcase_add_test(framing, unknown_method_json_405);
+	tcase_add_test(framing, framing_errors_documented);
 	tcase_add_test(conns, refused_beyond_max);
 	tcase_add_test(conns, slots_come_back);
 	tcase_add_test(accept, accept_errors_pause);
 	suite_add_tcase(s, conns);
 	suite_add_tcase(s, accept);
+	suite_add_tcase(s, framing);
 	return s;
 }
 

@@ -102,6 +102,14 @@ void kevd_http_send(struct kevd_http *h, struct evhttp_request *req, int code, c
 	count(h, evhttp_request_get_command(req), code);
 	if (type)
 		evhttp_add_header(out, "Content-Type", type);
+	/* libevent frames no answer to a CONNECT (it expects a tunnel to
+	 * follow); kevd never opens one, so its answers are framed as any. */
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_CONNECT) {
+		char n[24];
+
+		snprintf(n, sizeof(n), "%zu", body ? len : 0);
+		evhttp_add_header(out, "Content-Length", n);
+	}
 	if (buf && body && len && evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)
 		evbuffer_add(buf, body, len);
 	evhttp_send_reply(req, code, reason_phrase(code), buf);

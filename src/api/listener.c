@@ -30,11 +30,15 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 
-/* evhttp answers a method outside its allowed set itself (501, no JSON);
- * allowing them all lets the router answer 405 with Allow and a body. */
+/* The type libevent 2.1 gives a method it does not know (its private
+ * EVHTTP_REQ_UNKNOWN_); tests/test_listener.c notices if that changes. */
+#define REQ_UNKNOWN (1 << 15)
+/* evhttp answers a method outside its allowed set itself (501, HTML);
+ * allowing them all, unknown ones included, lets the router answer 405
+ * with Allow and a JSON body. */
 #define ALL_METHODS (EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | \
 		     EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | \
-		     EVHTTP_REQ_PATCH)
+		     EVHTTP_REQ_PATCH | REQ_UNKNOWN)
 #define MAX_HEADERS_BYTES 16384
 #define BACKLOG 128
 
@@ -67,11 +71,63 @@ static bool conflicting_lengths(struct evhttp_request *req)
 	return false;
 }
 
+/* Whether libevent left REQ's body unread: it reads none for HEAD, TRACE
+ * and methods it does not know, whatever the headers say, and would take
+ * the body's bytes for the next request. */
+static bool body_left_unread(struct evhttp_request *req)
+{
+	const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const char *len = evhttp_find_header(h, "Content-Length");
+	int m = (int)evhttp_request_get_command(req);
+
+	if (m != EVHTTP_REQ_HEAD && m != EVHTTP_REQ_TRACE && m != REQ_UNKNOWN)
+		return false;
+	return evhttp_find_header(h, "Transfer-Encoding") || (len && strspn(len, "0 ") != strlen(len));
+}
+
+/* Makes sure REQ's connection closes after the answer where keeping it
+ * would read bytes that are no request as one, and answer them too.  A
+ * CONNECT's connection libevent keeps whatever Connection header either
+ * side sends (it expects a tunnel), so kevd closes that one itself. */
+static void close_if_unframed(struct kevd_listener *l, struct evhttp_request *req)
+{
+	bool connect = evhttp_request_get_command(req) == EVHTTP_REQ_CONNECT;
+
+	if (!connect && !body_left_unread(req))
+		return;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+	if (connect)
+		kevd_conns_close_after(l->conns, req);
+}
+
+/* REQ's target as a URI.  libevent parses a CONNECT's target as
+ * host:port, the form CONNECT is meant to have, which leaves no path; it
+ * is parsed here like any other method's, so that CONNECT /v1/vms gets the
+ * 405 other methods get.  *OWNED is what the caller frees. */
+static const struct evhttp_uri *target(struct evhttp_request *req, struct evhttp_uri **owned)
+{
+	const char *t = evhttp_request_get_uri(req);
+
+	*owned = NULL;
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_CONNECT)
+		return evhttp_request_get_evhttp_uri(req);
+	if (t && t[0] == '/')
+		*owned = evhttp_uri_parse_with_flags(t, EVHTTP_URI_NONCONFORMANT);
+	return *owned;
+}
+
+static void uri_freep(struct evhttp_uri **u)
+{
+	if (*u)
+		evhttp_uri_free(*u);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct kevd_listener *l = arg;
 	struct kevd_server *srv = l->srv;
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	__attribute__((cleanup(uri_freep))) struct evhttp_uri *owned = NULL;
+	const struct evhttp_uri *uri = target(req, &owned);
 	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
 	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
 	const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
@@ -79,6 +135,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	struct evkeyvalq q;
 
 	TAILQ_INIT(&q);
+	close_if_unframed(l, req);
 	if (srv->shutting_down) {
 		kevd_http_fail(srv->http, req, 503, "kevd is shutting down");
 		return;
@@ -86,6 +143,10 @@ static void on_request(struct evhttp_request *req, void *arg)
 	if (conflicting_lengths(req)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 		kevd_http_fail(srv->http, req, 400, "conflicting Content-Length headers");
+		return;
+	}
+	if (!raw && evhttp_request_get_command(req) == EVHTTP_REQ_CONNECT) {
+		kevd_http_fail(srv->http, req, 400, "CONNECT needs a path here: kevd is not a proxy");
 		return;
 	}
 	if (!raw || !(path = evhttp_uridecode(raw, 0, NULL))) {

@@ -164,8 +164,12 @@ void kevd_routes_dispatch(struct kevd_server *srv, struct evhttp_request *req, c
 	}
 	if (r == KEVD_ROUTES_NO_METHOD) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", m.allow);
-		kevd_http_fail(srv->http, req, 405, "method %s is not allowed here; allowed: %s",
-			       kevd_http_method_name(method), m.allow);
+		/* libevent keeps no name for a method it does not know. */
+		if (!strcmp(kevd_http_method_name(method), "OTHER"))
+			kevd_http_fail(srv->http, req, 405, "this method is not allowed here; allowed: %s", m.allow);
+		else
+			kevd_http_fail(srv->http, req, 405, "method %s is not allowed here; allowed: %s",
+				       kevd_http_method_name(method), m.allow);
 		return;
 	}
 	m.route->fn(srv, req, &a);
