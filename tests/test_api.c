@@ -392,8 +392,12 @@ START_TEST(errors)
 	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"memory_mib\":\"128\"}", 400, "must be an integer");
 	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"memory_mib\":1.5}", 400, "must be an integer");
 	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"memory_mib\":99999999999999999999}", 400, "invalid JSON");
-	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"vcpus\":0}", 400, "must be in 1..");
-	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"vcpus\":-3}", 400, "must be in 1..");
+	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"vcpus\":0}", 400, "'vcpus' must be at least 1, not 0");
+	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"vcpus\":-3}", 400, "'vcpus' must be at least 1, not -3");
+	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"memory_mib\":1}", 400,
+	       "'memory_mib' must be at least 2, not 1");
+	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"window_pages\":0}", 400,
+	       "'window_pages' must be in 1..512, not 0");
 	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"paging\":\"lazyish\"}", 400, "'paging' must be");
 	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"start\":\"yes\"}", 400, "'start' must be true or false");
 	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"name\":\"../x\"}", 400, "'name' must be");
@@ -424,6 +428,11 @@ START_TEST(errors)
 	/* 429: limits */
 	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"vcpus\":9}", 429, "limit of 8 per VM");
 	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"memory_mib\":1024}", 429, "limit of 512 MiB per VM");
+	/* Past any integer type's bound, the daemon's limit is what is named. */
+	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"vcpus\":4294967296}", 429,
+	       "4294967296 vCPUs is more than this daemon's limit of 8 per VM");
+	expect(&d, "POST", "/v1/vms", "{\"kernel\":\"guest.elf\",\"memory_mib\":9223372036854775807}", 429,
+	       "limit of 512 MiB per VM");
 	/* 409 */
 	expect(&d, "POST", "/v1/vms", "{\"name\":\"a\",\"kernel\":\"guest.elf\",\"cmdline\":\"mode=loop\"}", 201, NULL);
 	expect(&d, "POST", "/v1/vms", "{\"name\":\"a\",\"kernel\":\"guest.elf\"}", 409, "named 'a' exists");

@@ -2,8 +2,9 @@
  * The API's route table and token check without a daemon: which paths
  * match which route, what {vm} captures, the Allow header derived from the
  * table (GET implying HEAD), 404 and 405 outcomes, and the bearer token
- * rules of the TCP listener.  The daemon-level answers (messages, the
- * registry lookup of {vm}) are test_api's and openapi.sh's.
+ * rules of the TCP listener; the range messages of a create body.  The
+ * daemon-level answers (messages, the registry lookup of {vm}) are
+ * test_api's and openapi.sh's.
  */
 #include "config.h"
 
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "api/auth.h"
+#include "api/request.h"
 #include "api/routes.h"
 #include "api/system_handlers.h"
 #include "api/vm_handlers.h"
@@ -200,11 +202,52 @@ START_TEST(token)
 }
 END_TEST
 
+/* The 400 for BODY, whose message must be WANT. */
+static void expect_problem(const char *body, const char *want)
+{
+	struct kevd_create_request r;
+	struct kevd_problem p = { 0 };
+
+	ck_assert_msg(kevd_request_parse_create("application/json", body, strlen(body), 65536, &r, &p) < 0,
+		      "%s: accepted", body);
+	ck_assert_int_eq(p.status, 400);
+	ck_assert_str_eq(p.msg, want);
+}
+
+static uint64_t parsed_vcpus(const char *body)
+{
+	struct kevd_create_request r;
+	struct kevd_problem p = { 0 };
+	uint64_t v;
+
+	ck_assert_msg(kevd_request_parse_create("application/json", body, strlen(body), 65536, &r, &p) == 0, "%s: %s",
+		      body, p.msg);
+	v = r.vcpus;
+	kevd_request_create_free(&r);
+	return v;
+}
+
+/* Range messages name a bound that means something: the least value, or
+ * a real maximum; never the largest value of an integer type.  Values past
+ * the daemon's limits are its 429 to give (test_api), not a 400 here. */
+START_TEST(create_ranges)
+{
+	expect_problem("{\"kernel\":\"k\",\"vcpus\":0}", "'vcpus' must be at least 1, not 0");
+	expect_problem("{\"kernel\":\"k\",\"vcpus\":-1}", "'vcpus' must be at least 1, not -1");
+	expect_problem("{\"kernel\":\"k\",\"memory_mib\":1}", "'memory_mib' must be at least 2, not 1");
+	expect_problem("{\"kernel\":\"k\",\"window_pages\":513}", "'window_pages' must be in 1..512, not 513");
+	expect_problem("{\"kernel\":\"k\",\"window_pages\":0}", "'window_pages' must be in 1..512, not 0");
+	ck_assert_uint_eq(parsed_vcpus("{\"kernel\":\"k\",\"vcpus\":4294967296}"), 4294967296ull);
+	ck_assert_uint_eq(parsed_vcpus("{\"kernel\":\"k\",\"vcpus\":9223372036854775807}"), 9223372036854775807ull);
+}
+END_TEST
+
 static Suite *routes_suite(void)
 {
 	Suite *s = suite_create("routes");
 	TCase *tc = tcase_create("table");
 	TCase *auth = tcase_create("auth");
+	TCase *body = tcase_create("request");
 
 	tcase_add_test(tc, every_route);
 	tcase_add_test(tc, head_is_get);
@@ -216,6 +259,8 @@ static Suite *routes_suite(void)
 	suite_add_tcase(s, tc);
 	tcase_add_test(auth, token);
 	suite_add_tcase(s, auth);
+	tcase_add_test(body, create_ranges);
+	suite_add_tcase(s, body);
 	return s;
 }
 

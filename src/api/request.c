@@ -62,6 +62,10 @@ static int only_keys(json_t *o, const char *const *allowed, struct kevd_problem 
 	return 0;
 }
 
+/* No upper bound in the body itself: the daemon's limit applies (a 429
+ * that names it, see vm_handlers.c), not a bound of the integer type. */
+#define NO_MAX UINT64_MAX
+
 /* 0 if absent, 1 if set, -1 on a problem. */
 static int get_uint(json_t *o, const char *key, uint64_t min, uint64_t max, uint64_t *out, struct kevd_problem *p)
 {
@@ -73,6 +77,8 @@ static int get_uint(json_t *o, const char *key, uint64_t min, uint64_t max, uint
 	if (!json_is_integer(v))
 		return problem(p, 400, "'%s' must be an integer", key);
 	x = json_integer_value(v);
+	if ((x < 0 || (uint64_t)x < min) && max == NO_MAX)
+		return problem(p, 400, "'%s' must be at least %" PRIu64 ", not %" JSON_INTEGER_FORMAT, key, min, x);
 	if (x < 0 || (uint64_t)x < min || (uint64_t)x > max)
 		return problem(p, 400, "'%s' must be in %" PRIu64 "..%" PRIu64 ", not %" JSON_INTEGER_FORMAT, key, min, max, x);
 	*out = (uint64_t)x;
@@ -155,8 +161,8 @@ int kevd_request_parse_create(const char *ct, const void *body, size_t len, size
 	    get_string(r->body, "cmdline", 4095, &r->cmdline, p) < 0 ||
 	    get_string(r->body, "paging", 16, &paging, p) < 0 ||
 	    get_string(r->body, "protocol", 16, &proto, p) < 0 ||
-	    get_uint(r->body, "memory_mib", 2, UINT32_MAX, &r->memory_mib, p) < 0 ||
-	    get_uint(r->body, "vcpus", 1, UINT32_MAX, &r->vcpus, p) < 0 ||
+	    get_uint(r->body, "memory_mib", 2, NO_MAX, &r->memory_mib, p) < 0 ||
+	    get_uint(r->body, "vcpus", 1, NO_MAX, &r->vcpus, p) < 0 ||
 	    get_uint(r->body, "window_pages", 1, KEVD_PAGER_MAX_WINDOW, &window, p) < 0 ||
 	    get_uint(r->body, "window_max_pages", 1, KEVD_PAGER_MAX_WINDOW, &window_max, p) < 0)
 		goto fail;
