@@ -120,6 +120,24 @@ for paging in lazy eager; do
 done
 : > "$tmp/empty"
 
+# The vCPU threads run at the nice asked for (default 10), below the pager.
+"$kevd" run --kernel "$guest" --quiet --vcpu-nice 7 --timeout 3 --cmdline "touch=none bss=0 mode=loop" \
+	> /dev/null 2>&1 &
+rp=$!
+nice_of() {
+	for t in /proc/$rp/task/*; do
+		[ "$(cat "$t/comm" 2>/dev/null)" = "$1" ] && awk '{ print $19 }' "$t/stat" && return
+	done
+}
+i=0
+until [ -n "$(nice_of vcpu-0)" ] || [ "$i" -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
+[ "$(nice_of vcpu-0)" = 7 ] || fail "vcpu-0 runs at nice '$(nice_of vcpu-0)', not 7"
+[ "$(nice_of pager-0)" = 0 ] || fail "pager-0 runs at nice '$(nice_of pager-0)', not 0"
+kill "$rp" 2> /dev/null || :
+wait "$rp" 2> /dev/null || :
+"$kevd" run --kernel "$guest" --quiet --vcpu-nice 20 > /dev/null 2> "$tmp/err" && fail "--vcpu-nice 20 accepted"
+grep -q 'vcpu-nice' "$tmp/err" || fail "--vcpu-nice 20: no message naming it"
+
 # Bad input: one line, non-zero.
 printf 'junk' > "$tmp/bad.elf"
 check_one_line() {

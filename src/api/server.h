@@ -32,6 +32,7 @@ struct kevd_server_settings {
 	unsigned max_connections;      /* per listener; 0 = the default, 256 */
 	unsigned max_vms;
 	unsigned max_vcpus;
+	unsigned vcpu_nice;            /* of the VMs' vCPU threads */
 	uint64_t max_memory_mib;
 	uint64_t max_total_memory_mib;
 	size_t console_bytes;

@@ -126,6 +126,7 @@ static void fill_config(struct kevd_server *srv, const struct kevd_create_reques
 	cfg->protocol = cr->protocol;
 	cfg->window_pages = cr->window_pages ? cr->window_pages : st->window_pages;
 	cfg->pager_threads = st->pager_threads;
+	cfg->vcpu_nice = st->vcpu_nice;
 	cfg->console_bytes = st->console_bytes;
 	cfg->on_end = kevd_server_vm_ended;
 	cfg->cb_arg = srv;

@@ -43,7 +43,7 @@
 static const char usage_text[] =
 	"usage: kevd run --kernel PATH [--initrd PATH] [--memory MiB] [--vcpus N] [--cmdline STR]\n"
 	"                [--paging lazy|lazy-private|eager] [--eager] [--window PAGES] [--window-max PAGES]\n"
-	"                [--pager-threads N] [--protocol auto|multiboot2|pvh]\n"
+	"                [--pager-threads N] [--vcpu-nice N] [--protocol auto|multiboot2|pvh]\n"
 	"                [--ap-start auto|entry|sipi]\n"
 	"                [--timeout SECONDS] [--json] [--quiet] [--log-level LEVEL]\n";
 
@@ -121,7 +121,7 @@ static int parse_ap_start(const char *s, enum kevd_ap_start *out)
 }
 
 enum { O_KERNEL = 1, O_INITRD, O_APSTART, O_MEMORY, O_VCPUS, O_CMDLINE, O_EAGER, O_PAGING, O_WINDOW, O_WINDOW_MAX,
-       O_THREADS, O_PROTO,
+       O_THREADS, O_NICE, O_PROTO,
        O_TIMEOUT, O_JSON, O_QUIET, O_LOG, O_HELP };
 
 /* The options that take a number. */
@@ -150,6 +150,11 @@ static int set_number(struct run_options *o, int c, const char *arg)
 	case O_THREADS:
 		return parse_count("pager-threads", arg, KEVD_PAGER_MAX_THREADS, "at least 1", &cfg->pager_threads) < 0 ?
 			2 : RUN_GO;
+	case O_NICE:
+		if (parse_uint("vcpu-nice", arg, 19, &v) < 0)
+			return 2;
+		cfg->vcpu_nice = (unsigned)v;
+		return RUN_GO;
 	default:  /* O_TIMEOUT */
 		return parse_uint("timeout", arg, 1000000, &o->timeout_s) < 0 ? 2 : RUN_GO;
 	}
@@ -175,7 +180,7 @@ static int set_option(struct run_options *o, int c, const char *arg)
 			return 2;
 		}
 		return RUN_GO;
-	case O_MEMORY: case O_VCPUS: case O_WINDOW: case O_WINDOW_MAX: case O_THREADS: case O_TIMEOUT:
+	case O_MEMORY: case O_VCPUS: case O_WINDOW: case O_WINDOW_MAX: case O_THREADS: case O_NICE: case O_TIMEOUT:
 		return set_number(o, c, arg);
 	case O_PROTO:
 		if (kevd_request_parse_protocol(arg, &cfg->protocol) < 0) {
@@ -216,6 +221,7 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 		{ "window", required_argument, NULL, O_WINDOW },
 		{ "window-max", required_argument, NULL, O_WINDOW_MAX },
 		{ "pager-threads", required_argument, NULL, O_THREADS },
+		{ "vcpu-nice", required_argument, NULL, O_NICE },
 		{ "protocol", required_argument, NULL, O_PROTO },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "json", no_argument, NULL, O_JSON },
@@ -414,7 +420,8 @@ static int exit_status(struct kevd_vm *vm, const struct run_end *end)
 int kevd_cmd_run(int argc, char **argv)
 {
 	struct run_options o = {
-		.cfg = { .name = "run", .memory_mib = 256, .vcpus = 1, .console_fd = STDOUT_FILENO },
+		.cfg = { .name = "run", .memory_mib = 256, .vcpus = 1, .console_fd = STDOUT_FILENO,
+			 .vcpu_nice = KEVD_VM_DEFAULT_VCPU_NICE },
 	};
 	struct run_end end = { false, false };
 	struct kevd_error err = KEVD_ERROR_INIT;

@@ -100,6 +100,7 @@ static int settings_from(const struct kevd_config *c, const char *token, struct 
 		.socket_path = c->socket_path, .socket_mode = c->socket_mode, .listen = c->listen,
 		.token = token, .image_dir = c->image_dir, .max_body_bytes = c->max_body_bytes,
 		.request_timeout_s = c->request_timeout_s, .max_connections = c->max_connections, .max_vms = c->max_vms, .max_vcpus = c->max_vcpus,
+		.vcpu_nice = c->vcpu_nice,
 		.max_memory_mib = c->max_memory_mib, .max_total_memory_mib = c->max_total_memory_mib,
 		.console_bytes = c->console_bytes, .pager_threads = c->pager_threads,
 		.window_pages = c->window_pages, .window_max_pages = c->window_max_pages,

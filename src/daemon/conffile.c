@@ -69,6 +69,8 @@ static const struct key_def keys[] = {
 	  KT_UINT, false, FIELD(max_vms), 1, 4096 },
 	{ { "limits", "max_vcpus", "16", "most vCPUs per VM, 1..64" },
 	  KT_UINT, false, FIELD(max_vcpus), 1, 64 },
+	{ { "limits", "vcpu_nice", "10", "nice of the vCPU threads, 0..19: guests yield to the pager and the API" },
+	  KT_UINT, false, FIELD(vcpu_nice), 0, 19 },
 	{ { "limits", "max_memory_mib", "4096", "most guest RAM per VM in MiB, 1..1048576" },
 	  KT_UINT, false, FIELD(max_memory_mib), 1, 1048576 },
 	{ { "limits", "max_total_memory_mib", "16384", "most guest RAM of all VMs together in MiB, 1..16777216 (at least max_memory_mib)" },

@@ -38,6 +38,7 @@ struct kevd_config {
 	/* [limits] */
 	unsigned max_vms;              /* max_vms */
 	unsigned max_vcpus;            /* max_vcpus per VM */
+	unsigned vcpu_nice;            /* vcpu_nice */
 	uint64_t max_memory_mib;       /* max_memory_mib per VM */
 	uint64_t max_total_memory_mib; /* max_total_memory_mib over all VMs */
 	size_t console_bytes;          /* console_bytes kept per VM */

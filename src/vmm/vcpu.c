@@ -19,6 +19,8 @@
  */
 #include "config.h"
 
+#include <sys/resource.h>
+
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -338,6 +340,12 @@ static void *vcpu_main(void *arg)
 	sigaddset(&unblock, SIGBUS);
 	pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
 	v->run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+	/* Below the pager's and the API's threads: a guest spinning on every
+	 * core must not keep them from serving its faults and the daemon's
+	 * requests (docs/reliability.md has the measurements).  Linux takes a
+	 * thread id for PRIO_PROCESS; 0 is this thread. */
+	if (vm->cfg.vcpu_nice && setpriority(PRIO_PROCESS, 0, (int)vm->cfg.vcpu_nice) < 0)
+		kevd_warn("vm '%s': vcpu %u: setpriority: %s", vm->name, v->index, strerror(errno));
 	confine(vm, v);
 	/* The guest's first instruction runs in the first KVM_RUN of vCPU 0:
 	 * the closest point to it the VMM can stamp. */

@@ -123,6 +123,8 @@ static int check_config(const struct kevd_vm_config *cfg, struct kevd_error *err
 	if (cfg->memory_mib < 2 || cfg->memory_mib > MAX_MEMORY_MIB)
 		return kevd_error_set(err, EINVAL, "vm '%s': %llu MiB of memory is outside 2..%u", n,
 				      (unsigned long long)cfg->memory_mib, MAX_MEMORY_MIB);
+	if (cfg->vcpu_nice > 19)
+		return kevd_error_set(err, EINVAL, "vm '%s': vCPU nice %u is outside 0..19", n, cfg->vcpu_nice);
 	if (cfg->cmdline && strlen(cfg->cmdline) >= 4096)
 		return kevd_error_set(err, E2BIG, "vm '%s': command line longer than 4095 bytes", n);
 	return 0;

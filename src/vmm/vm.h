@@ -55,6 +55,10 @@ enum kevd_ap_start {
 
 struct kevd_vm;
 
+/* The vCPU threads' nice that kevd run and the daemon's configuration
+ * default to. */
+#define KEVD_VM_DEFAULT_VCPU_NICE 10
+
 /* Called once when the VM reaches a final state, from whichever thread got
  * it there (a vCPU, a pager thread or the caller of kevd_vm_stop()). */
 typedef void (*kevd_vm_end_fn)(void *arg, struct kevd_vm *vm);
@@ -78,6 +82,7 @@ struct kevd_vm_config {
 	unsigned pager_threads;      /* 0 = pager default */
 	unsigned window_pages;       /* 0 = pager default, 1 = no fault-around */
 	unsigned window_max_pages;   /* 0 = pager default */
+	unsigned vcpu_nice;          /* nice of the vCPU threads, 0..19: they yield to the pager and the API */
 	size_t console_bytes;        /* 0 = KEVD_VM_DEFAULT_CONSOLE */
 	int console_fd;              /* mirror console output here; -1 = none */
 	kevd_vm_end_fn on_end;
