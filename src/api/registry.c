@@ -22,6 +22,7 @@ struct kevd_registry_entry {
 	struct kevd_vm *vm;    /* owned */
 	uint64_t memory_mib;
 	time_t created;
+	bool busy;             /* a start, stop or delete of it is on a worker */
 };
 
 struct kevd_registry {
@@ -91,6 +92,27 @@ int kevd_registry_add(struct kevd_registry *reg, const char *id, const char *nam
 	reg->count++;
 	*out = e;
 	return 0;
+}
+
+struct kevd_vm *kevd_registry_detach(struct kevd_registry *reg, struct kevd_registry_entry *e)
+{
+	struct kevd_vm *vm = e->vm;
+
+	TAILQ_REMOVE(&reg->vms, e, link);
+	reg->count--;
+	e->vm = NULL;
+	free_entry(e);
+	return vm;
+}
+
+bool kevd_registry_entry_busy(const struct kevd_registry_entry *e)
+{
+	return e->busy;
+}
+
+void kevd_registry_entry_set_busy(struct kevd_registry_entry *e, bool busy)
+{
+	e->busy = busy;
 }
 
 void kevd_registry_remove(struct kevd_registry *reg, struct kevd_registry_entry *e)

@@ -8,6 +8,7 @@
 #ifndef KEVD_REGISTRY_H
 #define KEVD_REGISTRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -35,6 +36,13 @@ int kevd_registry_add(struct kevd_registry *reg, const char *id, const char *nam
 		      uint64_t memory_mib, struct kevd_registry_entry **out, struct kevd_error *err);
 /* Takes E out of the registry and frees it with its VM. */
 void kevd_registry_remove(struct kevd_registry *reg, struct kevd_registry_entry *e);
+/* Takes E out of the registry and frees it, but not its VM, which the
+ * caller gets (to free off the loop thread). */
+struct kevd_vm *kevd_registry_detach(struct kevd_registry *reg, struct kevd_registry_entry *e);
+/* Whether a start, stop or delete of E is running on a worker (the
+ * handlers refuse another one meanwhile). */
+bool kevd_registry_entry_busy(const struct kevd_registry_entry *e);
+void kevd_registry_entry_set_busy(struct kevd_registry_entry *e, bool busy);
 
 /* The VM whose id or name is KEY; NULL if none. */
 struct kevd_registry_entry *kevd_registry_find(const struct kevd_registry *reg, const char *key);

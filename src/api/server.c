@@ -17,6 +17,7 @@
 
 #include "api/http.h"
 #include "api/imagedir.h"
+#include "api/jobs.h"
 #include "api/listener.h"
 #include "api/registry.h"
 #include "api/server_internal.h"
@@ -108,7 +109,8 @@ static int setup_state(struct kevd_server *srv, const struct kevd_server_setting
 	int r;
 
 	if ((r = copy_settings(srv, s, err)) < 0 || (r = kevd_registry_new(&srv->registry, err)) < 0 ||
-	    (r = kevd_http_new(&srv->http, err)) < 0 || (r = setup_images(srv, s, err)) < 0)
+	    (r = kevd_http_new(&srv->http, err)) < 0 || (r = setup_images(srv, s, err)) < 0 ||
+	    (r = kevd_jobs_new(srv->base, KEVD_JOBS_DEFAULT_WORKERS, &srv->jobs, err)) < 0)
 		return r;
 	srv->image_dirfd = kevd_imagedir_open_dir(s->image_dir, err);
 	if (srv->image_dirfd < 0)
@@ -182,6 +184,9 @@ void kevd_server_shutdown(struct kevd_server *srv)
 	kevd_listener_stop(srv->unix_l);
 	kevd_listener_stop(srv->tcp_l);
 	kevd_listener_stop(srv->metrics_l);
+	/* The work under way finishes and is answered (or dropped, for a
+	 * client gone), so that what it made is in the registry below. */
+	kevd_jobs_drain(srv->jobs);
 	/* Every VM is asked first, then waited for: they stop in parallel. */
 	for (e = kevd_registry_first(srv->registry); e; e = kevd_registry_next(e))
 		kevd_vm_stop(kevd_registry_entry_vm(e), "kevd is shutting down");
@@ -195,6 +200,9 @@ void kevd_server_free(struct kevd_server *srv)
 {
 	if (!srv)
 		return;
+	/* First: the jobs answer requests their listeners own, and put what
+	 * they made into the registry freed below. */
+	kevd_jobs_free(srv->jobs);
 	kevd_listener_free(srv->metrics_l);
 	kevd_listener_free(srv->tcp_l);
 	kevd_listener_free(srv->unix_l);

@@ -18,7 +18,9 @@
  * threads before it gives up on the VM. */
 #define KEVD_SERVER_STOP_WAIT_MS 10000
 
+struct create_job;
 struct kevd_http;
+struct kevd_jobs;
 struct kevd_listener;
 struct kevd_registry;
 
@@ -35,6 +37,10 @@ struct kevd_server {
 	struct kevd_listener *metrics_l;       /* owned; NULL without "[metrics] listen" */
 	struct kevd_registry *registry;        /* owned: the VMs */
 	struct kevd_imagecache *images;        /* owned: the shared images; outlives the VMs */
+	struct kevd_jobs *jobs;                /* owned: creates, starts, stops, deletes off the loop */
+	struct create_job *creates;            /* creates under way: their names are taken (vm_handlers.c) */
+	unsigned creating;                     /* how many, counted against max_vms */
+	uint64_t creating_memory;              /* their memory_mib, counted against max_total_memory_mib */
 	struct event *sweep_event;             /* owned: frees unused images past their time */
 	struct kevd_http *http;                /* owned: answers and their counts */
 	bool shutting_down;

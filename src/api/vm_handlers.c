@@ -3,11 +3,17 @@
  * start/stop action, and each VM's paging statistics, console and address
  * translation.  Bodies are parsed in request.c, image paths resolved in
  * imagedir.c and VMs kept in the registry; VM state is read through the
- * VMM's locked accessors, so nothing here waits on a VM thread but a stop.
+ * VMM's locked accessors.  What can block (opening the images, creating,
+ * starting, stopping and freeing a VM) runs on the server's workers
+ * (jobs.h): the loop checks the request, reserves what it needs (a name,
+ * memory, the VM itself), hands the work over and answers when it is
+ * done, so it never waits on KVM, the pager or a file.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <string.h>
+#include <fcntl.h>
 #include <event2/http.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -18,6 +24,7 @@
 
 #include "api/http.h"
 #include "api/imagedir.h"
+#include "api/jobs.h"
 #include "api/registry.h"
 #include "api/request.h"
 #include "api/server_internal.h"
@@ -61,11 +68,36 @@ static int image_status(int errnum)
 	}
 }
 
-/* The daemon's limits, checked before anything is opened. */
+/* A create on a worker: what it was asked, what it made, how it went. */
+struct create_job {
+	struct kevd_job job;
+	struct kevd_server *srv;
+	struct evhttp_request *req;      /* answered in done(); libevent frees it if the client left */
+	struct kevd_create_request cr;   /* owned */
+	struct kevd_vm_config cfg;
+	char id[KEVD_REGISTRY_ID_SIZE];
+	char *name;                      /* owned: the reserved name (the id when none was asked) */
+	int dirfd;                       /* owned dup of the image directory, as it was at the request */
+	struct kevd_vm *vm;              /* made by run(), owned until done() adds it */
+	int status;                      /* 0, or the HTTP status of the failure in err */
+	struct kevd_error err;
+	struct create_job *next_pending; /* the server's list of creates under way (loop thread) */
+};
+
+static bool name_reserved(const struct kevd_server *srv, const char *name)
+{
+	for (const struct create_job *c = srv->creates; c; c = c->next_pending)
+		if (!strcmp(c->name, name) || !strcmp(c->id, name))
+			return true;
+	return false;
+}
+
+/* The daemon's limits, checked before anything is opened; creates under
+ * way count as if done. */
 static int check_limits(struct kevd_server *srv, struct evhttp_request *req, const struct kevd_create_request *cr)
 {
 	const struct kevd_server_settings *st = &srv->settings;
-	uint64_t in_use = kevd_registry_total_memory(srv->registry);
+	uint64_t in_use = kevd_registry_total_memory(srv->registry) + srv->creating_memory;
 
 	if (cr->vcpus > st->max_vcpus)
 		return kevd_http_fail(srv->http, req, 429, "%" PRIu64 " vCPUs is more than this daemon's limit of %u per VM",
@@ -74,33 +106,32 @@ static int check_limits(struct kevd_server *srv, struct evhttp_request *req, con
 		return kevd_http_fail(srv->http, req, 429,
 				      "%" PRIu64 " MiB is more than this daemon's limit of %" PRIu64 " MiB per VM",
 				      cr->memory_mib, st->max_memory_mib);
-	if (kevd_registry_count(srv->registry) >= st->max_vms)
+	if (kevd_registry_count(srv->registry) + srv->creating >= st->max_vms)
 		return kevd_http_fail(srv->http, req, 429, "this daemon already holds its limit of %u VMs", st->max_vms);
 	if (in_use + cr->memory_mib > st->max_total_memory_mib)
 		return kevd_http_fail(srv->http, req, 429,
 				      "%" PRIu64 " MiB more would pass this daemon's total of %" PRIu64 " MiB (%" PRIu64
 				      " in use)", cr->memory_mib, st->max_total_memory_mib, in_use);
-	if (cr->name && kevd_registry_find(srv->registry, cr->name))
+	if (cr->name && (kevd_registry_find(srv->registry, cr->name) || name_reserved(srv, cr->name)))
 		return kevd_http_fail(srv->http, req, 409, "a VM named '%s' exists", cr->name);
 	return 0;
 }
 
 /* Opens the kernel and the initrd, if any, beneath the image directory
- * into CFG, which then owns the fds; on failure none is left open. */
-static int open_images(struct kevd_server *srv, struct evhttp_request *req, const struct kevd_create_request *cr,
-		       struct kevd_vm_config *cfg)
+ * DIRFD into CFG, which then owns the fds; on failure none is left open
+ * and *STATUS and ERR say why.  On a worker: opening may wait on the disk. */
+static int open_images(int dirfd, const struct kevd_create_request *cr, struct kevd_vm_config *cfg, int *status,
+		       struct kevd_error *err)
 {
-	struct kevd_error err = KEVD_ERROR_INIT;
 	cleanup_close int kernel_fd = -1;
-	int status;
 
-	kernel_fd = kevd_imagedir_open(srv->image_dirfd, "kernel", cr->kernel, &status, &err);
+	kernel_fd = kevd_imagedir_open(dirfd, "kernel", cr->kernel, status, err);
 	if (kernel_fd < 0)
-		return kevd_http_fail(srv->http, req, status, "%s", err.msg);
+		return -1;
 	if (cr->initrd) {
-		cfg->initrd_fd = kevd_imagedir_open(srv->image_dirfd, "initrd", cr->initrd, &status, &err);
+		cfg->initrd_fd = kevd_imagedir_open(dirfd, "initrd", cr->initrd, status, err);
 		if (cfg->initrd_fd < 0)
-			return kevd_http_fail(srv->http, req, status, "%s", err.msg);
+			return -1;
 		cfg->initrd_fd_valid = true;
 		cfg->initrd = cr->initrd;
 	}
@@ -132,33 +163,106 @@ static void fill_config(struct kevd_server *srv, const struct kevd_create_reques
 	cfg->cb_arg = srv;
 }
 
-/* Creates the VM that CR asks for, adds it to the registry and starts it
- * unless asked not to; answers 201 with the VM. */
-static int create_from(struct kevd_server *srv, struct evhttp_request *req, const struct kevd_create_request *cr)
+/* Worker: opens the images, creates the VM and starts it unless asked not
+ * to. */
+static void create_run(struct kevd_job *job)
 {
-	struct kevd_vm_config cfg = { .console_fd = -1 };
-	struct kevd_error err = KEVD_ERROR_INIT;
-	struct kevd_registry_entry *e;
-	struct kevd_vm *vm = NULL;
-	char id[KEVD_REGISTRY_ID_SIZE], loc[64];
+	struct create_job *c = (struct create_job *)job;
 
-	if (check_limits(srv, req, cr) < 0 || open_images(srv, req, cr, &cfg) < 0)
-		return -1;
-	kevd_registry_new_id(srv->registry, id);
-	fill_config(srv, cr, id, &cfg);
-	if (kevd_vm_create(&cfg, &vm, &err) < 0)  /* takes the image fds */
-		return kevd_http_fail(srv->http, req, image_status(err.errnum), "%s", err.msg);
-	if (kevd_registry_add(srv->registry, id, cfg.name, vm, cr->memory_mib, &e, &err) < 0)
-		return kevd_http_fail(srv->http, req, 500, "out of memory");
-	if (cr->start && kevd_vm_start(vm, &err) < 0) {
-		kevd_registry_remove(srv->registry, e);
-		return kevd_http_fail(srv->http, req, 500, "%s", err.msg);
+	if (open_images(c->dirfd, &c->cr, &c->cfg, &c->status, &c->err) < 0)
+		return;
+	if (kevd_vm_create(&c->cfg, &c->vm, &c->err) < 0) {  /* takes the image fds */
+		c->status = image_status(c->err.errnum);
+		return;
 	}
-	kevd_info("api: vm '%s' (%s) created from '%s'", kevd_registry_entry_name(e), id, cr->kernel);
-	snprintf(loc, sizeof(loc), "/v1/vms/%s", id);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
-	kevd_http_reply(srv->http, req, 201, vm_json(e));
+	if (c->cr.start && kevd_vm_start(c->vm, &c->err) < 0) {
+		kevd_vm_free(c->vm);
+		c->vm = NULL;
+		c->status = 500;
+	}
+}
+
+static void create_job_free(struct create_job *c)
+{
+	struct create_job **pp = &c->srv->creates;
+
+	while (*pp && *pp != c)
+		pp = &(*pp)->next_pending;
+	if (*pp)
+		*pp = c->next_pending;
+	c->srv->creating--;
+	c->srv->creating_memory -= c->cr.memory_mib;
+	if (c->dirfd >= 0)
+		close(c->dirfd);
+	kevd_request_create_free(&c->cr);
+	free(c->name);
+	free(c);
+}
+
+/* Loop: the reservation ends; a VM made joins the registry; the answer. */
+static void create_done(struct kevd_job *job)
+{
+	struct create_job *c = (struct create_job *)job;
+	struct kevd_server *srv = c->srv;
+	struct kevd_registry_entry *e;
+	char loc[64];
+
+	if (!c->vm) {
+		kevd_http_fail(srv->http, c->req, c->status ? c->status : 500, "%s",
+			       c->err.msg[0] ? c->err.msg : "the create failed");
+		create_job_free(c);
+		return;
+	}
+	if (kevd_registry_add(srv->registry, c->id, c->name, c->vm, c->cr.memory_mib, &e, &c->err) < 0) {
+		/* kevd_registry_add freed the VM. */
+		kevd_http_fail(srv->http, c->req, 500, "out of memory");
+		create_job_free(c);
+		return;
+	}
+	kevd_info("api: vm '%s' (%s) created from '%s'", kevd_registry_entry_name(e), c->id, c->cr.kernel);
+	snprintf(loc, sizeof(loc), "/v1/vms/%s", c->id);
+	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Location", loc);
+	kevd_http_reply(srv->http, c->req, 201, vm_json(e));
+	create_job_free(c);
 	kevd_server_changed(srv);
+}
+
+/* Checks the limits, reserves the name and the memory and hands CR (taken
+ * in all cases) to a worker; answered when it is done. */
+static int create_from(struct kevd_server *srv, struct evhttp_request *req, struct kevd_create_request *cr)
+{
+	struct create_job *c;
+
+	if (check_limits(srv, req, cr) < 0) {
+		kevd_request_create_free(cr);
+		return -1;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		kevd_request_create_free(cr);
+		return kevd_http_fail(srv->http, req, 500, "out of memory");
+	}
+	*c = (struct create_job){
+		.job = { .run = create_run, .done = create_done }, .srv = srv, .req = req, .cr = *cr,
+		.cfg = { .console_fd = -1 }, .dirfd = -1, .err = KEVD_ERROR_INIT,
+	};
+	kevd_registry_new_id(srv->registry, c->id);
+	fill_config(srv, &c->cr, c->id, &c->cfg);
+	c->name = strdup(c->cfg.name);
+	/* The directory as it is now: a reload may replace it meanwhile. */
+	c->dirfd = fcntl(srv->image_dirfd, F_DUPFD_CLOEXEC, 3);
+	srv->creating++;
+	srv->creating_memory += c->cr.memory_mib;
+	c->next_pending = srv->creates;
+	srv->creates = c;
+	if (!c->name || c->dirfd < 0) {
+		int e = c->name ? errno : ENOMEM;
+
+		create_job_free(c);
+		return kevd_http_fail(srv->http, req, 500, "%s", strerror(e));
+	}
+	c->cfg.name = c->name;
+	kevd_jobs_submit(srv->jobs, &c->job);
 	return 0;
 }
 
@@ -175,8 +279,7 @@ int kevd_vm_handlers_create(struct kevd_server *srv, struct evhttp_request *req,
 	if (kevd_request_parse_create(kevd_http_content_type(req), body, len, srv->settings.max_body_bytes, &cr,
 				      &prob) < 0)
 		return kevd_http_fail(srv->http, req, prob.status, "%s", prob.msg);
-	r = create_from(srv, req, &cr);
-	kevd_request_create_free(&cr);
+	r = create_from(srv, req, &cr);  /* takes cr */
 	return r;
 }
 
@@ -197,44 +300,148 @@ int kevd_vm_handlers_get(struct kevd_server *srv, struct evhttp_request *req, co
 	return 0;
 }
 
+/* A start, stop or delete of one VM on a worker; the registry entry is
+ * marked busy meanwhile, so that no second one runs beside it. */
+struct vm_job {
+	struct kevd_job job;
+	struct kevd_server *srv;
+	struct evhttp_request *req;      /* NULL for the free that follows a delete */
+	struct kevd_registry_entry *e;   /* NULL once detached */
+	struct kevd_vm *vm;
+	enum kevd_action action;
+	bool remove;                     /* a delete */
+	int status;                      /* 0, or the HTTP status of the failure in err */
+	struct kevd_error err;
+};
+
+static int busy(struct kevd_server *srv, struct evhttp_request *req, const struct kevd_registry_entry *e)
+{
+	return kevd_http_fail(srv->http, req, 409, "vm '%s' is busy: a start, stop or delete of it is under way",
+			      kevd_registry_entry_name(e));
+}
+
+static struct vm_job *vm_job_new(struct kevd_server *srv, struct evhttp_request *req, struct kevd_registry_entry *e,
+				 void (*run)(struct kevd_job *), void (*done)(struct kevd_job *))
+{
+	struct vm_job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	*j = (struct vm_job){
+		.job = { .run = run, .done = done }, .srv = srv, .req = req, .e = e, .vm = kevd_registry_entry_vm(e),
+		.err = KEVD_ERROR_INIT,
+	};
+	kevd_registry_entry_set_busy(e, true);
+	return j;
+}
+
+/* Worker: stops the VM and waits for its threads. */
+static void stop_run(struct kevd_job *job)
+{
+	struct vm_job *j = (struct vm_job *)job;
+
+	kevd_vm_stop(j->vm, j->remove ? "deleted" : "stopped through the API");
+	if (kevd_vm_wait(j->vm, KEVD_SERVER_STOP_WAIT_MS) < 0) {
+		j->status = 500;
+		kevd_error_set(&j->err, ETIMEDOUT, "vm '%s' did not stop within %d ms%s", kevd_vm_name(j->vm),
+			       KEVD_SERVER_STOP_WAIT_MS, j->remove ? "; try again" : "");
+	}
+}
+
+/* Worker: the VM of a delete, freed off the loop (its memory unmapped). */
+static void free_run(struct kevd_job *job)
+{
+	kevd_vm_free(((struct vm_job *)job)->vm);
+}
+
+static void free_done(struct kevd_job *job)
+{
+	free(job);
+}
+
+/* Loop: a delete's VM has stopped: out of the registry (no request finds
+ * it any more), answered, then freed on a worker. */
+static void delete_done(struct kevd_job *job)
+{
+	struct vm_job *j = (struct vm_job *)job;
+	struct kevd_server *srv = j->srv;
+
+	if (j->status) {
+		kevd_registry_entry_set_busy(j->e, false);
+		kevd_http_fail(srv->http, j->req, j->status, "%s", j->err.msg);
+		free(j);
+		return;
+	}
+	kevd_info("api: vm '%s' (%s) deleted", kevd_registry_entry_name(j->e), kevd_registry_entry_id(j->e));
+	j->vm = kevd_registry_detach(srv->registry, j->e);
+	j->e = NULL;
+	kevd_http_reply(srv->http, j->req, 204, NULL);
+	kevd_server_changed(srv);
+	j->req = NULL;
+	j->job = (struct kevd_job){ .run = free_run, .done = free_done };
+	kevd_jobs_submit(srv->jobs, &j->job);
+}
+
 int kevd_vm_handlers_delete(struct kevd_server *srv, struct evhttp_request *req, const struct kevd_route_args *a)
 {
-	struct kevd_vm *vm = kevd_registry_entry_vm(a->vm);
+	struct vm_job *j;
 
-	kevd_vm_stop(vm, "deleted");
-	if (kevd_vm_wait(vm, KEVD_SERVER_STOP_WAIT_MS) < 0)
-		return kevd_http_fail(srv->http, req, 500, "vm '%s' did not stop within %d ms; try again",
-				      kevd_registry_entry_name(a->vm), KEVD_SERVER_STOP_WAIT_MS);
-	kevd_info("api: vm '%s' (%s) deleted", kevd_registry_entry_name(a->vm), kevd_registry_entry_id(a->vm));
-	kevd_registry_remove(srv->registry, a->vm);
-	kevd_http_reply(srv->http, req, 204, NULL);
-	kevd_server_changed(srv);
+	if (kevd_registry_entry_busy(a->vm))
+		return busy(srv, req, a->vm);
+	j = vm_job_new(srv, req, a->vm, stop_run, delete_done);
+	if (!j)
+		return kevd_http_fail(srv->http, req, 500, "out of memory");
+	j->remove = true;
+	kevd_jobs_submit(srv->jobs, &j->job);
 	return 0;
 }
 
-/* Starts a created VM, or stops a created or running one and waits for it. */
-static int apply_action(struct kevd_server *srv, struct evhttp_request *req, const struct kevd_registry_entry *e,
+/* Worker: starts a created VM. */
+static void start_run(struct kevd_job *job)
+{
+	struct vm_job *j = (struct vm_job *)job;
+
+	if (kevd_vm_start(j->vm, &j->err) < 0)
+		j->status = 500;
+}
+
+/* Loop: a start or stop is done: the VM as it is now, or why not. */
+static void action_done(struct kevd_job *job)
+{
+	struct vm_job *j = (struct vm_job *)job;
+	struct kevd_server *srv = j->srv;
+
+	kevd_registry_entry_set_busy(j->e, false);
+	if (j->status)
+		kevd_http_fail(srv->http, j->req, j->status, "%s", j->err.msg);
+	else
+		kevd_http_reply(srv->http, j->req, 200, vm_json(j->e));
+	kevd_server_changed(srv);
+	free(j);
+}
+
+/* Checks that ACTION fits the VM's state, then hands it to a worker: a
+ * start of a created VM, or a stop of a created or running one. */
+static int apply_action(struct kevd_server *srv, struct evhttp_request *req, struct kevd_registry_entry *e,
 			enum kevd_action action)
 {
-	struct kevd_error err = KEVD_ERROR_INIT;
 	struct kevd_vm *vm = kevd_registry_entry_vm(e);
 	const char *name = kevd_registry_entry_name(e);
 	enum kevd_vm_state s = kevd_vm_state(vm);
+	struct vm_job *j;
 
-	if (action == KEVD_ACTION_START) {
-		if (s != KEVD_VM_CREATED)
-			return kevd_http_fail(srv->http, req, 409, "vm '%s' is %s; only a created VM can start", name,
-					      kevd_vm_state_name(s));
-		if (kevd_vm_start(vm, &err) < 0)
-			return kevd_http_fail(srv->http, req, 500, "%s", err.msg);
-		return 0;
-	}
-	if (s != KEVD_VM_RUNNING && s != KEVD_VM_CREATED)
+	if (kevd_registry_entry_busy(e))
+		return busy(srv, req, e);
+	if (action == KEVD_ACTION_START && s != KEVD_VM_CREATED)
+		return kevd_http_fail(srv->http, req, 409, "vm '%s' is %s; only a created VM can start", name,
+				      kevd_vm_state_name(s));
+	if (action == KEVD_ACTION_STOP && s != KEVD_VM_RUNNING && s != KEVD_VM_CREATED)
 		return kevd_http_fail(srv->http, req, 409, "vm '%s' is %s already", name, kevd_vm_state_name(s));
-	kevd_vm_stop(vm, "stopped through the API");
-	if (kevd_vm_wait(vm, KEVD_SERVER_STOP_WAIT_MS) < 0)
-		return kevd_http_fail(srv->http, req, 500, "vm '%s' did not stop within %d ms", name,
-				      KEVD_SERVER_STOP_WAIT_MS);
+	j = vm_job_new(srv, req, e, action == KEVD_ACTION_START ? start_run : stop_run, action_done);
+	if (!j)
+		return kevd_http_fail(srv->http, req, 500, "out of memory");
+	j->action = action;
+	kevd_jobs_submit(srv->jobs, &j->job);
 	return 0;
 }
 
@@ -249,11 +456,7 @@ int kevd_vm_handlers_action(struct kevd_server *srv, struct evhttp_request *req,
 	if (kevd_request_parse_action(kevd_http_content_type(req), body, len, srv->settings.max_body_bytes, &action,
 				      &prob) < 0)
 		return kevd_http_fail(srv->http, req, prob.status, "%s", prob.msg);
-	if (apply_action(srv, req, a->vm, action) < 0)
-		return -1;
-	kevd_http_reply(srv->http, req, 200, vm_json(a->vm));
-	kevd_server_changed(srv);
-	return 0;
+	return apply_action(srv, req, a->vm, action);
 }
 
 int kevd_vm_handlers_paging(struct kevd_server *srv, struct evhttp_request *req, const struct kevd_route_args *a)
