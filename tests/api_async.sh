@@ -94,6 +94,7 @@ curl -sS --max-time 60 --unix-socket "$sock" -X DELETE -o "$tmp/del.body" -w '%{
 bg=$!
 api DELETE /v1/vms/big
 first=$code
+cp "$tmp/body" "$tmp/first.body"
 api GET /v1/health
 [ "$code" = 200 ] || die "health during a delete: $code"
 wait "$bg" || :
@@ -104,7 +105,7 @@ case "$first $second" in
 "409 204" | "404 204") loser=$first ;;
 *) die "two deletes answered $first and $second" ;;
 esac
-[ "$loser" != 409 ] || cat "$tmp/body" "$tmp/del.body" | grep -q busy || die "the 409 does not say busy"
+[ "$loser" != 409 ] || cat "$tmp/first.body" "$tmp/del.body" | grep -q busy || die "the 409 does not say busy"
 api GET /v1/vms/big
 [ "$code" = 404 ] || die "a deleted VM answers $code"
 api DELETE /v1/vms/left
