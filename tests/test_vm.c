@@ -2,8 +2,8 @@
  * The VMM with the real test guest (tests/guests/): lazy boots with 1, 2,
  * 4 and 8 vCPUs through both boot protocols, checksums against the data the
  * guest was built from, exactly-once loading seen from the page states,
- * partial touching, eager vs lazy, crash, a truncated image, stop while
- * vCPUs fault, and nothing left behind.  Skips (77) without /dev/kvm or
+ * partial touching, eager vs lazy, crash, power-off and reset, a truncated
+ * image, stop while vCPUs fault, and nothing left behind.  Skips (77) without /dev/kvm or
  * userfaultfd.
  */
 #include "config.h"
@@ -269,6 +269,23 @@ START_TEST(crash)
 }
 END_TEST
 
+/* ACPI S5 and the i8042 reset end the test guest's VM (no ACPI tables, no
+ * irqchip) as exited without a status, through either boot protocol. */
+START_TEST(power_off_and_reset)
+{
+	static const char *const cmdlines[] = { "mode=poweroff", "mode=reset" };
+	static const char *const reasons[] = { "guest powered off (ACPI S5)", "guest reset the machine (i8042 pulse)" };
+	enum kevd_boot_protocol proto = _i < 2 ? KEVD_BOOT_PVH : KEVD_BOOT_MULTIBOOT2;
+	struct run r;
+
+	boot(&r, guest, 1 + _i % 2, cmdlines[_i % 2], false, 0, proto);
+	if (r.state != KEVD_VM_EXITED || r.status != -1 || strcmp(r.reason, reasons[_i % 2]))
+		ck_abort_msg("%s: ended %s (%s), status %d", cmdlines[_i % 2], kevd_vm_state_name(r.state), r.reason,
+			     r.status);
+	kevd_vm_free(r.vm);
+}
+END_TEST
+
 static int copy_file(const char *from, const char *to)
 {
 	char cmd[2 * 4096 + 16];
@@ -423,6 +440,7 @@ static Suite *suite(void)
 	tcase_add_test(t, lazy_partial);
 	tcase_add_test(t, eager_equals_lazy);
 	tcase_add_test(t, crash);
+	tcase_add_loop_test(t, power_off_and_reset, 0, 4);
 	tcase_add_test(t, truncated_image_fails_vm);
 	tcase_add_test(t, stop_mid_fault_leaves_nothing);
 	tcase_add_test(t, bad_configs);

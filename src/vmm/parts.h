@@ -17,7 +17,8 @@
 	X(kevd_part_iobus)       /* vm.c: the I/O bus the devices register on */ \
 	X(kevd_dev_serial)       /* dev/serial.c: the 16550 at COM1 */ \
 	X(kevd_dev_debug_exit)   /* dev/debug_exit.c: port 0xf4 ends the guest */ \
-	X(kevd_dev_pc)           /* dev/pc.c: i8042 reset, CMOS, ACPI sleep (SIPI VMs) */ \
+	X(kevd_dev_power)        /* dev/power.c: ACPI S5 power-off and i8042 reset */ \
+	X(kevd_dev_cmos)         /* dev/cmos.c: a CMOS clock reading 0 (SIPI VMs) */ \
 	X(kevd_dev_unclaimed)    /* dev/unclaimed.c: ports and MMIO nobody claims */ \
 	X(kevd_part_boot)        /* boot.c: entry, initrd, ACPI, boot information */ \
 	X(kevd_part_vcpus)       /* vcpu.c: vCPU fds, their threads */
