@@ -2,9 +2,9 @@
  * The VMM with the real test guest (tests/guests/): lazy boots with 1, 2,
  * 4 and 8 vCPUs through both boot protocols, checksums against the data the
  * guest was built from, exactly-once loading seen from the page states,
- * partial touching, eager vs lazy, crash, power-off and reset, a truncated
- * image, stop while vCPUs fault, and nothing left behind.  Skips (77) without /dev/kvm or
- * userfaultfd.
+ * partial touching, eager vs lazy, write=1, crash, power-off and reset,
+ * a truncated image, stop while vCPUs fault, and nothing left behind.
+ * Skips (77) without /dev/kvm or userfaultfd.
  */
 #include "config.h"
 
@@ -269,6 +269,55 @@ START_TEST(crash)
 }
 END_TEST
 
+/* write=1: every touched data page (each once, whichever vCPU claims it)
+ * holds testguest_written_word() afterwards, in the guest and in its RAM
+ * seen from the host; untouched pages still hold the image. */
+START_TEST(write_touched_pages)
+{
+	uint64_t state = 5, distinct = 0;
+	static bool picked[TESTGUEST_DATA_PAGES];
+	char want[128];
+	struct run r;
+
+	memset(picked, 0, sizeof(picked));
+	for (int i = 0; i < 2000; i++) {
+		uint64_t p = testguest_random_page(&state);
+
+		distinct += !picked[p];
+		picked[p] = true;
+	}
+	boot(&r, guest, 4, "touch=random:2000 seed=5 write=1", false, 0, KEVD_BOOT_AUTO);
+	ck_assert_int_eq(r.state, KEVD_VM_EXITED);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_ptr_nonnull(strstr(r.console, "result: ok\n"));
+	snprintf(want, sizeof(want), "\nwrite: pages=%llu bad=0\nresult: ok\n", (unsigned long long)distinct);
+	if (!strstr(r.console, want))
+		ck_abort_msg("console lacks '%s':\n%s", want + 1, r.console);
+	for (uint64_t p = 0; p < TESTGUEST_DATA_PAGES; p++) {
+		uint64_t w0 = p * TESTGUEST_WORDS_PER_PAGE, w;
+		struct kevd_error err = KEVD_ERROR_INIT;
+		enum kevd_page_state st;
+		void *host;
+		bool backed;
+
+		if (kevd_vm_translate_gpa(r.vm, KEVD_GPA(data_gpa + p * 4096), &host, &st, &backed, &err) < 0)
+			ck_abort_msg("page %llu: %s", (unsigned long long)p, err.msg);
+		if (!picked[p]) {
+			if (st != KEVD_PAGE_MAPPED)
+				continue;  /* not loaded: nothing to read without loading it */
+			memcpy(&w, host, sizeof(w));
+			ck_assert_uint_eq(w, testguest_word(w0));
+			continue;
+		}
+		for (uint64_t j = 0; j < TESTGUEST_WORDS_PER_PAGE; j += 97) {
+			memcpy(&w, (char *)host + j * 8, sizeof(w));
+			ck_assert_uint_eq(w, testguest_written_word(w0 + j));
+		}
+	}
+	kevd_vm_free(r.vm);
+}
+END_TEST
+
 /* ACPI S5 and the i8042 reset end the test guest's VM (no ACPI tables, no
  * irqchip) as exited without a status, through either boot protocol. */
 START_TEST(power_off_and_reset)
@@ -439,6 +488,7 @@ static Suite *suite(void)
 	tcase_add_loop_test(t, lazy_all_vcpus, 0, 8);
 	tcase_add_test(t, lazy_partial);
 	tcase_add_test(t, eager_equals_lazy);
+	tcase_add_test(t, write_touched_pages);
 	tcase_add_test(t, crash);
 	tcase_add_loop_test(t, power_off_and_reset, 0, 4);
 	tcase_add_test(t, truncated_image_fails_vm);

@@ -14,7 +14,7 @@ typedef uint32_t u32;
 typedef uint8_t u8;
 
 /* ---- symbols from entry.S / data.S --------------------------------------- */
-extern const u64 testguest_data[];
+extern u64 testguest_data[];         /* written by write=1 only */
 extern const u8 testguest_tail[];
 extern const u8 testguest_tail_end[];
 extern u8 testguest_idt[];
@@ -134,7 +134,9 @@ void testguest_exception(const u64 *frame)
 /* ---- configuration ------------------------------------------------------- */
 
 enum touch_mode { TOUCH_ALL, TOUCH_PERCENT, TOUCH_STRIDE, TOUCH_RANDOM, TOUCH_NONE };
-enum run_mode { RUN_NORMAL, RUN_CRASH, RUN_LOOP, RUN_FLOOD, RUN_FAULT, RUN_POWEROFF, RUN_RESET, RUN_PORTS };
+enum run_mode {
+	RUN_NORMAL, RUN_CRASH, RUN_LOOP, RUN_FLOOD, RUN_FAULT, RUN_POWEROFF, RUN_RESET, RUN_PORTS
+};
 
 static const char *const touch_names[] = { "all", "percent", "stride", "random", "none" };
 
@@ -144,6 +146,7 @@ struct config {
 	u64 seed;
 	u64 bss_pages;
 	enum run_mode mode;
+	int write;            /* write=1: overwrite the touched pages, check them */
 	u64 touches;          /* pages= : number of touches per vCPU */
 };
 
@@ -152,13 +155,20 @@ struct vcpu_result {
 	u64 sum;
 	u64 bad;
 	u64 bss_bad;
+	u64 write_pages;      /* distinct data pages this vCPU overwrote */
+	u64 write_bad;        /* words not reading back as testguest_written_word */
 } __attribute__((aligned(64)));
 
 static struct config cfg;
 static struct vcpu_result results[TESTGUEST_MAX_VCPUS];
 static u32 config_ready;
-static u32 start_count;
-static u32 done_count;
+/* Barriers: each counts the vCPUs that passed it. */
+static u32 start_count;       /* about to touch */
+static u32 done_count;        /* touch pass and bss check done */
+static u32 written_count;     /* write=1: its share written */
+static u32 checked_count;     /* write=1: every touched page read back */
+/* write=1: bit p set (atomically) by the one vCPU that overwrites page p. */
+static u64 written_map[TESTGUEST_DATA_PAGES / 64];
 
 static int is_space(char c)
 {
@@ -240,6 +250,9 @@ static void parse_option(const char *s, u64 n)
 	} else if ((k = prefix(s, n, "bss="))) {
 		if (parse_u64(s + k, n - k, &v))
 			cfg.bss_pages = v > TESTGUEST_BSS_PAGES ? TESTGUEST_BSS_PAGES : v;
+	} else if ((k = prefix(s, n, "write="))) {
+		if (parse_u64(s + k, n - k, &v))
+			cfg.write = v != 0;
 	} else if ((k = prefix(s, n, "mode="))) {
 		s += k;
 		n -= k;
@@ -269,6 +282,7 @@ static void parse_cmdline(const char *s)
 	cfg.seed = 1;
 	cfg.bss_pages = TESTGUEST_BSS_PAGES;
 	cfg.mode = RUN_NORMAL;
+	cfg.write = 0;
 	while (s && *s) {
 		u64 n = 0;
 
@@ -426,29 +440,69 @@ static void check_page(u64 page, u64 *sum, u64 *bad)
 	*bad += b;
 }
 
+/* Page of touch number i; called for i = 0, 1, ... in order with *state
+ * starting at cfg.seed (touch=random walks its sequence). */
+static u64 touch_page(u64 i, u64 *state)
+{
+	switch (cfg.touch) {
+	case TOUCH_STRIDE:
+		return i * cfg.touch_arg;
+	case TOUCH_RANDOM:
+		return testguest_random_page(state);
+	default:
+		return i;
+	}
+}
+
 static void touch_data(struct vcpu_result *r)
 {
 	u64 i, sum = 0, bad = 0, state = cfg.seed;
 
-	for (i = 0; i < cfg.touches; i++) {
-		u64 page;
-
-		switch (cfg.touch) {
-		case TOUCH_STRIDE:
-			page = i * cfg.touch_arg;
-			break;
-		case TOUCH_RANDOM:
-			page = testguest_random_page(&state);
-			break;
-		default:
-			page = i;
-			break;
-		}
-		check_page(page, &sum, &bad);
-	}
+	for (i = 0; i < cfg.touches; i++)
+		check_page(touch_page(i, &state), &sum, &bad);
 	r->pages = cfg.touches;
 	r->sum = sum;
 	r->bad = bad;
+}
+
+/* write=1, after every vCPU's touch pass: vCPU index takes touches index,
+ * index + n, ...; the first vCPU to claim a page in written_map overwrites
+ * it, so each distinct touched page is written exactly once. */
+static void write_share(struct vcpu_result *r, u64 index, u32 nvcpus)
+{
+	u64 i, n = 0, state = cfg.seed;
+
+	for (i = 0; i < cfg.touches; i++) {
+		u64 page = touch_page(i, &state), bit = 1ull << (page % 64);
+		u64 *p = testguest_data + page * TESTGUEST_WORDS_PER_PAGE;
+		u64 w0 = page * TESTGUEST_WORDS_PER_PAGE;
+		u32 j;
+
+		if (i % nvcpus != index ||
+		    (__atomic_fetch_or(&written_map[page / 64], bit, __ATOMIC_RELAXED) & bit))
+			continue;
+		for (j = 0; j < TESTGUEST_WORDS_PER_PAGE; j++)
+			p[j] = testguest_written_word(w0 + j);
+		n++;
+	}
+	r->write_pages = n;
+}
+
+/* write=1, after every vCPU's share: this vCPU reads every touch back. */
+static void check_written(struct vcpu_result *r)
+{
+	u64 i, bad = 0, state = cfg.seed;
+
+	for (i = 0; i < cfg.touches; i++) {
+		u64 page = touch_page(i, &state);
+		const volatile u64 *p = testguest_data + page * TESTGUEST_WORDS_PER_PAGE;
+		u64 w0 = page * TESTGUEST_WORDS_PER_PAGE;
+		u32 j;
+
+		for (j = 0; j < TESTGUEST_WORDS_PER_PAGE; j++)
+			bad += (p[j] != testguest_written_word(w0 + j));
+	}
+	r->write_bad = bad;
 }
 
 static u64 check_bss(void)
@@ -479,6 +533,13 @@ static void wait_u32(u32 *p, u32 value)
 {
 	while (__atomic_load_n(p, __ATOMIC_ACQUIRE) < value)
 		cpu_relax();
+}
+
+/* Counts this vCPU in, waits for all. */
+static void barrier(u32 *count, u32 nvcpus)
+{
+	__atomic_fetch_add(count, 1, __ATOMIC_ACQ_REL);
+	wait_u32(count, nvcpus);
 }
 
 static __attribute__((noreturn)) void crash(void)
@@ -564,17 +625,28 @@ void testguest_main(u64 index)
 	}
 
 	/* Start together, touch the same pages in the same order. */
-	__atomic_fetch_add(&start_count, 1, __ATOMIC_ACQ_REL);
-	wait_u32(&start_count, nvcpus);
+	barrier(&start_count, nvcpus);
 	touch_data(r);
 	r->bss_bad = check_bss();
-	__atomic_fetch_add(&done_count, 1, __ATOMIC_ACQ_REL);
+	if (cfg.write) {
+		/* No page changes before every vCPU has read them all. */
+		barrier(&done_count, nvcpus);
+		write_share(r, index, nvcpus);
+		barrier(&written_count, nvcpus);
+		check_written(r);
+		__atomic_fetch_add(&checked_count, 1, __ATOMIC_ACQ_REL);
+		if (index == 0)
+			wait_u32(&checked_count, nvcpus);
+	} else {
+		__atomic_fetch_add(&done_count, 1, __ATOMIC_ACQ_REL);
+		if (index == 0)
+			wait_u32(&done_count, nvcpus);
+	}
 	if (index != 0)
 		spin_forever();
 
-	wait_u32(&done_count, nvcpus);
 	{
-		u64 bss_bad = 0;
+		u64 bss_bad = 0, write_pages = 0, write_bad = 0;
 		int ok = 1;
 
 		for (i = 0; i < nvcpus; i++) {
@@ -590,6 +662,8 @@ void testguest_main(u64 index)
 			put_dec(v->bad);
 			putch('\n');
 			bss_bad += v->bss_bad;
+			write_pages += v->write_pages;
+			write_bad += v->write_bad;
 			if (v->bad || v->sum != results[0].sum || v->pages != results[0].pages)
 				ok = 0;
 		}
@@ -600,6 +674,15 @@ void testguest_main(u64 index)
 		putch('\n');
 		if (bss_bad)
 			ok = 0;
+		if (cfg.write) {
+			puts_("write: pages=");
+			put_dec(write_pages);
+			puts_(" bad=");
+			put_dec(write_bad);
+			putch('\n');
+			if (write_bad)
+				ok = 0;
+		}
 		puts_(ok ? "result: ok\n" : "result: FAIL\n");
 		guest_exit(ok ? TESTGUEST_EXIT_OK : TESTGUEST_EXIT_FAIL);
 	}

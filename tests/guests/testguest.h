@@ -81,6 +81,13 @@ static inline uint64_t testguest_word(uint64_t word_index)
 	return z ^ (z >> 31);
 }
 
+/* What write=1 stores over word word_index of a touched data page: every
+ * bit of testguest_word() flipped, so every word changes. */
+static inline uint64_t testguest_written_word(uint64_t word_index)
+{
+	return ~testguest_word(word_index);
+}
+
 /*
  * touch=random:N page sequence: xorshift64 (13, 7, 17) from *state; a seed
  * of 0 is replaced by 1.  Returns the next page index in [0, DATA_PAGES).
