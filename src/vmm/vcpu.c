@@ -10,7 +10,8 @@
  * thread.  A vCPU inside KVM_RUN (or asleep on a page fault the pager is
  * serving) returns with EINTR; one just about to enter returns at once
  * because of immediate_exit, so no kick is lost between the stop check and
- * the ioctl.  The kick signal's handler (and SIGBUS's, for poisoned pages)
+ * the ioctl.  A vCPU idle in kevd (HLT with interrupts enabled, no
+ * irqchip) waits on vm->unhalt, which the kick broadcasts.  The kick signal's handler (and SIGBUS's, for poisoned pages)
  * is process-wide, so the program installs both once, through
  * kevd_vm_signals_install(), not a library call behind its back.
  *
@@ -41,6 +42,7 @@
 
 #define KICK_SIGNAL (SIGRTMIN + 1)
 #define MAX_CPUID_ENTRIES 256
+#define RFLAGS_IF (1u << 9)
 
 static __thread bool in_vcpu_thread;
 static bool signals_installed;  /* atomic: kevd_vm_signals_install() succeeded */
@@ -236,16 +238,24 @@ static void handle_mmio(struct kevd_vcpu *v)
 	kevd_iobus_dispatch(v->vm->iobus, &io);
 }
 
+/* HLT reaches kevd only without an in-kernel irqchip, where kevd has no
+ * interrupt to deliver, so the vCPU never runs again either way.  With
+ * interrupts disabled the guest meant to stop it: its thread ends here,
+ * and when every vCPU has stopped so the guest is over.  With interrupts
+ * enabled the guest waits for work (it idles): the thread sleeps until
+ * the VM ends, and the VM stays running at no CPU cost. */
 static void handle_hlt(struct kevd_vcpu *v)
 {
 	struct kevd_vm *vm = v->vm;
-	bool all;
+	bool all = false;
 
-	/* HLT reaches kevd only without an in-kernel irqchip, where nothing
-	 * can ever wake the vCPU: its thread ends here, and when every vCPU
-	 * has halted the guest is over. */
 	pthread_mutex_lock(&vm->lock);
-	all = ++vm->halted == vm->nvcpus;
+	if (v->run->s.regs.regs.rflags & RFLAGS_IF) {
+		while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE))
+			pthread_cond_wait(&vm->unhalt, &vm->lock);
+	} else {
+		all = ++vm->halted == vm->nvcpus;
+	}
 	pthread_mutex_unlock(&vm->lock);
 	if (all)
 		kevd_vm_end(vm, KEVD_VM_EXITED, -1, "every vCPU halted");
@@ -403,6 +413,7 @@ static void vcpu_kick(struct kevd_vcpu *v)
  * it before joining, so no kick reaches a joined thread. */
 void kevd_vcpus_kick_locked(struct kevd_vm *vm)
 {
+	pthread_cond_broadcast(&vm->unhalt);
 	for (unsigned i = 0; vm->vcpus && i < vm->nvcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
 }

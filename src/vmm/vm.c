@@ -157,6 +157,7 @@ static struct kevd_vm *vm_alloc(const struct kevd_vm_config *cfg)
 	vm->nvcpus = cfg->vcpus;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->ended, NULL);
+	pthread_cond_init(&vm->unhalt, NULL);
 	vm->cfg.name = vm->name = dup_or_null(cfg->name ? cfg->name : "vm", &oom);
 	vm->cfg.kernel = vm->kernel = dup_or_null(cfg->kernel, &oom);
 	vm->cfg.cmdline = vm->cmdline = dup_or_null(cfg->cmdline, &oom);
@@ -281,6 +282,7 @@ void kevd_vm_free(struct kevd_vm *vm)
 		if (parts[i]->free)
 			parts[i]->free(vm, vm->part_state[i]);
 	pthread_cond_destroy(&vm->ended);
+	pthread_cond_destroy(&vm->unhalt);
 	pthread_mutex_destroy(&vm->lock);
 	free(vm->name);
 	free(vm->kernel);

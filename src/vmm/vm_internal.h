@@ -77,11 +77,12 @@ struct kevd_vm {
 
 	pthread_mutex_t lock;        /* protects state, reason, exit_status, live, halted, end_ns */
 	pthread_cond_t ended;        /* broadcast when live drops to 0 */
+	pthread_cond_t unhalt;       /* broadcast by kicks: idle (HLT, IF=1) vCPUs wait on it */
 	enum kevd_vm_state state;
 	char reason[512];
 	int exit_status;
 	unsigned live;               /* vCPU threads still running */
-	unsigned halted;             /* vCPUs parked after HLT */
+	unsigned halted;             /* vCPUs stopped by HLT with interrupts disabled */
 	int stopping;                /* atomic: vCPUs must leave KVM_RUN and end */
 	uint64_t create_ns;          /* kevd_vm_create entered */
 	uint64_t start_ns, first_exit_ns, end_ns;  /* first_exit_ns: atomic */
@@ -101,7 +102,7 @@ int kevd_vm_place_initrd(struct kevd_vm *vm, struct kevd_error *err);
 /* Whether the program called kevd_vm_signals_install(). */
 bool kevd_vm_signals_installed(void);
 
-/* Kicks every vCPU out of KVM_RUN; under vm->lock. */
+/* Kicks every vCPU out of KVM_RUN and wakes the idle ones; under vm->lock. */
 void kevd_vcpus_kick_locked(struct kevd_vm *vm);
 
 /* Drives interrupt line IRQ of the in-kernel irqchip (SIPI-mode VMs). */
