@@ -79,6 +79,22 @@ for m in "poweroff:guest powered off (ACPI S5)" "reset:guest reset the machine (
 	done
 done
 
+# After its report an idle guest (HLT with interrupts enabled) stays until
+# stopped; one that halts with interrupts disabled ends as exited, 0.
+set +e
+"$kevd" run --kernel "$guest" --vcpus 2 --cmdline "touch=none bss=0 mode=idle" --timeout 2 > "$tmp/out" 2> "$tmp/err"
+rc=$?
+set -e
+[ "$rc" -eq 124 ] || { cat "$tmp/err"; fail "mode=idle exited $rc"; }
+grep -q '^idle: vcpus=2$' "$tmp/out" || fail "mode=idle: no idle line"
+grep -q "stopped: timeout after 2 s" "$tmp/err" || fail "mode=idle: not stopped by the timeout"
+set +e
+"$kevd" run --kernel "$guest" --quiet --vcpus 2 --cmdline "touch=none bss=0 mode=halt" --timeout 30 2> "$tmp/err"
+rc=$?
+set -e
+[ "$rc" -eq 0 ] || { cat "$tmp/err"; fail "mode=halt exited $rc"; }
+grep -q "exited: every vCPU halted" "$tmp/err" || fail "mode=halt: no 'every vCPU halted'"
+
 # A guest hammering 512 ports nobody emulates: 20000 exits, each port
 # logged once, and the guest still finishes normally.
 set +e

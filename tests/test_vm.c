@@ -2,9 +2,9 @@
  * The VMM with the real test guest (tests/guests/): lazy boots with 1, 2,
  * 4 and 8 vCPUs through both boot protocols, checksums against the data the
  * guest was built from, exactly-once loading seen from the page states,
- * partial touching, eager vs lazy, write=1, crash, power-off and reset,
- * a truncated image, stop while vCPUs fault, and nothing left behind.
- * Skips (77) without /dev/kvm or userfaultfd.
+ * partial touching, eager vs lazy, write=1, idle and halt, crash, power-off
+ * and reset, a truncated image, stop while vCPUs fault, and nothing left
+ * behind.  Skips (77) without /dev/kvm or userfaultfd.
  */
 #include "config.h"
 
@@ -318,6 +318,77 @@ START_TEST(write_touched_pages)
 }
 END_TEST
 
+/* CPU time (utime + stime, in clock ticks) of thread TID of this process. */
+static long thread_ticks(int tid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	f = fopen(path, "re");
+	ck_assert_ptr_nonnull(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* Fields 14 and 15; the name (field 2) may hold spaces, so count
+	 * from the ')' that closes it (field 3 follows). */
+	p = strrchr(buf, ')');
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st), 2);
+	return (long)(ut + st);
+}
+
+/* mode=idle: after its report every vCPU halts with interrupts enabled;
+ * the VM stays running, each vCPU took one HLT exit and its thread uses no
+ * CPU, until the VM is stopped.  mode=halt (interrupts disabled) ends it. */
+START_TEST(idle_and_halt)
+{
+	struct kevd_error err = KEVD_ERROR_INIT;
+	struct kevd_vcpu_info vi;
+	static char console[65536];
+	long ticks[2];
+	struct run r;
+	size_t n;
+
+	console[0] = '\0';
+	r.vm = create(guest, 2, "touch=percent:10 mode=idle", false, 0, KEVD_BOOT_AUTO);
+	ck_assert_int_eq(kevd_vm_start(r.vm, &err), 0);
+	for (int i = 0; i < 6000 && !strstr(console, "\nidle: vcpus=2\n"); i++) {
+		usleep(10000);
+		n = kevd_vm_console_read(r.vm, 0, console, sizeof(console) - 1, NULL, NULL);
+		console[n] = '\0';
+	}
+	if (!strstr(console, "\nresult: ok\nidle: vcpus=2\n"))
+		ck_abort_msg("no idle line; console:\n%s", console);
+	usleep(100000);  /* the APs were a few instructions from their HLT */
+	for (unsigned i = 0; i < 2; i++) {
+		kevd_vm_vcpu_info(r.vm, i, &vi);
+		ck_assert_uint_eq(vi.exits[KEVD_EXIT_HLT], 1);
+		ticks[i] = thread_ticks(vi.tid);
+	}
+	ck_assert_int_eq(kevd_vm_wait(r.vm, 1000), -ETIMEDOUT);
+	ck_assert_int_eq(kevd_vm_state(r.vm), KEVD_VM_RUNNING);
+	for (unsigned i = 0; i < 2; i++) {
+		kevd_vm_vcpu_info(r.vm, i, &vi);
+		ck_assert_int_le(thread_ticks(vi.tid) - ticks[i], 1);
+		ck_assert_uint_eq(vi.exits[KEVD_EXIT_HLT], 1);
+	}
+	ck_assert(kevd_vm_stop(r.vm, "test is over"));
+	ck_assert_int_eq(kevd_vm_wait(r.vm, 10000), 0);
+	ck_assert_int_eq(kevd_vm_state(r.vm), KEVD_VM_STOPPED);
+	kevd_vm_free(r.vm);
+
+	boot(&r, guest, 2, "touch=percent:10 mode=halt", false, 0, KEVD_BOOT_AUTO);
+	ck_assert_int_eq(r.state, KEVD_VM_EXITED);
+	ck_assert_int_eq(r.status, -1);
+	ck_assert_str_eq(r.reason, "every vCPU halted");
+	ck_assert_ptr_nonnull(strstr(r.console, "\nresult: ok\nhalt: vcpus=2\n"));
+	kevd_vm_free(r.vm);
+}
+END_TEST
+
 /* ACPI S5 and the i8042 reset end the test guest's VM (no ACPI tables, no
  * irqchip) as exited without a status, through either boot protocol. */
 START_TEST(power_off_and_reset)
@@ -489,6 +560,7 @@ static Suite *suite(void)
 	tcase_add_test(t, lazy_partial);
 	tcase_add_test(t, eager_equals_lazy);
 	tcase_add_test(t, write_touched_pages);
+	tcase_add_test(t, idle_and_halt);
 	tcase_add_test(t, crash);
 	tcase_add_loop_test(t, power_off_and_reset, 0, 4);
 	tcase_add_test(t, truncated_image_fails_vm);

@@ -251,12 +251,45 @@ isr\n:
 	.endr
 
 isr_common:
-	movq %rsp, %rdi                         /* vector, error, rip, cs, rflags, rsp, ss */
+	cmpq $13, 0(%rsp)                       /* #GP from the hlt of testguest_idle/halt */
+	jne 8f
+	cmpq $idle_hlt, 16(%rsp)
+	je idle_ring0
+	cmpq $halt_hlt, 16(%rsp)
+	je halt_ring0
+8:	movq %rsp, %rdi                         /* vector, error, rip, cs, rflags, rsp, ss */
 	andq $-16, %rsp
 	call testguest_exception
 7:	cli
 	hlt
 	jmp 7b
+
+/* mode=idle and mode=halt.  Ring 3 calls testguest_idle() or
+ * testguest_halt(), whose hlt is privileged there: the #GP brings the vCPU
+ * to ring 0 (an `int` gate would be simpler, but this host's nested KVM
+ * answers a ring-3 `int n` with #UD), where it halts for good.  Idle halts
+ * with interrupts enabled, which kevd treats as waiting for an interrupt:
+ * the VM stays running, the vCPU costs no CPU, and no interrupt comes.
+ * Halt keeps them disabled: that vCPU has stopped, and when every vCPU has,
+ * kevd ends the VM. */
+	.globl testguest_idle, testguest_halt
+	.type testguest_idle, @function
+	.type testguest_halt, @function
+testguest_idle:
+idle_hlt:
+	hlt
+	jmp idle_hlt
+testguest_halt:
+halt_hlt:
+	hlt
+	jmp halt_hlt
+idle_ring0:
+	sti
+9:	hlt
+	jmp 9b
+halt_ring0:
+	hlt
+	jmp halt_ring0
 
 	.section .rodata
 	.balign 8

@@ -27,6 +27,10 @@ __attribute__((section(".bss.zero"), aligned(4096)))
 u8 testguest_bss_zero[TESTGUEST_BSS_BYTES];
 
 void testguest_main(u64 index) __attribute__((noreturn, used));
+/* entry.S: halt this vCPU for good, with interrupts enabled (mode=idle) or
+ * disabled (mode=halt). */
+void testguest_idle(void) __attribute__((noreturn));
+void testguest_halt(void) __attribute__((noreturn));
 void testguest_exception(const u64 *frame) __attribute__((noreturn, used));
 
 /* gcc may emit calls to these even when freestanding. */
@@ -135,7 +139,8 @@ void testguest_exception(const u64 *frame)
 
 enum touch_mode { TOUCH_ALL, TOUCH_PERCENT, TOUCH_STRIDE, TOUCH_RANDOM, TOUCH_NONE };
 enum run_mode {
-	RUN_NORMAL, RUN_CRASH, RUN_LOOP, RUN_FLOOD, RUN_FAULT, RUN_POWEROFF, RUN_RESET, RUN_PORTS
+	RUN_NORMAL, RUN_CRASH, RUN_LOOP, RUN_FLOOD, RUN_FAULT, RUN_POWEROFF, RUN_RESET, RUN_PORTS,
+	RUN_IDLE, RUN_HALT
 };
 
 static const char *const touch_names[] = { "all", "percent", "stride", "random", "none" };
@@ -167,6 +172,7 @@ static u32 start_count;       /* about to touch */
 static u32 done_count;        /* touch pass and bss check done */
 static u32 written_count;     /* write=1: its share written */
 static u32 checked_count;     /* write=1: every touched page read back */
+static u32 parked_count;      /* mode=idle/halt: APs about to halt */
 /* write=1: bit p set (atomically) by the one vCPU that overwrites page p. */
 static u64 written_map[TESTGUEST_DATA_PAGES / 64];
 
@@ -270,6 +276,10 @@ static void parse_option(const char *s, u64 n)
 			cfg.mode = RUN_RESET;
 		else if (token_is(s, n, "ports"))
 			cfg.mode = RUN_PORTS;
+		else if (token_is(s, n, "idle"))
+			cfg.mode = RUN_IDLE;
+		else if (token_is(s, n, "halt"))
+			cfg.mode = RUN_HALT;
 		else if (token_is(s, n, "normal"))
 			cfg.mode = RUN_NORMAL;
 	}
@@ -535,12 +545,21 @@ static void wait_u32(u32 *p, u32 value)
 		cpu_relax();
 }
 
+/* mode=idle or mode=halt, once this vCPU's work is done. */
+static __attribute__((noreturn)) void park(void)
+{
+	if (cfg.mode == RUN_IDLE)
+		testguest_idle();
+	testguest_halt();
+}
+
 /* Counts this vCPU in, waits for all. */
 static void barrier(u32 *count, u32 nvcpus)
 {
 	__atomic_fetch_add(count, 1, __ATOMIC_ACQ_REL);
 	wait_u32(count, nvcpus);
 }
+
 
 static __attribute__((noreturn)) void crash(void)
 {
@@ -642,8 +661,13 @@ void testguest_main(u64 index)
 		if (index == 0)
 			wait_u32(&done_count, nvcpus);
 	}
-	if (index != 0)
+	if (index != 0) {
+		if (cfg.mode == RUN_IDLE || cfg.mode == RUN_HALT) {
+			__atomic_fetch_add(&parked_count, 1, __ATOMIC_ACQ_REL);
+			park();
+		}
 		spin_forever();
+	}
 
 	{
 		u64 bss_bad = 0, write_pages = 0, write_bad = 0;
@@ -684,6 +708,13 @@ void testguest_main(u64 index)
 				ok = 0;
 		}
 		puts_(ok ? "result: ok\n" : "result: FAIL\n");
+		if (cfg.mode == RUN_IDLE || cfg.mode == RUN_HALT) {
+			wait_u32(&parked_count, nvcpus - 1);
+			puts_(cfg.mode == RUN_IDLE ? "idle: vcpus=" : "halt: vcpus=");
+			put_dec(nvcpus);
+			putch('\n');
+			park();
+		}
 		guest_exit(ok ? TESTGUEST_EXIT_OK : TESTGUEST_EXIT_FAIL);
 	}
 }
