@@ -11,9 +11,10 @@
  * serving) returns with EINTR; one just about to enter returns at once
  * because of immediate_exit, so no kick is lost between the stop check and
  * the ioctl.  A vCPU idle in kevd (HLT with interrupts enabled, no
- * irqchip) waits on vm->unhalt, which the kick broadcasts.  The kick signal's handler (and SIGBUS's, for poisoned pages)
- * is process-wide, so the program installs both once, through
- * kevd_vm_signals_install(), not a library call behind its back.
+ * irqchip) waits on vm->unhalt, which the kick broadcasts.  The kick
+ * signal's handler (and SIGBUS's, for poisoned pages) is process-wide, so
+ * the program installs both once, through kevd_vm_signals_install(), not a
+ * library call behind its back.
  *
  * The vcpus part (last in parts.h) creates the vCPU fds, starts one thread
  * each, kicks them on quiesce and joins them on free.
