@@ -4,7 +4,9 @@
 # total (the image's pages_filled is the sum of the VMs' loads, at most
 # the image's pages, and its bytes read at most the file's), every guest's
 # checksums right; GET /v1/images and the kevd_image_* metrics say so; a
-# lazy-private VM is not shared; a bad "paging" is refused; and once the
+# VM's writes (the test guest's write=1) stay its own while a VM booted
+# after them reads the image's bytes; a lazy-private VM is not shared; a
+# bad "paging" is refused; and once the
 # VMs are deleted the entry goes after [pager] cache_keep_s.  Skips (77)
 # without /dev/kvm or curl.
 set -eu
@@ -111,6 +113,39 @@ api GET /metrics
 grep -q '^kevd_image_pages_filled_total{id="[0-9a-f]*",image="guest.elf"} '"$filled"'$' "$tmp/body" ||
 	die "metrics: no kevd_image_pages_filled_total of $filled"
 grep -q '^kevd_image_vms{id="[0-9a-f]*",image="guest.elf"} 8$' "$tmp/body" || die "metrics: kevd_image_vms is not 8"
+
+# Isolation: A overwrites every data page it touched (write=1) and stays;
+# B, started after A wrote, reads the image's bytes (its checks pass), and
+# A's writes are A's own pages.
+api POST /v1/vms '{"name":"wa","kernel":"guest.elf","cmdline":"touch=all write=1 mode=idle"}'
+[ "$code" = 201 ] || die "create wa: $code"
+t=0
+until api GET /v1/vms/wa/console && grep -q '^idle: ' "$tmp/body"; do
+	t=$((t + 1))
+	[ "$t" -lt 300 ] || die "wa did not finish its writes"
+	sleep 0.1
+done
+grep -q '^write: pages=8192 bad=0$' "$tmp/body" || die "wa: the writes did not read back"
+grep -q '^result: ok$' "$tmp/body" || die "wa: result"
+api POST /v1/vms '{"name":"wb","kernel":"guest.elf","cmdline":"touch=all"}'
+[ "$code" = 201 ] || die "create wb: $code"
+t=0
+until api GET /v1/vms/wb && grep -q '"state":"exited"' "$tmp/body"; do
+	t=$((t + 1))
+	[ "$t" -lt 300 ] || die "wb did not end"
+	sleep 0.1
+done
+api GET /v1/vms/wb/console
+grep -q '^result: ok$' "$tmp/body" || die "wb, started after wa wrote, read altered image pages"
+api GET /v1/vms/wa/paging
+[ "$(num pages_private)" -ge 8192 ] || die "wa's writes are not private pages ($(num pages_private))"
+api GET /v1/vms/wb/paging
+[ "$(num pages_private)" -lt 64 ] || die "wb has $(num pages_private) private pages"
+for v in wa wb; do
+	api DELETE "/v1/vms/$v"
+	[ "$code" = 204 ] || die "delete $v: $code"
+done
+echo "$me: isolation: a VM's writes stayed its own"
 
 api POST /v1/vms '{"name":"p","kernel":"guest.elf","paging":"lazy-private","cmdline":"touch=all"}'
 [ "$code" = 201 ] || die "create lazy-private: $code"
