@@ -67,22 +67,19 @@ grep -q '"fault_message":.*lazy-private' "$tmp/body" || die "paging \"shared\": 
 
 i=0
 while [ "$i" -lt 8 ]; do
-	api POST /v1/vms "{\"name\":\"s$i\",\"kernel\":\"guest.elf\",\"vcpus\":4,\"memory_mib\":64,\"cmdline\":\"touch=all\"}"
+	api POST /v1/vms "{\"name\":\"s$i\",\"kernel\":\"guest.elf\",\"vcpus\":4,\"memory_mib\":64,\"cmdline\":\"touch=all mode=idle\"}"
 	[ "$code" = 201 ] || die "create s$i: $code"
 	i=$((i + 1))
 done
-# All end (each within a few seconds here).
+# All finish their checks and idle, holding the image (each within a few
+# seconds here).
 for i in 0 1 2 3 4 5 6 7; do
 	t=0
-	while :; do
-		api GET "/v1/vms/s$i"
-		grep -q '"state":"running"\|"state":"created"' "$tmp/body" || break
+	until api GET "/v1/vms/s$i/console" && grep -q '^idle: ' "$tmp/body"; do
 		t=$((t + 1))
-		[ "$t" -lt 300 ] || die "s$i still running after 30 s"
+		[ "$t" -lt 300 ] || die "s$i did not finish in 30 s"
 		sleep 0.1
 	done
-	grep -q '"state":"exited"' "$tmp/body" || die "s$i did not exit"
-	api GET "/v1/vms/s$i/console"
 	grep -q 'result: ok' "$tmp/body" || die "s$i: guest checks failed"
 done
 
@@ -127,15 +124,14 @@ until api GET /v1/vms/wa/console && grep -q '^idle: ' "$tmp/body"; do
 done
 grep -q '^write: pages=8192 bad=0$' "$tmp/body" || die "wa: the writes did not read back"
 grep -q '^result: ok$' "$tmp/body" || die "wa: result"
-api POST /v1/vms '{"name":"wb","kernel":"guest.elf","cmdline":"touch=all"}'
+api POST /v1/vms '{"name":"wb","kernel":"guest.elf","cmdline":"touch=all mode=idle"}'
 [ "$code" = 201 ] || die "create wb: $code"
 t=0
-until api GET /v1/vms/wb && grep -q '"state":"exited"' "$tmp/body"; do
+until api GET /v1/vms/wb/console && grep -q '^idle: ' "$tmp/body"; do
 	t=$((t + 1))
-	[ "$t" -lt 300 ] || die "wb did not end"
+	[ "$t" -lt 300 ] || die "wb did not finish"
 	sleep 0.1
 done
-api GET /v1/vms/wb/console
 grep -q '^result: ok$' "$tmp/body" || die "wb, started after wa wrote, read altered image pages"
 api GET /v1/vms/wa/paging
 [ "$(num pages_private)" -ge 8192 ] || die "wa's writes are not private pages ($(num pages_private))"
@@ -153,6 +149,16 @@ sleep 1
 api GET /v1/vms/p/paging
 grep -q '"backing":"private"' "$tmp/body" || die "lazy-private VM is shared"
 grep -q '"mode":"lazy-private"' "$tmp/body" || die "lazy-private VM's mode"
+# Once it has ended it lets go of its memory and keeps its statistics.
+t=0
+until api GET /v1/vms/p/paging && grep -q '"pages_mapped":null' "$tmp/body"; do
+	t=$((t + 1))
+	[ "$t" -lt 100 ] || die "p ended but still holds its memory"
+	sleep 0.1
+done
+[ "$(num pages_loaded)" -gt 8000 ] || die "p's statistics were not kept"
+api GET "/v1/vms/p/translate?gpa=0x100000"
+[ "$code" = 409 ] || die "translate on a released VM: $code, want 409"
 api GET /v1/images
 [ "$(num vms)" = 8 ] || die "a lazy-private VM took the shared image"
 

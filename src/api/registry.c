@@ -23,6 +23,8 @@ struct kevd_registry_entry {
 	uint64_t memory_mib;
 	time_t created;
 	bool busy;             /* a start, stop or delete of it is on a worker */
+	bool releasing;        /* its release is on a worker (then busy too) */
+	void *after;           /* a job to submit once it is not busy (a delete that waited) */
 };
 
 struct kevd_registry {
@@ -113,6 +115,27 @@ bool kevd_registry_entry_busy(const struct kevd_registry_entry *e)
 void kevd_registry_entry_set_busy(struct kevd_registry_entry *e, bool busy)
 {
 	e->busy = busy;
+}
+
+bool kevd_registry_entry_releasing(const struct kevd_registry_entry *e)
+{
+	return e->releasing;
+}
+
+void kevd_registry_entry_set_releasing(struct kevd_registry_entry *e, bool releasing)
+{
+	e->releasing = releasing;
+	e->busy = releasing;
+}
+
+void *kevd_registry_entry_after(const struct kevd_registry_entry *e)
+{
+	return e->after;
+}
+
+void kevd_registry_entry_set_after(struct kevd_registry_entry *e, void *job)
+{
+	e->after = job;
 }
 
 void kevd_registry_remove(struct kevd_registry *reg, struct kevd_registry_entry *e)

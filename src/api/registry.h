@@ -43,6 +43,12 @@ struct kevd_vm *kevd_registry_detach(struct kevd_registry *reg, struct kevd_regi
  * handlers refuse another one meanwhile). */
 bool kevd_registry_entry_busy(const struct kevd_registry_entry *e);
 void kevd_registry_entry_set_busy(struct kevd_registry_entry *e, bool busy);
+/* Whether E's VM is being released on a worker (it ended; then E is busy
+ * too), and what waits for that: a delete, submitted once it is done. */
+bool kevd_registry_entry_releasing(const struct kevd_registry_entry *e);
+void kevd_registry_entry_set_releasing(struct kevd_registry_entry *e, bool releasing);
+void *kevd_registry_entry_after(const struct kevd_registry_entry *e);
+void kevd_registry_entry_set_after(struct kevd_registry_entry *e, void *job);
 
 /* The VM whose id or name is KEY; NULL if none. */
 struct kevd_registry_entry *kevd_registry_find(const struct kevd_registry *reg, const char *key);

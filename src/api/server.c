@@ -21,6 +21,7 @@
 #include "api/listener.h"
 #include "api/registry.h"
 #include "api/server_internal.h"
+#include "api/vm_handlers.h"
 #include "common/log.h"
 
 void kevd_server_changed(struct kevd_server *srv)
@@ -40,14 +41,33 @@ void kevd_server_vm_ended(void *arg, struct kevd_vm *vm)
 	}
 }
 
+/* Ended VMs let go of what they hold; one whose threads are still on
+ * their way out is tried again in a moment. */
+static void release_ended(struct kevd_server *srv)
+{
+	struct timeval soon = { 0, 20000 };
+
+	if (!srv->shutting_down && kevd_vm_handlers_release_ended(srv))
+		event_add(srv->release_retry, &soon);
+}
+
+static void on_release_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	release_ended(arg);
+}
+
 static void on_eventfd(evutil_socket_t fd, short what, void *arg)
 {
 	struct kevd_server *srv = arg;
 	uint64_t n;
 
 	(void)what;
-	if (read(fd, &n, sizeof(n)) == sizeof(n))
+	if (read(fd, &n, sizeof(n)) == sizeof(n)) {
 		kevd_server_changed(srv);
+		release_ended(srv);
+	}
 }
 
 static int copy_settings(struct kevd_server *srv, const struct kevd_server_settings *s, struct kevd_error *err)
@@ -121,6 +141,9 @@ static int setup_state(struct kevd_server *srv, const struct kevd_server_setting
 	srv->end_event = event_new(srv->base, srv->eventfd, EV_READ | EV_PERSIST, on_eventfd, srv);
 	if (!srv->end_event || event_add(srv->end_event, NULL) < 0)
 		return kevd_error_set(err, ENOMEM, "api: event_new");
+	srv->release_retry = evtimer_new(srv->base, on_release_retry, srv);
+	if (!srv->release_retry)
+		return kevd_error_set(err, ENOMEM, "api: evtimer_new");
 	return 0;
 }
 
@@ -214,6 +237,8 @@ void kevd_server_free(struct kevd_server *srv)
 	kevd_http_free(srv->http);
 	if (srv->end_event)
 		event_free(srv->end_event);
+	if (srv->release_retry)
+		event_free(srv->release_retry);
 	if (srv->eventfd >= 0)
 		close(srv->eventfd);
 	if (srv->image_dirfd >= 0)

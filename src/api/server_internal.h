@@ -31,6 +31,7 @@ struct kevd_server {
 	int image_dirfd;                       /* owned O_PATH directory */
 	int eventfd;                           /* owned: VM threads signal ends here */
 	struct event *end_event;               /* owned */
+	struct event *release_retry;           /* owned: ended VMs whose threads were still ending */
 	kevd_server_change_fn on_change;
 	void *cb_arg;
 	struct kevd_listener *unix_l, *tcp_l;  /* owned; tcp_l NULL without "listen" */

@@ -386,14 +386,76 @@ int kevd_vm_handlers_delete(struct kevd_server *srv, struct evhttp_request *req,
 {
 	struct vm_job *j;
 
-	if (kevd_registry_entry_busy(a->vm))
+	/* A VM being released is deleted right after: that is not for the
+	 * client to retry. */
+	if (kevd_registry_entry_busy(a->vm) &&
+	    (!kevd_registry_entry_releasing(a->vm) || kevd_registry_entry_after(a->vm)))
 		return busy(srv, req, a->vm);
-	j = vm_job_new(srv, req, a->vm, stop_run, delete_done);
+	j = calloc(1, sizeof(*j));
 	if (!j)
 		return kevd_http_fail(srv->http, req, 500, "out of memory");
-	j->remove = true;
+	*j = (struct vm_job){
+		.job = { .run = stop_run, .done = delete_done }, .srv = srv, .req = req, .e = a->vm,
+		.vm = kevd_registry_entry_vm(a->vm), .remove = true, .err = KEVD_ERROR_INIT,
+	};
+	if (kevd_registry_entry_releasing(a->vm)) {
+		kevd_registry_entry_set_after(a->vm, j);
+		return 0;
+	}
+	kevd_registry_entry_set_busy(a->vm, true);
 	kevd_jobs_submit(srv->jobs, &j->job);
 	return 0;
+}
+
+/* Worker: frees what an ended, frozen VM holds but its console. */
+static void release_run(struct kevd_job *job)
+{
+	kevd_vm_release(((struct vm_job *)job)->vm);
+}
+
+/* Loop: released; a delete that waited for it goes now. */
+static void release_done(struct kevd_job *job)
+{
+	struct vm_job *j = (struct vm_job *)job;
+	struct vm_job *after = kevd_registry_entry_after(j->e);
+
+	kevd_registry_entry_set_releasing(j->e, false);
+	kevd_registry_entry_set_after(j->e, NULL);
+	if (after) {
+		kevd_registry_entry_set_busy(j->e, true);
+		kevd_jobs_submit(j->srv->jobs, &after->job);
+	}
+	kevd_server_changed(j->srv);
+	free(j);
+}
+
+bool kevd_vm_handlers_release_ended(struct kevd_server *srv)
+{
+	struct kevd_error err = KEVD_ERROR_INIT;
+	bool again = false;
+
+	for (struct kevd_registry_entry *e = kevd_registry_first(srv->registry); e; e = kevd_registry_next(e)) {
+		struct kevd_vm *vm = kevd_registry_entry_vm(e);
+		struct vm_job *j;
+
+		if (kevd_registry_entry_busy(e) || kevd_vm_frozen(vm) || kevd_vm_state(vm) < KEVD_VM_EXITED)
+			continue;
+		/* Its vCPU threads may still be on their way out. */
+		if (kevd_vm_freeze(vm, &err) < 0) {
+			again = true;
+			continue;
+		}
+		j = calloc(1, sizeof(*j));
+		if (!j)
+			continue;  /* it keeps its memory until deleted */
+		*j = (struct vm_job){
+			.job = { .run = release_run, .done = release_done }, .srv = srv, .e = e, .vm = vm,
+			.err = KEVD_ERROR_INIT,
+		};
+		kevd_registry_entry_set_releasing(e, true);
+		kevd_jobs_submit(srv->jobs, &j->job);
+	}
+	return again;
 }
 
 /* Worker: starts a created VM. */
@@ -550,6 +612,10 @@ int kevd_vm_handlers_translate(struct kevd_server *srv, struct evhttp_request *r
 		return -1;
 	if (has_gpa == has_gva)
 		return kevd_http_fail(srv->http, req, 400, "give exactly one of the query parameters 'gpa' and 'gva'");
+	if (kevd_vm_frozen(kevd_registry_entry_vm(a->vm)))
+		return kevd_http_fail(srv->http, req, 409,
+				      "vm '%s' has ended and its memory is released (its statistics and console are kept)",
+				      kevd_registry_entry_name(a->vm));
 	o = json_object();
 	if (!has_gva)
 		gpa = KEVD_GPA(gpa_v);

@@ -132,6 +132,8 @@ const struct kevd_vm_part kevd_part_pager = {
 int kevd_vm_translate_gpa(struct kevd_vm *vm, kevd_gpa_t gpa, void **host,
 			  enum kevd_page_state *state, bool *image_backed, struct kevd_error *err)
 {
+	if (kevd_vm_frozen(vm))
+		return kevd_error_set(err, ENODATA, "vm '%s' has ended: its memory is released", vm->name);
 	if (kevd_pager_translate(vm->pager, gpa, host, state, image_backed) < 0)
 		return kevd_error_set(err, ENOENT, "vm '%s': guest-physical 0x%llx is not RAM", vm->name,
 				      (unsigned long long)gpa.v);
@@ -165,6 +167,8 @@ int kevd_vm_translate_gva(struct kevd_vm *vm, unsigned vcpu, kevd_gva_t gva, kev
 
 	if (vcpu >= vm->nvcpus)
 		return kevd_error_set(err, EINVAL, "vm '%s': no vcpu %u (it has %u)", vm->name, vcpu, vm->nvcpus);
+	if (kevd_vm_frozen(vm))
+		return kevd_error_set(err, ENODATA, "vm '%s' has ended: its memory is released", vm->name);
 	v = &vm->vcpus[vcpu];
 	regs.cr0 = __atomic_load_n(&v->cr0, __ATOMIC_RELAXED);
 	regs.cr3 = __atomic_load_n(&v->cr3, __ATOMIC_RELAXED);

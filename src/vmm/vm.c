@@ -62,7 +62,9 @@ bool kevd_vm_end(struct kevd_vm *vm, enum kevd_vm_state state, int exit_status, 
 		won = true;
 	}
 	__atomic_store_n(&vm->stopping, 1, __ATOMIC_RELEASE);
-	kevd_vcpus_kick_locked(vm);
+	/* A frozen VM's vCPU threads are gone, and its vCPUs may be freed. */
+	if (!__atomic_load_n(&vm->frozen, __ATOMIC_ACQUIRE))
+		kevd_vcpus_kick_locked(vm);
 	pthread_mutex_unlock(&vm->lock);
 	if (won) {
 		kevd_info("vm '%s': %s: %s", vm->name, kevd_vm_state_name(state), vm->reason);
@@ -271,16 +273,26 @@ int kevd_vm_wait(struct kevd_vm *vm, int timeout_ms)
 /* Every part is told to stop (vCPUs kicked, then the pager's threads
  * stopped, which wakes a vCPU asleep on a fault) before any is freed (the
  * vCPU threads joined first, memory and fds last). */
+static void free_parts(struct kevd_vm *vm, bool keep_console)
+{
+	for (unsigned i = vm->nparts; i-- > 0;)
+		if (parts[i]->quiesce && !vm->part_freed[i] && !(keep_console && parts[i] == &kevd_part_console))
+			parts[i]->quiesce(vm, vm->part_state[i]);
+	for (unsigned i = vm->nparts; i-- > 0;) {
+		if (vm->part_freed[i] || (keep_console && parts[i] == &kevd_part_console))
+			continue;
+		if (parts[i]->free)
+			parts[i]->free(vm, vm->part_state[i]);
+		vm->part_freed[i] = true;
+	}
+}
+
 void kevd_vm_free(struct kevd_vm *vm)
 {
 	if (!vm)
 		return;
-	for (unsigned i = vm->nparts; i-- > 0;)
-		if (parts[i]->quiesce)
-			parts[i]->quiesce(vm, vm->part_state[i]);
-	for (unsigned i = vm->nparts; i-- > 0;)
-		if (parts[i]->free)
-			parts[i]->free(vm, vm->part_state[i]);
+	free_parts(vm, false);
+	free(vm->final_vcpus);
 	pthread_cond_destroy(&vm->ended);
 	pthread_cond_destroy(&vm->unhalt);
 	pthread_mutex_destroy(&vm->lock);
@@ -336,6 +348,39 @@ void kevd_vm_times(struct kevd_vm *vm, struct kevd_vm_times *t)
 	t->first_exit_ns = __atomic_load_n(&vm->first_exit_ns, __ATOMIC_RELAXED);
 }
 
+int kevd_vm_freeze(struct kevd_vm *vm, struct kevd_error *err)
+{
+	struct kevd_vcpu_info *vi;
+
+	if (__atomic_load_n(&vm->frozen, __ATOMIC_ACQUIRE))
+		return 0;
+	if (kevd_vm_state(vm) < KEVD_VM_EXITED || kevd_vm_wait(vm, 0) < 0)
+		return kevd_error_set(err, EBUSY, "vm '%s' has not ended", vm->name);
+	vi = calloc(vm->nvcpus ? vm->nvcpus : 1, sizeof(*vi));
+	if (!vi)
+		return kevd_error_sys(err, ENOMEM, "vm '%s'", vm->name);
+	/* The pager's threads go first, so that nothing counts on after the
+	 * copy. */
+	kevd_pager_stop(vm->pager);
+	kevd_pager_get_stats(vm->pager, &vm->final_stats);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		kevd_vm_vcpu_info_from(vm, i, &vm->final_stats, &vi[i]);
+	vm->final_vcpus = vi;
+	__atomic_store_n(&vm->frozen, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+void kevd_vm_release(struct kevd_vm *vm)
+{
+	if (__atomic_load_n(&vm->frozen, __ATOMIC_ACQUIRE))
+		free_parts(vm, true);
+}
+
+bool kevd_vm_frozen(struct kevd_vm *vm)
+{
+	return __atomic_load_n(&vm->frozen, __ATOMIC_ACQUIRE) != 0;
+}
+
 void kevd_vm_vcpu_info_from(struct kevd_vm *vm, unsigned index, const struct kevd_pager_stats *st,
 			    struct kevd_vcpu_info *out)
 {
@@ -344,6 +389,10 @@ void kevd_vm_vcpu_info_from(struct kevd_vm *vm, unsigned index, const struct kev
 	memset(out, 0, sizeof(*out));
 	if (index >= vm->nvcpus)
 		return;
+	if (__atomic_load_n(&vm->frozen, __ATOMIC_ACQUIRE)) {
+		*out = vm->final_vcpus[index];
+		return;
+	}
 	v = &vm->vcpus[index];
 	out->index = index;
 	out->tid = __atomic_load_n(&v->tid, __ATOMIC_ACQUIRE);
@@ -356,17 +405,22 @@ void kevd_vm_vcpu_info(struct kevd_vm *vm, unsigned index, struct kevd_vcpu_info
 {
 	struct kevd_pager_stats st;
 
-	kevd_pager_get_stats(vm->pager, &st);
+	kevd_vm_pager_stats(vm, &st);
 	kevd_vm_vcpu_info_from(vm, index, &st, out);
 }
 
 void kevd_vm_pager_stats(struct kevd_vm *vm, struct kevd_pager_stats *out)
 {
-	kevd_pager_get_stats(vm->pager, out);
+	if (__atomic_load_n(&vm->frozen, __ATOMIC_ACQUIRE))
+		*out = vm->final_stats;
+	else
+		kevd_pager_get_stats(vm->pager, out);
 }
 
 int kevd_vm_pager_residency(struct kevd_vm *vm, uint64_t *mapped, uint64_t *private_pages, struct kevd_error *err)
 {
+	if (__atomic_load_n(&vm->frozen, __ATOMIC_ACQUIRE))
+		return kevd_error_set(err, ENODATA, "vm '%s' has ended: its memory is released", vm->name);
 	return kevd_pager_residency(vm->pager, mapped, private_pages, err);
 }
 

@@ -154,6 +154,18 @@ void kevd_vm_vcpu_info(struct kevd_vm *vm, unsigned index, struct kevd_vcpu_info
 void kevd_vm_vcpu_info_from(struct kevd_vm *vm, unsigned index, const struct kevd_pager_stats *st,
 			    struct kevd_vcpu_info *out);
 void kevd_vm_pager_stats(struct kevd_vm *vm, struct kevd_pager_stats *out);
+
+/* A VM that has ended lets go of its guest RAM, threads and fds while its
+ * statistics, console and reason stay readable until it is freed, in two
+ * steps: kevd_vm_freeze() (on the thread that reads the VM: its vCPU
+ * threads must have ended, see kevd_vm_wait) stops the pager and copies
+ * the statistics, which every accessor returns from then on without
+ * touching the parts; kevd_vm_release() (any thread, once, never beside
+ * kevd_vm_free) then frees every part but the console.  Translation of a
+ * frozen VM fails (ENODATA).  -EBUSY while the VM has not ended. */
+int kevd_vm_freeze(struct kevd_vm *vm, struct kevd_error *err);
+void kevd_vm_release(struct kevd_vm *vm);
+bool kevd_vm_frozen(struct kevd_vm *vm);
 /* Image pages in the VM's memory now, and its private ones among them
  * (kevd_pager_residency). */
 int kevd_vm_pager_residency(struct kevd_vm *vm, uint64_t *mapped, uint64_t *private_pages, struct kevd_error *err);

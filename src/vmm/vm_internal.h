@@ -48,6 +48,12 @@ struct kevd_vm {
 	struct kevd_vm_config cfg;   /* strings point at the owned copies below */
 	char *name, *kernel, *cmdline, *initrd;
 	void *part_state[KEVD_VM_NPARTS];  /* each owned by its part */
+	bool part_freed[KEVD_VM_NPARTS];   /* by kevd_vm_release() */
+	/* kevd_vm_freeze(): what the statistics were when the VM ended; the
+	 * accessors read these from then on, never the parts. */
+	int frozen;                  /* atomic: 1 once the copies below are made */
+	struct kevd_pager_stats final_stats;
+	struct kevd_vcpu_info *final_vcpus;  /* owned, nvcpus of them */
 	unsigned nparts;             /* parts whose create ran (or failed) */
 
 	/* image part (boot.c) */
