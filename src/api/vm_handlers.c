@@ -492,7 +492,8 @@ static int apply_action(struct kevd_server *srv, struct evhttp_request *req, str
 	enum kevd_vm_state s = kevd_vm_state(vm);
 	struct vm_job *j;
 
-	if (kevd_registry_entry_busy(e))
+	/* A VM being released has ended: the state checks below answer. */
+	if (kevd_registry_entry_busy(e) && !kevd_registry_entry_releasing(e))
 		return busy(srv, req, e);
 	if (action == KEVD_ACTION_START && s != KEVD_VM_CREATED)
 		return kevd_http_fail(srv->http, req, 409, "vm '%s' is %s; only a created VM can start", name,
