@@ -9,12 +9,17 @@
 #  3. QEMU microvm (PVH) booting the same kernel and initramfs in the same run:
 #     time from its start to the banner on its serial output.
 # Plain-text tables on stdout; every ratio is between values of this run.
+# The first daemon run of each mode also samples GET /v1/vms/{id}/paging every
+# --sample ms; the samples, the banner times and the pager's load-latency
+# histogram go to $KEVD_BENCH_OUT (default bench/out/) as linux_pages.tsv,
+# linux_events.tsv and linux_hist.tsv, which bench/plot.sh draws.
 #
-# usage: bench/bench_linux.sh [-n RUNS] [--end SECONDS] [--banner-limit SECONDS] [--no-qemu] [--quick]
+# usage: bench/bench_linux.sh [-n RUNS] [--end SECONDS] [--banner-limit SECONDS] [--sample MS] [--no-qemu] [--quick]
 #   -n RUNS               runs per configuration, the median is shown (default 3)
 #   --end SECONDS         the first daemon run of lazy and of eager goes on until this many
 #                         seconds after its create (or until the VM ends) (default 90)
 #   --banner-limit SECONDS  a run without a banner by then is given up (default 60)
+#   --sample MS           paging statistics sampled this often in the first runs (default 500)
 #   --no-qemu             skip QEMU
 #   --quick               -n 1 --end 30
 #
@@ -27,22 +32,26 @@ export LC_ALL=C
 runs=3
 end=90
 banner_limit=60
+sample=500
 do_qemu=1
 
-usage() { sed -n '13,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '17,24p' "$0" | sed 's/^# \{0,1\}//'; }
 posint() { case $2 in '' | *[!0-9]* | 0*) echo "bench_linux.sh: $1 needs a positive number" >&2; exit 2 ;; esac; }
 while [ $# -gt 0 ]; do
 	case $1 in
 	-n | --runs) runs=${2:?}; shift 2 ;;
 	--end) end=${2:?}; shift 2 ;;
 	--banner-limit) banner_limit=${2:?}; shift 2 ;;
+	--sample) sample=${2:?}; shift 2 ;;
 	--no-qemu) do_qemu=0; shift ;;
 	--quick) runs=1 end=30; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "bench_linux.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
 	esac
 done
-posint -n "$runs"; posint --end "$end"; posint --banner-limit "$banner_limit"
+posint -n "$runs"; posint --end "$end"; posint --banner-limit "$banner_limit"; posint --sample "$sample"
+# The long runs poll the VM's state this often (seconds): every --sample ms, at most 1 s.
+poll=$(awk -v s="$sample" 'BEGIN { printf "%.3f\n", (s < 1000 ? s : 1000) / 1000 }')
 
 if ! (exec 3<>/dev/kvm) 2>/dev/null; then
 	echo "bench_linux.sh: /dev/kvm cannot be opened: skipped"
@@ -52,6 +61,7 @@ fi
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 kevd=$top/kevd
+out=${KEVD_BENCH_OUT:-$top/bench/out}
 if [ ! -x "$kevd" ]; then
 	[ -f Makefile ] || { echo "bench_linux.sh: $top is not configured (./configure)" >&2; exit 1; }
 	echo "bench_linux.sh: building kevd" >&2
@@ -147,10 +157,27 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 
+# sample MODE ID T0: in a long run, the VM's paging statistics as one line of
+# $tmp/samples ("MODE T_MS PAGES_LOADED IMAGE_PAGES FAULTS BYTES_READ", T_MS
+# since the create request) once --sample ms have passed since the last one.
+sample() {
+	local t
+	t=$(now_us)
+	[ $((t - last_sample)) -ge $((sample * 1000)) ] || return 0
+	last_sample=$t
+	api -o "$tmp/sample.pg" "http://localhost/v1/vms/$2/paging" || return 0
+	echo "$1 $(((t - $3) / 1000)) $(cnum "$tmp/sample.pg" pages_loaded) $(cnum "$tmp/sample.pg" image_pages)" \
+		"$(cnum "$tmp/sample.pg" faults) $(cnum "$tmp/sample.pg" bytes_read)" >>"$tmp/samples"
+}
+last_sample=0
+: >"$tmp/samples"
+: >"$tmp/events"
+
 # banner_run MODE RUN LONG: one VM through the API.
 banner_run() {
 	local mode=$1 r=$2 long=$3 t0 t1 id off=0 tb=- next st f=$tmp/d
 	rm -f "$f".*
+	last_sample=0
 	: >"$f.console"
 	t0=$(now_us)
 	api -o "$f.vm" -X POST -H 'Content-Type: application/json' \
@@ -160,6 +187,7 @@ banner_run() {
 	[ -n "$id" ] || { echo "bench_linux.sh: create ($mode) failed: $(cat "$f.vm")" >&2; return 0; }
 	# Follow the console every 50 ms until the banner appears.
 	while :; do
+		[ "$long" = 0 ] || sample "$mode" "$id" "$t0"
 		api -D "$f.h" -o "$f.chunk" "http://localhost/v1/vms/$id/console?offset=$off" || true
 		cat "$f.chunk" >>"$f.console"
 		next=$(tr -d '\r' <"$f.h" | sed -n 's/^X-Console-Next-Offset: *//p')
@@ -172,6 +200,7 @@ banner_run() {
 			# vCPU had not entered the guest yet); by now it is set.
 			api -o "$f.st" "http://localhost/v1/vms/$id" || true
 			res api-"$mode" frun "$(cnum "$f.st" create_to_first_run_ns)"
+			[ "$long" = 0 ] || echo "$mode banner $((tb / 1000))" >>"$tmp/events"
 			break
 		fi
 		t1=$(now_us)
@@ -201,10 +230,16 @@ banner_run() {
 			[ "$st" = running ] || break
 			t1=$(now_us)
 			[ $((t1 - t0)) -lt $((end * 1000000)) ] || break
-			sleep 1
+			sample "$mode" "$id" "$t0"
+			sleep "$poll"
 		done
 		t1=$(now_us)
 		api -o "$f.pg2" "http://localhost/v1/vms/$id/paging" || true
+		last_sample=0
+		sample "$mode" "$id" "$t0"
+		echo "$mode end $(((t1 - t0) / 1000)) $st" >>"$tmp/events"
+		grep -o '{"le_us":[0-9a-z]*,"count":[0-9]*}' "$f.pg2" |
+			sed "s/^{\"le_us\":\([0-9a-z]*\),\"count\":\([0-9]*\)}\$/linux-$mode \1 \2/; s/ null / inf /" >>"$tmp/hist" || true
 		api -o "$f.console" "http://localhost/v1/vms/$id/console" || true
 		{
 			echo "end_t_us $((t1 - t0))"
@@ -331,5 +366,24 @@ for m in lazy eager; do
 		echo "kevd $m      no data (the create failed)"
 	fi
 done
-echo "   seen s: create request to the last state poll (every 1 s); ran s: the VM's run_time_ns, start to end"
+echo "   seen s: create request to the last state poll (every $poll s); ran s: the VM's run_time_ns, start to end"
 echo "   ('-' while running); state running = still running at the bound (the VM was then deleted)"
+
+# --- data for bench/plot.sh -----------------------------------------------------------------
+
+mkdir -p "$out"
+{
+	echo "# kevd Linux boot benchmark ($started), $(nproc) CPUs, Linux $(uname -r), kevd $describe; paging sampled every $sample ms"
+	printf 'mode\tt_s\tpages_loaded\timage_pages\tloaded_pct\tfaults\tread_mib\n'
+	awk '$3 != "-" && $4 != "-" && $4 > 0 {
+		printf "%s\t%.3f\t%s\t%s\t%.2f\t%s\t%.2f\n", $1, $2 / 1000, $3, $4, $3 * 100 / $4, $5, $6 / 1048576 }' "$tmp/samples"
+} >"$out/linux_pages.tsv"
+{
+	printf 'mode\tevent\tt_s\tstate\n'
+	awk '{ printf "%s\t%s\t%.3f\t%s\n", $1, $2, $3 / 1000, ($4 == "" ? "-" : $4) }' "$tmp/events"
+} >"$out/linux_events.tsv"
+{
+	printf 'name\tle_us\tcount\n'
+	[ ! -s "$tmp/hist" ] || tr ' ' '\t' <"$tmp/hist"
+} >"$out/linux_hist.tsv"
+echo "bench_linux.sh: data in $out/linux_pages.tsv, linux_events.tsv, linux_hist.tsv (bench/plot.sh draws them)" >&2

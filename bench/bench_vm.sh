@@ -14,6 +14,10 @@
 # Needs (Debian 12): bash, coreutils, mawk/gawk, time (/usr/bin/time),
 # qemu-system-x86 (optional: its rows are skipped without it), and for the
 # Linux part apt, dpkg and lz4 (see bench/fetch-debian-kernel.sh).
+#
+# Besides the tables, the medians and the pager's load-latency histograms go
+# to $KEVD_BENCH_OUT (default bench/out/) as vm.tsv and vm_hist.tsv, which
+# bench/plot.sh draws.
 set -eu
 export LC_ALL=C
 
@@ -50,6 +54,7 @@ cd "$top"
 kevd=$top/kevd
 guest=$top/tests/guests/testguest.elf
 timebin=/usr/bin/time
+out=${KEVD_BENCH_OUT:-$top/bench/out}
 
 [ -x "$timebin" ] || { echo "bench_vm.sh: $timebin missing (Debian package: time)" >&2; exit 1; }
 if [ ! -x "$kevd" ] || [ ! -f "$guest" ]; then
@@ -177,6 +182,18 @@ record() {
 		head -n 5 "$p.err" >&2
 	fi
 	echo "$name $run $wall $first $frun $rss $io $br $pl $ip $rc $ok" >>"$tmp/results"
+	case $kind:$ok in kevd*:yes | linux:yes) hist "$name" "$p.out" ;; esac
+}
+
+# hist NAME FILE: the pager's load-latency histogram in kevd's JSON, one line
+# "NAME LE_US COUNT" per bucket appended to $tmp/hist (LE_US inf: the last).
+hist() {
+	sed -n '/^{$/,$p' "$2" | awk -v n="$1" '
+		/"latency_histogram"/ { in_ = 1; next }
+		in_ && /]/ { in_ = 0 }
+		in_ && /"le_us"/ { le = $2; sub(/,$/, "", le); if (le == "null") le = "inf" }
+		in_ && /"count"/ { c = $2; sub(/,$/, "", c); print n, le, c }
+	' >>"$tmp/hist"
 }
 
 # bench NAME KIND N CMD...: N runs of CMD, recorded under NAME.
@@ -404,6 +421,36 @@ fi
 	echo "  image MiB marked * (QEMU): the image file's size, not measured: QEMU maps the file and copies all of it"
 echo
 } >"$tmp/header"
+
+# --- data for bench/plot.sh ----------------------------------------------------------
+#
+# vm.tsv: one row per configuration run (any NAME recorded, in run order) with
+# the medians of the table; vm_hist.tsv: the load-latency buckets summed over
+# the successful runs of each kevd configuration.
+write_data() {
+	local n w
+	mkdir -p "$out"
+	{
+		printf '# kevd VM benchmark (%s), %s CPUs, Linux %s, kevd %s\n' "$started" "$(nproc)" "$(uname -r)" "$describe"
+		printf 'name\tvcpus\tworkload\twall_ms\tfirst_byte_ms\tfirst_run_ms\trss_mib\trchar_mib\timage_mib\tok\n'
+		while read -r n; do
+			w=-
+			[[ $n =~ -w([0-9]+)$ ]] && w=${workloads[${BASH_REMATCH[1]}]}
+			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" \
+				"$([[ $n =~ -v([0-9]+)- ]] && echo "${BASH_REMATCH[1]}" || echo 1)" "$w" \
+				"$(fmt "$(med "$n" 3)" 1000 2)" "$(fmt "$(med "$n" 4)" 1000 2)" "$(fmt "$(med "$n" 5)" 1000 3)" \
+				"$(fmt "$(med "$n" 6)" 1024 2)" "$(fmt "$(med "$n" 7)" 1048576 2)" "$(fmt "$(med "$n" 8)" 1048576 2)" \
+				"$(okcount "$n")"
+		done < <(awk '$1 !~ /^harness/ && !s[$1]++ { print $1 }' "$tmp/results")
+	} >"$out/vm.tsv"
+	{
+		printf 'name\tle_us\tcount\n'
+		[ ! -s "$tmp/hist" ] || awk '{ k = $1 "\t" $2; if (!(k in c)) o[++m] = k; c[k] += $3 }
+			END { for (i = 1; i <= m; i++) print o[i] "\t" c[o[i]] }' "$tmp/hist"
+	} >"$out/vm_hist.tsv"
+	echo "bench_vm.sh: data in $out/vm.tsv, $out/vm_hist.tsv (bench/plot.sh draws them)" >&2
+}
+write_data
 
 cat "$tmp/header" "$tmp/out1"
 [ "$do_smp" = 0 ] || cat "$tmp/out4"

@@ -6,7 +6,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 pkgs="build-essential autoconf automake pkg-config libelf-dev libjansson-dev libevent-dev
       libinih-dev check libcurl4-openssl-dev curl qemu-system-x86 prometheus
-      libseccomp-dev time lz4 busybox-static cpio mandoc
+      libseccomp-dev time lz4 busybox-static cpio mandoc gnuplot-nox
       debhelper dpkg-dev lintian fakeroot"
 missing=""
 for p in $pkgs; do
