@@ -239,7 +239,7 @@ banner_run() {
 		sample "$mode" "$id" "$t0"
 		echo "$mode end $(((t1 - t0) / 1000)) $st" >>"$tmp/events"
 		grep -o '{"le_us":[0-9a-z]*,"count":[0-9]*}' "$f.pg2" |
-			sed "s/^{\"le_us\":\([0-9a-z]*\),\"count\":\([0-9]*\)}\$/linux-$mode \1 \2/; s/ null / inf /" >>"$tmp/hist" || true
+			sed "s/^{\"le_us\":\([0-9a-z]*\),\"count\":\([0-9]*\)}\$/linux-boot-$mode \1 \2/; s/ null / inf /" >>"$tmp/hist" || true
 		api -o "$f.console" "http://localhost/v1/vms/$id/console" || true
 		{
 			echo "end_t_us $((t1 - t0))"

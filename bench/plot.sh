@@ -90,7 +90,7 @@ if [ -s "$tmp/hist" ]; then
 			want["kevd-lazy-v1-w0"] = "test guest, touch all, window 16"
 			want["kevd-lazy-w1-v1-w0"] = "test guest, touch all, window 1"
 			want["kevd-lazy-v4-w0"] = "test guest, touch all, window 16, 4 vCPUs"
-			want["linux-lazy"] = "Debian kernel boot, window 16"
+			want["linux-boot-lazy"] = "Debian kernel boot, window 16"
 			nb = 0; ns = 0
 		}
 		!($1 in want) { next }
