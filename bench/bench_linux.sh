@@ -373,7 +373,7 @@ echo "   ('-' while running); state running = still running at the bound (the VM
 
 mkdir -p "$out"
 {
-	echo "# kevd Linux boot benchmark ($started), $(nproc) CPUs, Linux $(uname -r), kevd $describe; paging sampled every $sample ms"
+	echo "# kevd Linux boot benchmark ($started), $(nproc) CPUs, Linux $(uname -r), load average ${load_start%% *} at start, ${load_end%% *} at end, kevd $describe; paging sampled every $sample ms"
 	printf 'mode\tt_s\tpages_loaded\timage_pages\tloaded_pct\tfaults\tread_mib\n'
 	awk '$3 != "-" && $4 != "-" && $4 > 0 {
 		printf "%s\t%.3f\t%s\t%s\t%.2f\t%s\t%.2f\n", $1, $2 / 1000, $3, $4, $3 * 100 / $4, $5, $6 / 1048576 }' "$tmp/samples"

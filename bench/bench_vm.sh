@@ -431,7 +431,7 @@ write_data() {
 	local n w
 	mkdir -p "$out"
 	{
-		printf '# kevd VM benchmark (%s), %s CPUs, Linux %s, kevd %s\n' "$started" "$(nproc)" "$(uname -r)" "$describe"
+		printf '# kevd VM benchmark (%s), %s CPUs, Linux %s, load average %s at start, %s at end, kevd %s\n' "$started" "$(nproc)" "$(uname -r)" "$load_start" "$(cut -d ' ' -f 1 /proc/loadavg)" "$describe"
 		printf 'name\tvcpus\tworkload\twall_ms\tfirst_byte_ms\tfirst_run_ms\trss_mib\trchar_mib\timage_mib\tok\n'
 		while read -r n; do
 			w=-

@@ -47,7 +47,7 @@ gp() {
 	made=$((made + 1))
 }
 # origin FILE: the run's description, the first line of FILE without "# ".
-origin() { sed -n '1s/^# //p' "$1" | sed 's/, kevd .*//; s/'"'"'//g'; }
+origin() { sed -n '1s/^# //p' "$1" | sed 's/^kevd [A-Za-z ]* benchmark (\([^)]*\))/measured \1/; s/load average \([0-9.]*\) at start, \([0-9.]*\) at end/load average \1 to \2/; s/, kevd .*//; s/'"'"'//g'; }
 
 # --- vm.png: one row per workload, 1 vCPU --------------------------------------
 if [ -s "$data/vm.tsv" ]; then
