@@ -41,13 +41,14 @@ made=0
 gp() {
 	s=$1 png=$2 title=$3 sub=$4
 	shift 4
-	set -- -e "out='$outdir/$png'" -e "title='$title'" -e "sub='$sub'" "$@"
+	# Double quotes: a "\n" in SUB starts a new line (origin() leaves no quote or backslash).
+	set -- -e "out='$outdir/$png'" -e "title='$title'" -e "sub=\"$sub\"" "$@"
 	gnuplot "$@" "$here/plots/$s"
 	echo "plot.sh: $outdir/$png" >&2
 	made=$((made + 1))
 }
 # origin FILE: the run's description, the first line of FILE without "# ".
-origin() { sed -n '1s/^# //p' "$1" | sed 's/^kevd [A-Za-z ]* benchmark (\([^)]*\))/measured \1/; s/load average \([0-9.]*\) at start, \([0-9.]*\) at end/load average \1 to \2/; s/, kevd .*//; s/'"'"'//g'; }
+origin() { sed -n '1s/^# //p' "$1" | sed 's/^kevd [A-Za-z ]* benchmark (\([^)]*\))/measured \1/; s/load average \([0-9.]*\) at start, \([0-9.]*\) at end/load \1 to \2/; s/, kevd .*//; s/'"'"'//g'; }
 
 # --- vm.png: one row per workload, 1 vCPU --------------------------------------
 if [ -s "$data/vm.tsv" ]; then
@@ -123,8 +124,12 @@ if [ -s "$tmp/hist" ]; then
 			print ns + 1 > "/dev/stderr"
 		}' "$tmp/hist" >"$tmp/hist_wide.tsv" 2>"$tmp/hist_cols"
 	if [ -s "$tmp/hist_wide.tsv" ]; then
-		o=$(origin "$data/vm.tsv" 2>/dev/null || true)
-		[ -n "$o" ] || o=$(origin "$data/linux_pages.tsv" 2>/dev/null || true)
+		# The two benchmarks may come from different runs: name each one's.
+		o=
+		[ ! -s "$data/vm_hist.tsv" ] || o="test guest: $(origin "$data/vm.tsv" 2>/dev/null || true)"
+		if [ -s "$data/linux_hist.tsv" ] && [ "$(wc -l <"$data/linux_hist.tsv")" -gt 1 ]; then
+			o="$o${o:+\\n}Linux boot: $(origin "$data/linux_pages.tsv" 2>/dev/null || true)"
+		fi
 		gp load_latency.gp load_latency.png "pager load latency (fault event read to pages installed), all runs" "$o" \
 			-e "data='$tmp/hist_wide.tsv'" -e "ncol=$(cat "$tmp/hist_cols")"
 	else

@@ -6,7 +6,7 @@
 set terminal pngcairo size 800,500 font "DejaVu Sans,10"
 set output out
 set datafile separator "\t"
-set title title . "\n" . sub font ",11"
+set title title . "\n" . sub font ",10"
 set xlabel "seconds since the create request"
 set ylabel "image pages loaded (% of the image)"
 set y2label "pager faults (lazy)"

@@ -11,7 +11,7 @@ set style fill solid 0.85 border -1
 set boxwidth 0.9
 set grid ytics lc rgb "#dddddd"
 set key top right samplen 1.5 font ",9"
-set title title . "\n" . sub font ",11"
+set title title . "\n" . sub font ",10"
 set ylabel "share of the loads (%)"
 set xlabel "load latency bucket (upper bound)"
 set yrange [0:*]

@@ -20,7 +20,7 @@ set ytics nomirror
 bar(k) = $0 + (k - 1) * 0.25
 lazy = "#1f77b4"; eager = "#ff7f0e"; qemu = "#7f7f7f"
 
-set multiplot layout 1, 2 title title . "\n" . sub font ",11"
+set multiplot layout 1, 2 title title . "\n" . sub font ",10"
 set title "wall time, process start to exit (ms)"
 plot data using 2:xtic(1) title "kevd lazy" lc rgb lazy, \
      '' using 3 title "kevd eager" lc rgb eager, \
