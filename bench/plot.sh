@@ -54,9 +54,10 @@ origin() { sed -n '1s/^# //p' "$1" | sed 's/^kevd [A-Za-z ]* benchmark (\([^)]*\
 if [ -s "$data/vm.tsv" ]; then
 	awk -F '\t' '
 		function put(k, c, v) { if (!(k in seen)) { seen[k] = 1; order[++n] = k } val[k, c] = v }
-		$1 ~ /^kevd-lazy-v1-w[0-9]+$/ { put($3, 1, $4); put($3, 4, $7) }
-		$1 ~ /^kevd-eager-v1-w[0-9]+$/ { put($3, 2, $4); put($3, 5, $7) }
-		$1 ~ /^qemu-v1-w[0-9]+$/ { put($3, 3, $4); put($3, 6, $7) }
+		$1 ~ /^kevd-lazy-v1-w[0-9]+$/ { put($3, 1, $4); put($3, 5, $7) }
+		$1 ~ /^kevd-lazy-private-v1-w[0-9]+$/ { put($3, 2, $4); put($3, 6, $7) }
+		$1 ~ /^kevd-eager-v1-w[0-9]+$/ { put($3, 3, $4); put($3, 7, $7) }
+		$1 ~ /^qemu-v1-w[0-9]+$/ { put($3, 4, $4); put($3, 8, $7) }
 		function label(w) {
 			if (w == "touch=all") return "all"
 			if (w ~ /^touch=percent:[0-9]+$/) { sub(/^touch=percent:/, "", w); return w "%" }
@@ -66,7 +67,7 @@ if [ -s "$data/vm.tsv" ]; then
 		END {
 			for (i = 1; i <= n; i++) {
 				k = order[i]; line = label(k)
-				for (c = 1; c <= 6; c++) line = line "\t" (((k, c) in val) ? val[k, c] : "-")
+				for (c = 1; c <= 8; c++) line = line "\t" (((k, c) in val) ? val[k, c] : "-")
 				print line
 			}
 		}' "$data/vm.tsv" >"$tmp/vm_wide.tsv"
@@ -88,10 +89,11 @@ done
 if [ -s "$tmp/hist" ]; then
 	awk -F '\t' '
 		BEGIN {
-			want["kevd-lazy-v1-w0"] = "test guest, touch all, window 16"
-			want["kevd-lazy-w1-v1-w0"] = "test guest, touch all, window 1"
-			want["kevd-lazy-v4-w0"] = "test guest, touch all, window 16, 4 vCPUs"
-			want["linux-boot-lazy"] = "Debian kernel boot, window 16"
+			want["kevd-lazy-v1-w0"] = "test guest, touch all, lazy, window 16→256"
+			want["kevd-lazy-private-v1-w0"] = "test guest, touch all, lazy-private, window 16→256"
+			want["kevd-lazy-w1-v1-w0"] = "test guest, touch all, lazy, window 1"
+			want["kevd-lazy-v4-w0"] = "test guest, touch all, lazy, window 16→256, 4 vCPUs"
+			want["linux-boot-lazy"] = "Debian kernel boot, lazy"
 			nb = 0; ns = 0
 		}
 		!($1 in want) { next }
