@@ -69,6 +69,11 @@ static struct fixture *setup(uint64_t file_pages, uint64_t zero_pages, const str
 
 	if (cfg_in)
 		cfg = *cfg_in;
+	/* Fixed windows, as each case sets them (the fault counts and the
+	 * injected N-th operations depend on them); the growing window is
+	 * tested with the shared image (test_cache) and the VMs (test_vm). */
+	if (!cfg.window_max_pages)
+		cfg.window_max_pages = cfg.window_pages;
 	cfg.on_load = on_load;
 	cfg.on_failure = on_failure;
 	cfg.cb_arg = f;
