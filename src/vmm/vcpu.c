@@ -49,12 +49,16 @@ static __thread bool in_vcpu_thread;
 static bool signals_installed;  /* atomic: kevd_vm_signals_install() succeeded */
 
 /* A vCPU thread runs KVM_RUN and raises the serial port's interrupt line;
- * the rest it does (locks, logs, kicks, eventfd writes) is in the common
- * set of common/sandbox.h. */
+ * ending the VM it kicks the other vCPUs and puts their nice back
+ * (setpriority); the rest it does (locks, logs, kicks, eventfd writes) is
+ * in the common set of common/sandbox.h. */
+static const int vcpu_calls[] = { __NR_setpriority };
 static const unsigned long vcpu_ioctls[] = { KVM_RUN, KVM_IRQ_LINE };
 
 const struct kevd_sandbox_role kevd_vcpu_sandbox_role = {
-	.name = "vCPU", .ioctls = vcpu_ioctls, .nioctls = sizeof(vcpu_ioctls) / sizeof(vcpu_ioctls[0]),
+	.name = "vCPU",
+	.syscalls = vcpu_calls, .nsyscalls = sizeof(vcpu_calls) / sizeof(vcpu_calls[0]),
+	.ioctls = vcpu_ioctls, .nioctls = sizeof(vcpu_ioctls) / sizeof(vcpu_ioctls[0]),
 };
 
 static void on_kick(int sig)
@@ -385,6 +389,7 @@ static void *vcpu_main(void *arg)
 	}
 
 	pthread_mutex_lock(&vm->lock);
+	v->done = true;
 	if (--vm->live == 0)
 		pthread_cond_broadcast(&vm->ended);
 	pthread_mutex_unlock(&vm->lock);
@@ -404,14 +409,26 @@ static int vcpu_start(struct kevd_vcpu *v, struct kevd_error *err)
 
 static void vcpu_kick(struct kevd_vcpu *v)
 {
+	int tid = __atomic_load_n(&v->tid, __ATOMIC_ACQUIRE);
+
 	if (v->run)
 		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELEASE);
+	/* A thread on its way out need not yield to the guests still
+	 * spinning: back to the daemon's own priority, so that stops and
+	 * deletes are not paced by vcpu_nice (needs CAP_SYS_NICE; without
+	 * it the thread ends at its nice, only later).  Under vm->lock, and
+	 * before the thread marked itself done under it: its tid is still
+	 * its own. */
+	if (tid && !v->done && v->vm->cfg.vcpu_nice && __atomic_load_n(&v->vm->stopping, __ATOMIC_ACQUIRE))
+		setpriority(PRIO_PROCESS, (id_t)tid, 0);
 	if (__atomic_load_n(&v->started, __ATOMIC_ACQUIRE))
 		pthread_kill(v->thread, KICK_SIGNAL);
 }
 
 /* Under vm->lock: the vcpus part's free clears a vCPU's started flag under
- * it before joining, so no kick reaches a joined thread. */
+ * it before joining, so no kick reaches a joined thread.  The kicking
+ * thread may renice the vCPU (setpriority): it is the loop's, a worker's
+ * or another vCPU's, so the vCPU role allows it. */
 void kevd_vcpus_kick_locked(struct kevd_vm *vm)
 {
 	pthread_cond_broadcast(&vm->unhalt);

@@ -39,6 +39,7 @@ struct kevd_vcpu {
 	pthread_t thread;            /* joined by the vcpus part's free */
 	bool started;                /* atomic: set (release) once thread is valid */
 	int tid;                     /* atomic; set by the thread itself */
+	bool done;                   /* under vm->lock: the thread is past its last use of tid */
 	uint64_t exits[KEVD_EXIT_KINDS];  /* written by the vCPU thread only */
 	/* Paging registers as of the last exit, for gva translation. */
 	uint64_t cr0, cr3, cr4, efer;     /* atomic relaxed */
