@@ -26,7 +26,7 @@ command -v curl > /dev/null || { echo "bench_density: needs curl" >&2; exit 1; }
 (exec 3<>/dev/kvm) 2>/dev/null || { echo "bench_density: /dev/kvm cannot be opened: skipped"; exit 77; }
 tmp=$(mktemp -d)
 pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
+trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || :; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 mkdir "$tmp/images"
 cp "$guest" "$tmp/images/guest.elf"
 sock="$tmp/kevd.sock"

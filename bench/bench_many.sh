@@ -21,7 +21,7 @@ kevd="$top/kevd"
 (exec 3<>/dev/kvm) 2>/dev/null || { echo "bench_many: /dev/kvm cannot be opened: skipped"; exit 77; }
 tmp=$(mktemp -d)
 pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || :; rm -rf "$tmp"' EXIT
 mkdir "$tmp/images"
 cp "$top/tests/guests/testguest.elf" "$tmp/images/guest.elf"
 sock="$tmp/kevd.sock"

@@ -24,7 +24,7 @@ guest="$top/tests/guests/testguest.elf"
 (exec 3<>/dev/kvm) 2>/dev/null || { echo "bench_shared: /dev/kvm cannot be opened: skipped"; exit 77; }
 tmp=$(mktemp -d)
 pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || :; rm -rf "$tmp"' EXIT
 mkdir "$tmp/images"
 cp "$guest" "$tmp/images/guest.elf"
 sock="$tmp/kevd.sock"

@@ -22,7 +22,7 @@ command -v curl > /dev/null 2>&1 || { echo "$me: curl is not installed: skipped"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kevd-async-XXXXXX")
 pid= bg=
 cleanup() {
-	[ -n "$bg" ] && kill "$bg" 2> /dev/null
+	[ -z "$bg" ] || kill "$bg" 2> /dev/null || :
 	kevd_stop "$pid"
 	rm -rf "$tmp"
 }

@@ -16,7 +16,7 @@ if ! (exec 3<>/dev/kvm) 2>/dev/null; then
 fi
 tmp=$(mktemp -d)
 pid=
-trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap '[ -z "$pid" ] || kill -9 "$pid" 2>/dev/null || :; rm -rf "$tmp"' EXIT
 fail() { echo "faults.sh: FAIL: $*"; cat "$tmp/err" 2>/dev/null; exit 1; }
 
 # run EXPECTED_RC PATTERN INJECT [kevd run args...]

@@ -27,7 +27,7 @@ command -v curl >/dev/null || { echo "leakcycle: curl not installed: skipped" >&
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kevd-leak-XXXXXX")
 pid=
 cleanup() {
-	[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+	[ -z "$pid" ] || kill -9 "$pid" 2>/dev/null || :
 	rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
