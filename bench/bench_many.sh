@@ -62,9 +62,18 @@ client() {
 	done > "$tmp/$what.$k"
 }
 
+# Waits for the clients only: a bare wait would wait for kevd too.
+run_clients() {
+	local k pids=
+	for k in 0 1 2 3; do
+		client "$k" "$1" &
+		pids="$pids $!"
+	done
+	for k in $pids; do wait "$k"; done
+}
+
 t0=$(now)
-for k in 0 1 2 3; do client "$k" create & done
-wait
+run_clients create
 t1=$(now)
 ok=$(cat "$tmp"/create.* | grep -c '^201$' || :)
 # Every guest idle (its last line printed) before measuring.
@@ -83,8 +92,7 @@ for _ in $(seq 200); do
 done | sort -n > "$tmp/health"
 running=$(curl -s --unix-socket "$sock" http://l/metrics | awk '/^kevd_vms\{state="running"\}/ { print $2 }')
 t2=$(now)
-for k in 0 1 2 3; do client "$k" delete & done
-wait
+run_clients delete
 t3=$(now)
 dok=$(cat "$tmp"/delete.* | grep -c '^204$' || :)
 echo "kevd many-VM benchmark ($(date -u '+%Y-%m-%d %H:%M UTC')): $n VMs of the test guest, 64 MiB each,"
