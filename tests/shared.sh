@@ -47,6 +47,16 @@ pid=$!
 kevd_ready "$pid" curl -sf --unix-socket "$sock" http://localhost/v1/health || { pid=; die "kevd did not start"; }
 
 # api METHOD PATH [BODY]: the answer in $tmp/body, the status in $code.
+# wait_console VM PATTERN WHAT: until VM's console has a line matching
+# PATTERN (30 s at most); the console is then in $tmp/body.
+wait_console() {
+	_t=0
+	until api GET "/v1/vms/$1/console" && grep -q "$2" "$tmp/body"; do
+		_t=$((_t + 1))
+		[ "$_t" -lt 300 ] || die "$1: $3"
+		sleep 0.1
+	done
+}
 api() {
 	if [ $# -gt 2 ]; then
 		code=$(curl -sS --max-time 30 --unix-socket "$sock" -X "$1" -H 'Content-Type: application/json' \
@@ -74,12 +84,7 @@ done
 # All finish their checks and idle, holding the image (each within a few
 # seconds here).
 for i in 0 1 2 3 4 5 6 7; do
-	t=0
-	until api GET "/v1/vms/s$i/console" && grep -q '^idle: ' "$tmp/body"; do
-		t=$((t + 1))
-		[ "$t" -lt 300 ] || die "s$i did not finish in 30 s"
-		sleep 0.1
-	done
+	wait_console "s$i" '^idle: ' "did not finish in 30 s"
 	grep -q 'result: ok' "$tmp/body" || die "s$i: guest checks failed"
 done
 
@@ -116,22 +121,12 @@ grep -q '^kevd_image_vms{id="[0-9a-f]*",image="guest.elf"} 8$' "$tmp/body" || di
 # A's writes are A's own pages.
 api POST /v1/vms '{"name":"wa","kernel":"guest.elf","cmdline":"touch=all write=1 mode=idle"}'
 [ "$code" = 201 ] || die "create wa: $code"
-t=0
-until api GET /v1/vms/wa/console && grep -q '^idle: ' "$tmp/body"; do
-	t=$((t + 1))
-	[ "$t" -lt 300 ] || die "wa did not finish its writes"
-	sleep 0.1
-done
+wait_console wa '^idle: ' "did not finish its writes"
 grep -q '^write: pages=8192 bad=0$' "$tmp/body" || die "wa: the writes did not read back"
 grep -q '^result: ok$' "$tmp/body" || die "wa: result"
 api POST /v1/vms '{"name":"wb","kernel":"guest.elf","cmdline":"touch=all mode=idle"}'
 [ "$code" = 201 ] || die "create wb: $code"
-t=0
-until api GET /v1/vms/wb/console && grep -q '^idle: ' "$tmp/body"; do
-	t=$((t + 1))
-	[ "$t" -lt 300 ] || die "wb did not finish"
-	sleep 0.1
-done
+wait_console wb '^idle: ' "did not finish"
 grep -q '^result: ok$' "$tmp/body" || die "wb, started after wa wrote, read altered image pages"
 api GET /v1/vms/wa/paging
 [ "$(num pages_private)" -ge 8192 ] || die "wa's writes are not private pages ($(num pages_private))"

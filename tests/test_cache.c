@@ -190,6 +190,15 @@ static struct listing list(struct kevd_imagecache *c)
 	return l;
 }
 
+/* The end of a test: the cache, the image and its file go. */
+static void done_with(struct kevd_imagecache *c, struct kevd_image *img, char *path)
+{
+	kevd_imagecache_free(c);
+	kevd_image_free(img);
+	unlink(path);
+	free(path);
+}
+
 static char *write_image(struct eb_elf *e, uint64_t pages)
 {
 	char *path = elfbuild_tmppath("cache");
@@ -253,10 +262,7 @@ START_TEST(exactly_once_across_vms)
 	ck_assert_uint_eq(l.last.resident_bytes, pages << 12);
 	for (int i = 0; i < VMS; i++)
 		vm_free(&vs[i]);
-	kevd_imagecache_free(c);
-	kevd_image_free(img);
-	unlink(path);
-	free(path);
+	done_with(c, img, path);
 }
 END_TEST
 
@@ -297,10 +303,7 @@ START_TEST(guest_writes_stay_private)
 	ck_assert_uint_eq(a.mem[(BASE_GFN + 3) << 12], 0xa5);
 	vm_free(&a);
 	vm_free(&b);
-	kevd_imagecache_free(c);
-	kevd_image_free(img);
-	unlink(path);
-	free(path);
+	done_with(c, img, path);
 }
 END_TEST
 
@@ -443,11 +446,7 @@ START_TEST(truncated_fails_only_who_needs_it)
 	vm_free(&b);
 	/* The failed entry goes as soon as nobody holds it. */
 	ck_assert_uint_eq(list(c).n, 1);
-	img2 = img;
-	kevd_imagecache_free(c);
-	kevd_image_free(img2);
-	unlink(path);
-	free(path);
+	done_with(c, img, path);
 }
 END_TEST
 
@@ -475,10 +474,7 @@ START_TEST(stopped_vm_leaves_cache_alone)
 	vm_free(&b);
 	ck_assert_uint_eq(list(c).last.resident_bytes, list(c).last.pages_filled << 12);
 	ck_assert(!list(c).last.failed);
-	kevd_imagecache_free(c);
-	kevd_image_free(img);
-	unlink(path);
-	free(path);
+	done_with(c, img, path);
 }
 END_TEST
 
@@ -510,10 +506,7 @@ START_TEST(unused_entries_go)
 	ck_assert_uint_eq(list(c).n, 1);
 	vm_free(&a);
 	ck_assert_uint_eq(list(c).n, 0);
-	kevd_imagecache_free(c);
-	kevd_image_free(img);
-	unlink(path);
-	free(path);
+	done_with(c, img, path);
 }
 END_TEST
 
