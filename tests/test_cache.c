@@ -392,7 +392,7 @@ START_TEST(truncated_fails_only_who_needs_it)
 {
 	struct eb_elf e;
 	char *path = write_image(&e, 64);
-	struct kevd_image *img = open_image(path), *img2;
+	struct kevd_image *img = open_image(path);
 	struct kevd_imagecache *c = new_cache(60, 1 << 30);
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct prober pr;
