@@ -2,8 +2,9 @@
  * kevd's control plane: JSON over HTTP on a Unix socket (and optionally on
  * TCP for Prometheus), served by libevent's evhttp on the caller's event
  * base.  The server owns the VMs created through it.  Everything here runs
- * on the event loop's thread; VM threads only ever write to an eventfd that
- * the loop watches (a VM reached its end), they never touch the base.
+ * on the event loop's thread, but for the work handed to its job workers
+ * (jobs.h); VM threads only ever write to an eventfd that the loop watches
+ * (a VM reached its end), they never touch the base.
  */
 #ifndef KEVD_SERVER_H
 #define KEVD_SERVER_H
