@@ -385,6 +385,28 @@ static void *probe_main(void *arg)
 	return NULL;
 }
 
+/* Touches page G of V from a thread of its own, as a vCPU would, waits
+ * for V's failure report (exactly one), then brings the thread back:
+ * poison wakes it with SIGBUS, else a kick does.  Returns the signal that
+ * ended its wait. */
+static int touch_failing(struct vm *v, uint64_t g)
+{
+	struct prober pr = { .addr = v->mem + ((BASE_GFN + g) << 12) };
+	pthread_t t;
+
+	ck_assert_int_eq(pthread_create(&t, NULL, probe_main, &pr), 0);
+	for (int i = 0; i < 1000 && !__atomic_load_n(&v->failures, __ATOMIC_ACQUIRE); i++)
+		usleep(10000);
+	ck_assert_int_eq(__atomic_load_n(&v->failures, __ATOMIC_ACQUIRE), 1);
+	if (!kevd_pager_poisons(v->pager))
+		for (int i = 0; i < 100 && !__atomic_load_n(&pr.done, __ATOMIC_ACQUIRE); i++) {
+			pthread_kill(t, SIGUSR1);
+			usleep(10000);
+		}
+	pthread_join(t, NULL);
+	return pr.stopped_by;
+}
+
 /* Truncated while cached: the VM that faults an unfilled page fails with
  * the reason; one that only touches filled pages does not; the failed
  * entry is given to no new VM. */
@@ -395,8 +417,6 @@ START_TEST(truncated_fails_only_who_needs_it)
 	struct kevd_image *img = open_image(path);
 	struct kevd_imagecache *c = new_cache(60, 1 << 30);
 	struct sigaction sa = { .sa_handler = on_signal };
-	struct prober pr;
-	pthread_t t;
 	struct vm a, b, n;
 
 	sigaction(SIGBUS, &sa, NULL);
@@ -409,33 +429,12 @@ START_TEST(truncated_fails_only_who_needs_it)
 	check_content(b.mem, &e, 16, 0);
 	ck_assert_int_eq(__atomic_load_n(&b.failures, __ATOMIC_ACQUIRE), 0);
 	/* Page 60 is not filled: A's fault on it fails. */
-	pr = (struct prober){ .addr = a.mem + ((BASE_GFN + 60) << 12) };
-	ck_assert_int_eq(pthread_create(&t, NULL, probe_main, &pr), 0);
-	for (int i = 0; i < 1000 && !__atomic_load_n(&a.failures, __ATOMIC_ACQUIRE); i++)
-		usleep(10000);
-	ck_assert_int_eq(__atomic_load_n(&a.failures, __ATOMIC_ACQUIRE), 1);
+	ck_assert_int_ne(touch_failing(&a, 60), 0);
 	ck_assert_msg(strstr(a.failure, "truncated") || strstr(a.failure, "size changed"), "%s", a.failure);
-	if (!kevd_pager_poisons(a.pager))
-		for (int i = 0; i < 100 && !__atomic_load_n(&pr.done, __ATOMIC_ACQUIRE); i++) {
-			pthread_kill(t, SIGUSR1);
-			usleep(10000);
-		}
-	pthread_join(t, NULL);
-	ck_assert_int_ne(pr.stopped_by, 0);
 	ck_assert_int_eq(__atomic_load_n(&b.failures, __ATOMIC_ACQUIRE), 0);
 	/* B meets the failed page: it fails with the first failure's reason. */
-	pr = (struct prober){ .addr = b.mem + ((BASE_GFN + 60) << 12) };
-	ck_assert_int_eq(pthread_create(&t, NULL, probe_main, &pr), 0);
-	for (int i = 0; i < 1000 && !__atomic_load_n(&b.failures, __ATOMIC_ACQUIRE); i++)
-		usleep(10000);
-	ck_assert_int_eq(__atomic_load_n(&b.failures, __ATOMIC_ACQUIRE), 1);
+	touch_failing(&b, 60);
 	ck_assert_str_eq(strstr(b.failure, "image '"), strstr(a.failure, "image '"));
-	if (!kevd_pager_poisons(b.pager))
-		for (int i = 0; i < 100 && !__atomic_load_n(&pr.done, __ATOMIC_ACQUIRE); i++) {
-			pthread_kill(t, SIGUSR1);
-			usleep(10000);
-		}
-	pthread_join(t, NULL);
 	/* A new VM of the same image does not get the failed entry.  (The
 	 * file is truncated: a real open would refuse it; the cache is asked
 	 * with the old image to see the entry itself passed over.) */
