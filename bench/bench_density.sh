@@ -27,22 +27,13 @@ command -v curl > /dev/null || { echo "bench_density: needs curl" >&2; exit 1; }
 tmp=$(mktemp -d)
 pid=
 trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || :; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
-mkdir "$tmp/images"
-cp "$guest" "$tmp/images/guest.elf"
+. "$top/bench/lib.sh"
 sock="$tmp/kevd.sock"
-cat > "$tmp/kevd.conf" <<EOF
-[api]
-socket = $sock
-[paths]
-image_dir = $tmp/images
-state_dir = $tmp
-runtime_dir = $tmp
+daemon_dir "$tmp" "$guest" <<EOF
 [limits]
 max_vms = $((n + 1))
 max_memory_mib = 64
 max_total_memory_mib = $((n * 64 + 64))
-[log]
-level = warn
 EOF
 api() { curl -sS --max-time 60 --unix-socket "$sock" "$@"; }
 num() { grep -o "\"$1\": *[0-9]*" | head -n 1 | sed 's/.*: *//'; }
@@ -52,9 +43,7 @@ pss_kib() { awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup"; }
 # measure MODE: fills $res_MODE with "pss_mib avail_mib acct_mib ok"
 measure() {
 	local mode=$1 i before ok=0 priv=0 shared=0 t
-	"$kevd" serve --config "$tmp/kevd.conf" > "$tmp/kevd-$mode.log" 2>&1 &
-	pid=$!
-	for _ in $(seq 100); do api http://l/v1/health > /dev/null 2>&1 && break; sleep 0.05; done
+	daemon_start "$kevd" "$tmp" || exit 1
 	sync
 	before=$(avail_kib)
 	for i in $(seq "$n"); do

@@ -22,29 +22,18 @@ kevd="$top/kevd"
 tmp=$(mktemp -d)
 pid=
 trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || :; rm -rf "$tmp"' EXIT
-mkdir "$tmp/images"
-cp "$top/tests/guests/testguest.elf" "$tmp/images/guest.elf"
+. "$top/bench/lib.sh"
 sock="$tmp/kevd.sock"
-cat > "$tmp/kevd.conf" <<EOF
-[api]
-socket = $sock
-[paths]
-image_dir = $tmp/images
-state_dir = $tmp
-runtime_dir = $tmp
+daemon_dir "$tmp" "$top/tests/guests/testguest.elf" <<EOF
 [limits]
 max_vms = $((n + 10))
 max_memory_mib = 64
 max_total_memory_mib = $((n * 64 + 640))
-[log]
-level = warn
 EOF
 now() { date +%s.%N; }
 avail_kib() { awk '/^MemAvailable:/ { print $2 }' /proc/meminfo; }
 ulimit -n 65536 2>/dev/null || :
-"$kevd" serve --config "$tmp/kevd.conf" > "$tmp/kevd.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do curl -s --unix-socket "$sock" http://l/v1/health > /dev/null 2>&1 && break; sleep 0.05; done
+daemon_start "$kevd" "$tmp"
 sync
 before=$(avail_kib)
 

@@ -25,21 +25,12 @@ guest="$top/tests/guests/testguest.elf"
 tmp=$(mktemp -d)
 pid=
 trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || :; rm -rf "$tmp"' EXIT
-mkdir "$tmp/images"
-cp "$guest" "$tmp/images/guest.elf"
+. "$top/bench/lib.sh"
 sock="$tmp/kevd.sock"
-printf '[api]\nsocket = %s\n[paths]\nimage_dir = %s/images\nstate_dir = %s\nruntime_dir = %s\n[log]\nlevel = warn\n' \
-	"$sock" "$tmp" "$tmp" "$tmp" > "$tmp/kevd.conf"
+daemon_dir "$tmp" "$guest" < /dev/null
 api() { curl -sS --max-time 60 --unix-socket "$sock" "$@"; }
 num() { grep -o "\"$1\": *[0-9]*" | head -n 1 | sed 's/.*: *//'; }
 
-daemon_start() {
-	"$kevd" serve --config "$tmp/kevd.conf" > "$tmp/kevd.log" 2>&1 &
-	pid=$!
-	for _ in $(seq 100); do api http://l/v1/health > /dev/null 2>&1 && return; sleep 0.05; done
-	echo "bench_shared: kevd did not start" >&2
-	exit 1
-}
 daemon_stop() { kill "$pid"; wait "$pid" || :; pid=; }
 
 # one NAME PAGING VCPUS: runs one VM to its end; prints "run_ms first_run_ms"
@@ -66,7 +57,7 @@ declare -A run first
 for v in $vcpus_list; do
 	for c in cold warm private eager; do : > "$tmp/$c-$v.run"; : > "$tmp/$c-$v.first"; done
 	for r in $(seq "$runs"); do
-		daemon_start
+		daemon_start "$kevd" "$tmp" || exit 1
 		one "cold$r" lazy "$v" > "$tmp/x"           # the first VM of the image: cold
 		cut -d' ' -f1 "$tmp/x" >> "$tmp/cold-$v.run"; cut -d' ' -f2 "$tmp/x" >> "$tmp/cold-$v.first"
 		one "warm$r" lazy "$v" > "$tmp/x"           # the second: every page in the cache

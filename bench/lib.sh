@@ -1,4 +1,4 @@
-# Shared by bench/bench_api.sh and bench/bench_linux.sh (sourced, not run).
+# Shared by the bench scripts (sourced, not run).
 # Results are lines "NAME KEY VALUE" in $tmp/results ("-" = no value);
 # the helpers print "-" rather than failing on missing values.
 
@@ -28,4 +28,32 @@ kevd_build() {
 		grep -aq "__${s}_" "$kevd" && san="$san${san:+,}$s"
 	done
 	echo "binary built $(date -u -r "$kevd" '+%H:%M:%S UTC'), sanitizers: ${san:-none}"
+}
+
+# daemon_dir DIR GUEST: DIR/images holding a copy of GUEST as guest.elf,
+# and DIR/kevd.conf for a daemon on DIR/kevd.sock logging warnings only,
+# followed by the lines on stdin (more sections: [limits], ...).
+daemon_dir() {
+	mkdir "$1/images"
+	cp "$2" "$1/images/guest.elf"
+	{
+		printf '[api]\nsocket = %s/kevd.sock\n[paths]\nimage_dir = %s/images\nstate_dir = %s\nruntime_dir = %s\n' \
+			"$1" "$1" "$1" "$1"
+		printf '[log]\nlevel = warn\n'
+		cat
+	} > "$1/kevd.conf"
+}
+
+# daemon_start KEVD DIR: `KEVD serve` on DIR's configuration in the
+# background (its pid in $pid, its log in DIR/kevd.log); returns once it
+# answers /v1/health (5 s at most, else fails saying so).
+daemon_start() {
+	"$1" serve --config "$2/kevd.conf" > "$2/kevd.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 100); do
+		curl -s --unix-socket "$2/kevd.sock" http://l/v1/health > /dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	echo "kevd did not start: $(cat "$2/kevd.log")" >&2
+	return 1
 }
