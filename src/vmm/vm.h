@@ -33,7 +33,7 @@
 enum kevd_vm_state {
 	KEVD_VM_CREATED,
 	KEVD_VM_RUNNING,
-	KEVD_VM_EXITED,    /* the guest ended itself (debug exit, all vCPUs halted) */
+	KEVD_VM_EXITED,    /* the guest ended itself (debug exit, power-off, reset, all vCPUs halted with interrupts off) */
 	KEVD_VM_CRASHED,   /* triple fault, emulation or entry failure */
 	KEVD_VM_FAILED,    /* kevd could not go on (a page failed to load, KVM error) */
 	KEVD_VM_STOPPED,   /* stopped on request */
