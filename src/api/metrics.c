@@ -57,7 +57,7 @@ static void help(FILE *f, const char *name, const char *type, const char *text)
 
 static void render_daemon(const struct scrape *s)
 {
-	static const enum kevd_vm_state states[] = { KEVD_VM_CREATED, KEVD_VM_RUNNING, KEVD_VM_EXITED,
+	static const enum kevd_vm_state states[] = { KEVD_VM_CREATED, KEVD_VM_RUNNING, KEVD_VM_PAUSED, KEVD_VM_EXITED,
 						     KEVD_VM_CRASHED, KEVD_VM_FAILED, KEVD_VM_STOPPED };
 
 	help(s->f, "kevd_build_info", "gauge", "kevd's version; always 1.");

@@ -216,12 +216,17 @@ int kevd_request_parse_action(const char *ct, const void *body, size_t len, size
 	if (only_keys(j, keys, p) < 0 || get_string(j, "action", 16, &action, p) < 0)
 		return -1;
 	if (!action)
-		return problem(p, 400, "'action' is required: \"start\" or \"stop\"");
+		return problem(p, 400, "'action' is required: \"start\", \"stop\", \"pause\" or \"resume\"");
 	if (!strcmp(action, "start"))
 		*out = KEVD_ACTION_START;
 	else if (!strcmp(action, "stop"))
 		*out = KEVD_ACTION_STOP;
+	else if (!strcmp(action, "pause"))
+		*out = KEVD_ACTION_PAUSE;
+	else if (!strcmp(action, "resume"))
+		*out = KEVD_ACTION_RESUME;
 	else
-		return problem(p, 400, "'action' must be \"start\" or \"stop\", not \"%s\"", action);
+		return problem(p, 400, "'action' must be \"start\", \"stop\", \"pause\" or \"resume\", not \"%s\"",
+			       action);
 	return 0;
 }

@@ -47,7 +47,7 @@ struct kevd_create_request {
 };
 
 /* PUT /v1/vms/{id}/actions */
-enum kevd_action { KEVD_ACTION_START, KEVD_ACTION_STOP };
+enum kevd_action { KEVD_ACTION_START, KEVD_ACTION_STOP, KEVD_ACTION_PAUSE, KEVD_ACTION_RESUME };
 
 /* Checks the content type (application/json), the size (at most
  * MAX_BODY) and the JSON itself (an object, duplicate keys rejected) and

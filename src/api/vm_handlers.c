@@ -467,6 +467,23 @@ static void start_run(struct kevd_job *job)
 		j->status = 500;
 }
 
+/* Worker: parks the VM's vCPUs (and waits for its pager). */
+static void pause_run(struct kevd_job *job)
+{
+	struct vm_job *j = (struct vm_job *)job;
+
+	if (kevd_vm_pause(j->vm, KEVD_SERVER_STOP_WAIT_MS, &j->err) < 0)
+		j->status = j->err.errnum == EBUSY ? 409 : 500;
+}
+
+static void resume_run(struct kevd_job *job)
+{
+	struct vm_job *j = (struct vm_job *)job;
+
+	if (kevd_vm_resume(j->vm, &j->err) < 0)
+		j->status = 409;
+}
+
 /* Loop: a start or stop is done: the VM as it is now, or why not. */
 static void action_done(struct kevd_job *job)
 {
@@ -483,7 +500,13 @@ static void action_done(struct kevd_job *job)
 }
 
 /* Checks that ACTION fits the VM's state, then hands it to a worker: a
- * start of a created VM, or a stop of a created or running one. */
+ * start of a created VM, a stop of a created, running or paused one, a
+ * pause of a running one, a resume of a paused one. */
+static void (*const action_runs[])(struct kevd_job *) = {
+	[KEVD_ACTION_START] = start_run, [KEVD_ACTION_STOP] = stop_run,
+	[KEVD_ACTION_PAUSE] = pause_run, [KEVD_ACTION_RESUME] = resume_run,
+};
+
 static int apply_action(struct kevd_server *srv, struct evhttp_request *req, struct kevd_registry_entry *e,
 			enum kevd_action action)
 {
@@ -498,9 +521,15 @@ static int apply_action(struct kevd_server *srv, struct evhttp_request *req, str
 	if (action == KEVD_ACTION_START && s != KEVD_VM_CREATED)
 		return kevd_http_fail(srv->http, req, 409, "vm '%s' is %s; only a created VM can start", name,
 				      kevd_vm_state_name(s));
-	if (action == KEVD_ACTION_STOP && s != KEVD_VM_RUNNING && s != KEVD_VM_CREATED)
+	if (action == KEVD_ACTION_STOP && s != KEVD_VM_RUNNING && s != KEVD_VM_CREATED && s != KEVD_VM_PAUSED)
 		return kevd_http_fail(srv->http, req, 409, "vm '%s' is %s already", name, kevd_vm_state_name(s));
-	j = vm_job_new(srv, req, e, action == KEVD_ACTION_START ? start_run : stop_run, action_done);
+	if (action == KEVD_ACTION_PAUSE && s != KEVD_VM_RUNNING)
+		return kevd_http_fail(srv->http, req, 409, "vm '%s' is %s; only a running VM can pause", name,
+				      kevd_vm_state_name(s));
+	if (action == KEVD_ACTION_RESUME && s != KEVD_VM_PAUSED)
+		return kevd_http_fail(srv->http, req, 409, "vm '%s' is %s; only a paused VM can resume", name,
+				      kevd_vm_state_name(s));
+	j = vm_job_new(srv, req, e, action_runs[action], action_done);
 	if (!j)
 		return kevd_http_fail(srv->http, req, 500, "out of memory");
 	j->action = action;

@@ -36,6 +36,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -331,6 +332,20 @@ int kevd_pager_start(struct kevd_pager *p, struct kevd_error *err)
 		h->started = true;
 		snprintf(name, sizeof(name), "pager-%u", i % KEVD_PAGER_MAX_THREADS);
 		pthread_setname_np(h->thread, name);
+	}
+	return 0;
+}
+
+int kevd_pager_quiesce(struct kevd_pager *p, int timeout_ms)
+{
+	uint64_t deadline = kevd_now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000u;
+
+	/* A batch is a few window fills: polling beats a condition variable
+	 * on every fault's path. */
+	while (p && __atomic_load_n(&p->busy, __ATOMIC_SEQ_CST)) {
+		if (kevd_now_ns(CLOCK_MONOTONIC) >= deadline)
+			return -ETIMEDOUT;
+		nanosleep(&(struct timespec){ 0, 100000 }, NULL);
 	}
 	return 0;
 }

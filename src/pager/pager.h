@@ -182,6 +182,11 @@ int kevd_pager_start(struct kevd_pager *p, struct kevd_error *err);
  * Idempotent. */
 void kevd_pager_stop(struct kevd_pager *p);
 
+/* Waits, up to TIMEOUT_MS, until no handler thread is serving a fault:
+ * once the faulting threads are parked out of the guest, nothing is then
+ * half loaded (a pause, a snapshot).  -ETIMEDOUT if one still is. */
+int kevd_pager_quiesce(struct kevd_pager *p, int timeout_ms);
+
 /* Stops (as above) and frees everything. The image stays the caller's. */
 void kevd_pager_free(struct kevd_pager *p);
 

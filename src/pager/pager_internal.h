@@ -90,6 +90,7 @@ struct kevd_pager {
 	struct stream streams[KEVD_PAGER_MAX_TIDS];  /* by faulting thread; see struct stream */
 	bool started;
 	int failed;                      /* atomic: first failure reported */
+	unsigned busy;                   /* atomic: handler threads between poll and the end of their batch */
 	uint64_t mono_base_ns, real_base_ns;
 	uint64_t eager_load_ns;          /* relaxed atomics: set by start, read by stats */
 	uint64_t eager_bytes;

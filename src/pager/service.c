@@ -462,15 +462,18 @@ void *kevd_pager_handler_main(void *arg)
 			break;
 		if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL))
 			break;
+		/* Counted from before the read: kevd_pager_quiesce() must not
+		 * see an idle pager while a batch it read is half served. */
+		__atomic_add_fetch(&p->busy, 1, __ATOMIC_SEQ_CST);
 		n = read(p->uffd, msgs, sizeof(msgs));
-		if (n < 0)
-			continue;  /* EAGAIN: another handler took the events */
-		for (size_t i = 0; i < (size_t)n / sizeof(msgs[0]); i++) {
+		for (size_t i = 0; n > 0 && i < (size_t)n / sizeof(msgs[0]); i++) {
 			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
 				continue;
 			handle_fault(h, msgs[i].arg.pagefault.address,
 				     (pid_t)msgs[i].arg.pagefault.feat.ptid);
 		}
+		/* n < 0: EAGAIN, another handler took the events. */
+		__atomic_sub_fetch(&p->busy, 1, __ATOMIC_SEQ_CST);
 	}
 	return NULL;
 }

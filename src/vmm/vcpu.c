@@ -256,8 +256,13 @@ static void handle_hlt(struct kevd_vcpu *v)
 
 	pthread_mutex_lock(&vm->lock);
 	if (v->run->s.regs.regs.rflags & RFLAGS_IF) {
+		/* Idle counts as parked for a pause: this vCPU is out of the
+		 * guest, and its state no longer changes. */
+		vm->idle++;
+		pthread_cond_broadcast(&vm->parking);
 		while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE))
 			pthread_cond_wait(&vm->unhalt, &vm->lock);
+		vm->idle--;
 	} else {
 		all = ++vm->halted == vm->nvcpus;
 	}
@@ -329,6 +334,25 @@ static bool handle_exit(struct kevd_vcpu *v)
 	}
 }
 
+/* A pause: out of the guest until resumed or stopped.  immediate_exit,
+ * which the pause's kick set, is cleared under vm->lock, as every kick
+ * sets it: a stop's kick after this point still takes effect, and one
+ * before it set stopping, which the run loop checks next. */
+static void vcpu_park(struct kevd_vcpu *v)
+{
+	struct kevd_vm *vm = v->vm;
+
+	pthread_mutex_lock(&vm->lock);
+	vm->parked++;
+	pthread_cond_broadcast(&vm->parking);
+	while (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE) && !__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE))
+		pthread_cond_wait(&vm->unhalt, &vm->lock);
+	vm->parked--;
+	if (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE))
+		__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&vm->lock);
+}
+
 /* From here on the thread runs guest code's exits: nothing but KVM_RUN,
  * the IRQ line of the serial port, its locks, logs and kicks. */
 static void confine(struct kevd_vm *vm, struct kevd_vcpu *v)
@@ -373,6 +397,10 @@ static void *vcpu_main(void *arg)
 
 		if (r < 0 && (errno == EINTR || errno == EAGAIN)) {
 			count(v, KEVD_EXIT_INTR);
+			/* A pause kicks like a stop: every path back into the
+			 * guest comes through here first. */
+			if (kevd_unlikely(__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE)))
+				vcpu_park(v);
 			continue;
 		}
 		__atomic_compare_exchange_n(&vm->first_exit_ns, &zero, kevd_now_ns(CLOCK_MONOTONIC), false,
@@ -392,6 +420,7 @@ static void *vcpu_main(void *arg)
 	v->done = true;
 	if (--vm->live == 0)
 		pthread_cond_broadcast(&vm->ended);
+	pthread_cond_broadcast(&vm->parking);
 	pthread_mutex_unlock(&vm->lock);
 	return NULL;
 }

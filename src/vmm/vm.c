@@ -25,7 +25,7 @@ KEVD_VM_PARTS(KEVD_VM_PART_DECLARE_)
 static const struct kevd_vm_part *const parts[KEVD_VM_NPARTS] = { KEVD_VM_PARTS(KEVD_VM_PART_ROW_) };
 
 static const char *const state_names[] = {
-	[KEVD_VM_CREATED] = "created", [KEVD_VM_RUNNING] = "running", [KEVD_VM_EXITED] = "exited",
+	[KEVD_VM_CREATED] = "created", [KEVD_VM_RUNNING] = "running", [KEVD_VM_PAUSED] = "paused",[KEVD_VM_EXITED] = "exited",
 	[KEVD_VM_CRASHED] = "crashed", [KEVD_VM_FAILED] = "failed", [KEVD_VM_STOPPED] = "stopped",
 };
 
@@ -52,7 +52,7 @@ bool kevd_vm_end(struct kevd_vm *vm, enum kevd_vm_state state, int exit_status, 
 	va_list ap;
 
 	pthread_mutex_lock(&vm->lock);
-	if (vm->state == KEVD_VM_RUNNING || vm->state == KEVD_VM_CREATED) {
+	if (vm->state == KEVD_VM_RUNNING || vm->state == KEVD_VM_CREATED || vm->state == KEVD_VM_PAUSED) {
 		vm->state = state;
 		vm->exit_status = exit_status;
 		va_start(ap, fmt);
@@ -160,6 +160,7 @@ static struct kevd_vm *vm_alloc(const struct kevd_vm_config *cfg)
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->ended, NULL);
 	pthread_cond_init(&vm->unhalt, NULL);
+	pthread_cond_init(&vm->parking, NULL);
 	vm->cfg.name = vm->name = dup_or_null(cfg->name ? cfg->name : "vm", &oom);
 	vm->cfg.kernel = vm->kernel = dup_or_null(cfg->kernel, &oom);
 	vm->cfg.cmdline = vm->cmdline = dup_or_null(cfg->cmdline, &oom);
@@ -248,10 +249,9 @@ bool kevd_vm_stop(struct kevd_vm *vm, const char *reason)
 	return kevd_vm_end(vm, KEVD_VM_STOPPED, -1, "%s", reason ? reason : "stopped on request");
 }
 
-int kevd_vm_wait(struct kevd_vm *vm, int timeout_ms)
+static struct timespec deadline_in(int timeout_ms)
 {
 	struct timespec deadline;
-	int r = 0;
 
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	if (timeout_ms >= 0) {
@@ -262,6 +262,76 @@ int kevd_vm_wait(struct kevd_vm *vm, int timeout_ms)
 			deadline.tv_nsec -= 1000000000;
 		}
 	}
+	return deadline;
+}
+
+int kevd_vm_pause(struct kevd_vm *vm, int timeout_ms, struct kevd_error *err)
+{
+	struct timespec deadline = deadline_in(timeout_ms);
+	enum kevd_vm_state s;
+	int r = 0;
+
+	pthread_mutex_lock(&vm->lock);
+	s = vm->state;
+	if (s != KEVD_VM_RUNNING) {
+		pthread_mutex_unlock(&vm->lock);
+		return kevd_error_set(err, EBUSY, "vm '%s' is %s, not running", vm->name, kevd_vm_state_name(s));
+	}
+	__atomic_store_n(&vm->pause_req, 1, __ATOMIC_RELEASE);
+	kevd_vcpus_kick_locked(vm);
+	while (r == 0 && vm->parked + vm->idle < vm->live && vm->state == KEVD_VM_RUNNING)
+		r = pthread_cond_timedwait(&vm->parking, &vm->lock, &deadline);
+	if (vm->state != KEVD_VM_RUNNING) {
+		s = vm->state;
+		r = -EBUSY;
+	} else if (r != 0) {
+		r = -ETIMEDOUT;
+	} else {
+		vm->state = KEVD_VM_PAUSED;
+	}
+	if (r < 0) {
+		__atomic_store_n(&vm->pause_req, 0, __ATOMIC_RELEASE);
+		pthread_cond_broadcast(&vm->unhalt);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	if (r == -EBUSY)
+		return kevd_error_set(err, EBUSY, "vm '%s' became %s while pausing", vm->name,
+				      kevd_vm_state_name(s));
+	if (r == -ETIMEDOUT)
+		return kevd_error_set(err, ETIMEDOUT, "vm '%s': its vCPUs did not park within %d ms", vm->name,
+				      timeout_ms);
+	/* The vCPUs are out; a fault one of them left behind may still be
+	 * filling a window on a pager thread. */
+	if (kevd_pager_quiesce(vm->pager, timeout_ms) < 0) {
+		kevd_vm_resume(vm, NULL);
+		return kevd_error_set(err, ETIMEDOUT, "vm '%s': the pager did not go idle within %d ms", vm->name,
+				      timeout_ms);
+	}
+	return 0;
+}
+
+int kevd_vm_resume(struct kevd_vm *vm, struct kevd_error *err)
+{
+	enum kevd_vm_state s;
+
+	pthread_mutex_lock(&vm->lock);
+	s = vm->state;
+	if (s == KEVD_VM_PAUSED) {
+		vm->state = KEVD_VM_RUNNING;
+		__atomic_store_n(&vm->pause_req, 0, __ATOMIC_RELEASE);
+		pthread_cond_broadcast(&vm->unhalt);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	if (s != KEVD_VM_PAUSED)
+		return kevd_error_set(err, EBUSY, "vm '%s' is %s, not paused", vm->name, kevd_vm_state_name(s));
+	return 0;
+}
+
+int kevd_vm_wait(struct kevd_vm *vm, int timeout_ms)
+{
+	struct timespec deadline = deadline_in(timeout_ms);
+	int r = 0;
+
 	pthread_mutex_lock(&vm->lock);
 	while (vm->live > 0 && r == 0)
 		r = timeout_ms < 0 ? pthread_cond_wait(&vm->ended, &vm->lock)
@@ -295,6 +365,7 @@ void kevd_vm_free(struct kevd_vm *vm)
 	free(vm->final_vcpus);
 	pthread_cond_destroy(&vm->ended);
 	pthread_cond_destroy(&vm->unhalt);
+	pthread_cond_destroy(&vm->parking);
 	pthread_mutex_destroy(&vm->lock);
 	free(vm->name);
 	free(vm->kernel);

@@ -33,6 +33,7 @@
 enum kevd_vm_state {
 	KEVD_VM_CREATED,
 	KEVD_VM_RUNNING,
+	KEVD_VM_PAUSED,    /* every vCPU parked out of the guest, the pager idle (kevd_vm_pause) */
 	KEVD_VM_EXITED,    /* the guest ended itself (debug exit, power-off, reset, all vCPUs halted with interrupts off) */
 	KEVD_VM_CRASHED,   /* triple fault, emulation or entry failure */
 	KEVD_VM_FAILED,    /* kevd could not go on (a page failed to load, KVM error) */
@@ -124,6 +125,15 @@ int kevd_vm_start(struct kevd_vm *vm, struct kevd_error *err);
  * A VM already in a final state keeps it; returns true if this call set
  * the state to stopped. */
 bool kevd_vm_stop(struct kevd_vm *vm, const char *reason);
+/* Parks every vCPU out of KVM_RUN (a vCPU idle in HLT counts as parked)
+ * and waits, up to TIMEOUT_MS, for the pager to finish what it serves:
+ * guest memory and vCPU state then hold still until kevd_vm_resume().
+ * -EBUSY unless running; -ETIMEDOUT (the VM runs on) if a vCPU does not
+ * park in time.  A paused VM can still be stopped. */
+int kevd_vm_pause(struct kevd_vm *vm, int timeout_ms, struct kevd_error *err);
+/* -EBUSY unless paused. */
+int kevd_vm_resume(struct kevd_vm *vm, struct kevd_error *err);
+
 /* Waits until every vCPU thread has ended, up to TIMEOUT_MS (-1 = forever);
  * returns 0, or -ETIMEDOUT. */
 int kevd_vm_wait(struct kevd_vm *vm, int timeout_ms);

@@ -82,14 +82,18 @@ struct kevd_vm {
 	unsigned nvcpus;
 	struct kevd_vcpu *vcpus;     /* owned array */
 
-	pthread_mutex_t lock;        /* protects state, reason, exit_status, live, halted, end_ns */
+	pthread_mutex_t lock;        /* protects state, reason, exit_status, live, halted, idle, parked, pause_req, end_ns */
 	pthread_cond_t ended;        /* broadcast when live drops to 0 */
-	pthread_cond_t unhalt;       /* broadcast by kicks: idle (HLT, IF=1) vCPUs wait on it */
+	pthread_cond_t unhalt;       /* broadcast by kicks and resumes: idle (HLT, IF=1) and parked vCPUs wait on it */
+	pthread_cond_t parking;      /* broadcast when parked, idle or live change: a pauser waits on it */
 	enum kevd_vm_state state;
 	char reason[512];
 	int exit_status;
 	unsigned live;               /* vCPU threads still running */
 	unsigned halted;             /* vCPUs stopped by HLT with interrupts disabled */
+	unsigned idle;               /* vCPUs waiting in kevd after HLT with interrupts enabled */
+	unsigned parked;             /* vCPUs parked by a pause */
+	int pause_req;               /* atomic (written under lock): vCPUs must park before KVM_RUN */
 	int stopping;                /* atomic: vCPUs must leave KVM_RUN and end */
 	uint64_t create_ns;          /* kevd_vm_create entered */
 	uint64_t start_ns, first_exit_ns, end_ns;  /* first_exit_ns: atomic */
