@@ -142,7 +142,10 @@ int kevd_request_parse_create(const char *ct, const void *body, size_t len, size
 			      struct kevd_create_request *r, struct kevd_problem *p)
 {
 	static const char *const keys[] = { "name", "kernel", "initrd", "memory_mib", "vcpus", "cmdline",
-					    "paging", "start", "window_pages", "window_max_pages", "protocol", NULL };
+					    "paging", "start", "window_pages", "window_max_pages", "protocol", "snapshot",
+					    NULL };
+	static const char *const from_snapshot[] = { "kernel", "initrd", "memory_mib", "vcpus", "cmdline", "protocol",
+						     NULL };
 	const char *paging = NULL, *proto = NULL;
 	uint64_t window = 0, window_max = 0;
 	json_t *start;
@@ -157,6 +160,7 @@ int kevd_request_parse_create(const char *ct, const void *body, size_t len, size
 	if (only_keys(r->body, keys, p) < 0 ||
 	    get_string(r->body, "name", KEVD_REQUEST_NAME_MAX, &r->name, p) < 0 ||
 	    get_string(r->body, "kernel", KEVD_REQUEST_PATH_MAX, &r->kernel, p) < 0 ||
+	    get_string(r->body, "snapshot", KEVD_REQUEST_NAME_MAX, &r->snapshot, p) < 0 ||
 	    get_string(r->body, "initrd", KEVD_REQUEST_PATH_MAX, &r->initrd, p) < 0 ||
 	    get_string(r->body, "cmdline", 4095, &r->cmdline, p) < 0 ||
 	    get_string(r->body, "paging", 16, &paging, p) < 0 ||
@@ -168,8 +172,21 @@ int kevd_request_parse_create(const char *ct, const void *body, size_t len, size
 		goto fail;
 	r->window_pages = (unsigned)window;
 	r->window_max_pages = (unsigned)window_max;
-	if (!r->kernel) {
-		problem(p, 400, "'kernel' is required");
+	/* A restore is the snapshot's machine: only how it pages and runs
+	 * is the client's to choose. */
+	for (const char *const *k = from_snapshot; r->snapshot && *k; k++)
+		if (json_object_get(r->body, *k)) {
+			problem(p, 400, "'%s' comes from the snapshot; a restore takes only 'snapshot', 'name', "
+				"'paging', 'start' and the window options", *k);
+			goto fail;
+		}
+	if (!r->kernel && !r->snapshot) {
+		problem(p, 400, "'kernel' is required (or 'snapshot', to restore one)");
+		goto fail;
+	}
+	if (r->snapshot && !kevd_request_valid_name(r->snapshot)) {
+		problem(p, 400, "'snapshot' must be 1..%d characters of A-Z a-z 0-9 . _ -, not starting with . or -",
+			KEVD_REQUEST_NAME_MAX);
 		goto fail;
 	}
 	if (r->name && !kevd_request_valid_name(r->name)) {
@@ -195,6 +212,41 @@ int kevd_request_parse_create(const char *ct, const void *body, size_t len, size
 fail:
 	kevd_request_create_free(r);
 	return -1;
+}
+
+int kevd_request_parse_snapshot(const char *ct, const void *body, size_t len, size_t max_body,
+				struct kevd_snapshot_request *r, struct kevd_problem *p)
+{
+	static const char *const keys[] = { "name", "stop", NULL };
+	json_t *stop;
+
+	memset(r, 0, sizeof(*r));
+	if (kevd_request_json(ct, body, len, max_body, &r->body, p) < 0)
+		return -1;
+	if (only_keys(r->body, keys, p) < 0 || get_string(r->body, "name", KEVD_REQUEST_NAME_MAX, &r->name, p) < 0)
+		goto fail;
+	if (!r->name || !kevd_request_valid_name(r->name)) {
+		problem(p, 400, "'name' is required: 1..%d characters of A-Z a-z 0-9 . _ -, not starting with . or -",
+			KEVD_REQUEST_NAME_MAX);
+		goto fail;
+	}
+	stop = json_object_get(r->body, "stop");
+	if (stop && !json_is_boolean(stop)) {
+		problem(p, 400, "'stop' must be true or false");
+		goto fail;
+	}
+	r->stop = stop && json_is_true(stop);
+	return 0;
+fail:
+	kevd_request_snapshot_free(r);
+	return -1;
+}
+
+void kevd_request_snapshot_free(struct kevd_snapshot_request *r)
+{
+	if (r->body)
+		json_decref(r->body);
+	r->body = NULL;
 }
 
 void kevd_request_create_free(struct kevd_create_request *r)

@@ -33,7 +33,8 @@ struct kevd_problem {
 struct kevd_create_request {
 	json_t *body;        /* owned; the strings below point into it */
 	const char *name;    /* NULL = none given */
-	const char *kernel;
+	const char *kernel;  /* NULL for a restore */
+	const char *snapshot;  /* restore this snapshot instead of booting; NULL = boot */
 	const char *initrd;  /* NULL = none */
 	const char *cmdline; /* NULL = none */
 	uint64_t memory_mib; /* default 128 */
@@ -45,6 +46,16 @@ struct kevd_create_request {
 	bool start;          /* default true */
 	enum kevd_boot_protocol protocol;
 };
+
+/* POST /v1/vms/{vm}/snapshot */
+struct kevd_snapshot_request {
+	json_t *body;        /* owned; name points into it */
+	const char *name;
+	bool stop;           /* stop the VM after the snapshot instead of resuming it */
+};
+int kevd_request_parse_snapshot(const char *content_type, const void *body, size_t len, size_t max_body,
+				struct kevd_snapshot_request *out, struct kevd_problem *p);
+void kevd_request_snapshot_free(struct kevd_snapshot_request *r);
 
 /* PUT /v1/vms/{id}/actions */
 enum kevd_action { KEVD_ACTION_START, KEVD_ACTION_STOP, KEVD_ACTION_PAUSE, KEVD_ACTION_RESUME };

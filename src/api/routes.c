@@ -15,6 +15,7 @@
 #include "api/registry.h"
 #include "api/routes.h"
 #include "api/server_internal.h"
+#include "api/snapshot_handlers.h"
 #include "api/system_handlers.h"
 #include "api/vm_handlers.h"
 
@@ -31,10 +32,15 @@ const struct kevd_route kevd_routes_table[] = {
 	{ EVHTTP_REQ_GET, "/v1/vms/{vm}/paging", kevd_vm_handlers_paging },
 	{ EVHTTP_REQ_GET, "/v1/vms/{vm}/console", kevd_vm_handlers_console },
 	{ EVHTTP_REQ_GET, "/v1/vms/{vm}/translate", kevd_vm_handlers_translate },
+	{ EVHTTP_REQ_POST, "/v1/vms/{vm}/snapshot", kevd_snapshot_handlers_take },
+	{ EVHTTP_REQ_GET, "/v1/snapshots", kevd_snapshot_handlers_list },
+	{ EVHTTP_REQ_GET, "/v1/snapshots/{name}", kevd_snapshot_handlers_get },
+	{ EVHTTP_REQ_DELETE, "/v1/snapshots/{name}", kevd_snapshot_handlers_delete },
 };
 const size_t kevd_routes_table_len = sizeof(kevd_routes_table) / sizeof(kevd_routes_table[0]);
 
 #define VM_PARAM "{vm}"
+#define NAME_PARAM "{name}"
 
 /* Splits PATH in place into at most MAX non-empty segments; MAX + 1 means
  * there were more. */
@@ -51,9 +57,9 @@ static size_t split_path(char *path, char **seg, size_t max)
 	return n;
 }
 
-/* Whether PATTERN matches the N segments SEG; *VM is set to the segment
- * that {vm} matched, if the pattern has it. */
-static bool pattern_matches(const char *pattern, char *const *seg, size_t n, const char **vm)
+/* Whether PATTERN matches the N segments SEG; *VM (*NAME) is set to the
+ * segment that {vm} ({name}) matched, if the pattern has it. */
+static bool pattern_matches(const char *pattern, char *const *seg, size_t n, const char **vm, const char **name)
 {
 	const char *p = pattern;
 	size_t i = 0;
@@ -69,6 +75,8 @@ static bool pattern_matches(const char *pattern, char *const *seg, size_t n, con
 			return false;
 		if (len == strlen(VM_PARAM) && !strncmp(p, VM_PARAM, len))
 			*vm = seg[i];
+		else if (len == strlen(NAME_PARAM) && !strncmp(p, NAME_PARAM, len))
+			*name = seg[i];
 		else if (strlen(seg[i]) != len || strncmp(p, seg[i], len))
 			return false;
 		p += len;
@@ -93,16 +101,19 @@ enum kevd_routes_result kevd_routes_match(const struct kevd_route *table, size_t
 
 	out->route = NULL;
 	out->vm = NULL;
+	out->name = NULL;
 	out->allow[0] = '\0';
 	if (nseg > KEVD_ROUTES_MAX_SEGMENTS)
 		return KEVD_ROUTES_NO_PATH;
 	for (size_t i = 0; i < n; i++) {
-		const char *vm = NULL;
+		const char *vm = NULL, *name = NULL;
 
-		if (!pattern_matches(table[i].pattern, seg, nseg, &vm))
+		if (!pattern_matches(table[i].pattern, seg, nseg, &vm, &name))
 			continue;
-		if (!path_found)
+		if (!path_found) {
 			out->vm = vm;
+			out->name = name;
+		}
 		path_found = true;
 		allow_add(out->allow, table[i].method);
 		if (!out->route && (table[i].method == method ||
@@ -172,5 +183,6 @@ void kevd_routes_dispatch(struct kevd_server *srv, struct evhttp_request *req, c
 				       kevd_http_method_name(method), m.allow);
 		return;
 	}
+	a.name = m.name;
 	m.route->fn(srv, req, &a);
 }

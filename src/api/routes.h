@@ -33,6 +33,7 @@ struct kevd_server;
 /* What the router hands a handler besides the request. */
 struct kevd_route_args {
 	struct kevd_registry_entry *vm;  /* the path's {vm}; NULL for a route without one */
+	const char *name;                /* the path's {name} (a snapshot's); NULL for a route without one */
 	struct evkeyvalq *query;         /* the parsed query string (maybe empty) */
 };
 
@@ -58,6 +59,7 @@ enum kevd_routes_result {
 struct kevd_routes_match {
 	const struct kevd_route *route;      /* FOUND: the route to call */
 	const char *vm;                      /* the segment {vm} matched, inside PATH; NULL if none */
+	const char *name;                    /* the same for {name} */
 	char allow[KEVD_ROUTES_ALLOW_SIZE];  /* unless NO_PATH: "GET, HEAD, POST" */
 };
 

@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -21,6 +22,7 @@
 #include "api/listener.h"
 #include "api/registry.h"
 #include "api/server_internal.h"
+#include "api/snapshots.h"
 #include "api/vm_handlers.h"
 #include "common/log.h"
 
@@ -123,6 +125,22 @@ static int setup_images(struct kevd_server *srv, const struct kevd_server_settin
 	return 0;
 }
 
+/* Snapshots are an extra: a state directory kevd cannot write leaves the
+ * rest of the daemon working, and the snapshot requests say why not. */
+static void open_snapshots(struct kevd_server *srv, const struct kevd_server_settings *s)
+{
+	struct kevd_error e = KEVD_ERROR_INIT;
+
+	if (!s->snapshot_dir) {
+		snprintf(srv->snapshots_error, sizeof(srv->snapshots_error), "no snapshot directory is configured");
+		return;
+	}
+	if (kevd_snapstore_new(s->snapshot_dir, &srv->snapshots, &e) < 0) {
+		snprintf(srv->snapshots_error, sizeof(srv->snapshots_error), "%s", e.msg);
+		kevd_warn("api: snapshots are unavailable: %s", e.msg);
+	}
+}
+
 /* Everything but the listeners, which need the rest to be in place. */
 static int setup_state(struct kevd_server *srv, const struct kevd_server_settings *s, struct kevd_error *err)
 {
@@ -135,6 +153,7 @@ static int setup_state(struct kevd_server *srv, const struct kevd_server_setting
 	srv->image_dirfd = kevd_imagedir_open_dir(s->image_dir, err);
 	if (srv->image_dirfd < 0)
 		return srv->image_dirfd;
+	open_snapshots(srv, s);
 	srv->eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (srv->eventfd < 0)
 		return kevd_error_sys(err, errno, "api: eventfd");
@@ -234,6 +253,7 @@ void kevd_server_free(struct kevd_server *srv)
 	if (srv->sweep_event)
 		event_free(srv->sweep_event);
 	kevd_imagecache_free(srv->images);
+	kevd_snapstore_free(srv->snapshots);
 	kevd_http_free(srv->http);
 	if (srv->end_event)
 		event_free(srv->end_event);

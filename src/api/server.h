@@ -28,6 +28,7 @@ struct kevd_server_settings {
 	struct sockaddr_storage metrics_addr;  /* parsed metrics listen address */
 	socklen_t metrics_len;
 	const char *image_dir;
+	const char *snapshot_dir;      /* NULL = no snapshots; opened (made) at start, not on reloads */
 	size_t max_body_bytes;
 	unsigned request_timeout_s;
 	unsigned max_connections;      /* per listener; 0 = the default, 256 */

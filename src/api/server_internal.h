@@ -23,6 +23,7 @@ struct kevd_http;
 struct kevd_jobs;
 struct kevd_listener;
 struct kevd_registry;
+struct kevd_snapstore;
 
 struct kevd_server {
 	struct event_base *base;               /* borrowed */
@@ -38,6 +39,8 @@ struct kevd_server {
 	struct kevd_listener *metrics_l;       /* owned; NULL without "[metrics] listen" */
 	struct kevd_registry *registry;        /* owned: the VMs */
 	struct kevd_imagecache *images;        /* owned: the shared images; outlives the VMs */
+	struct kevd_snapstore *snapshots;      /* owned; NULL when unavailable, see snapshots_error */
+	char snapshots_error[1024];
 	struct kevd_jobs *jobs;                /* owned: creates, starts, stops, deletes off the loop */
 	struct create_job *creates;            /* creates under way: their names are taken (vm_handlers.c) */
 	unsigned creating;                     /* how many, counted against max_vms */

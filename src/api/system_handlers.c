@@ -47,8 +47,9 @@ int kevd_system_handlers_images(struct kevd_server *srv, struct evhttp_request *
 		const struct kevd_image_identity *id = &in[i].identity;
 
 		json_array_append_new(list, json_pack(
-			"{s:s,s:s,s:o,s:{s:I,s:I,s:I,s:I,s:I},s:I,s:I,s:I,s:I,s:I,s:i,s:I,s:f,s:b}",
+			"{s:s,s:s,s:o,s:o,s:{s:I,s:I,s:I,s:I,s:I},s:I,s:I,s:I,s:I,s:I,s:i,s:I,s:f,s:b}",
 			"id", in[i].id, "path", in[i].path, "initrd", in[i].initrd ? json_string(in[i].initrd) : json_null(),
+			"snapshot_memory", in[i].snapshot ? json_string(in[i].snapshot) : json_null(),
 			"identity", "dev", (json_int_t)id->dev, "ino", (json_int_t)id->ino, "size", (json_int_t)id->size,
 			"mtime_ns", (json_int_t)id->mtime_ns, "ctime_ns", (json_int_t)id->ctime_ns,
 			"image_pages", (json_int_t)in[i].image_pages, "pages_filled", (json_int_t)in[i].pages_filled,

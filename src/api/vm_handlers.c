@@ -28,6 +28,7 @@
 #include "api/registry.h"
 #include "api/request.h"
 #include "api/server_internal.h"
+#include "api/snapshots.h"
 #include "api/stats_json.h"
 #include "api/vm_handlers.h"
 #include "common/cleanup.h"
@@ -62,6 +63,7 @@ static int image_status(int errnum)
 	case ERANGE:
 	case E2BIG:
 	case ESTALE:
+	case EBADMSG:
 		return 422;
 	default:
 		return 500;
@@ -78,6 +80,7 @@ struct create_job {
 	char id[KEVD_REGISTRY_ID_SIZE];
 	char *name;                      /* owned: the reserved name (the id when none was asked) */
 	int dirfd;                       /* owned dup of the image directory, as it was at the request */
+	struct kevd_snapshot *snap;      /* owned: a restore's snapshot, read and checked; NULL = boot */
 	struct kevd_vm *vm;              /* made by run(), owned until done() adds it */
 	int status;                      /* 0, or the HTTP status of the failure in err */
 	struct kevd_error err;
@@ -169,8 +172,21 @@ static void create_run(struct kevd_job *job)
 {
 	struct create_job *c = (struct create_job *)job;
 
+	struct kevd_vm_restore rs;
+
 	if (open_images(c->dirfd, &c->cr, &c->cfg, &c->status, &c->err) < 0)
 		return;
+	if (c->snap) {
+		/* The VM takes the memory file and the page list. */
+		rs = (struct kevd_vm_restore){
+			.memory_fd = c->snap->memory_fd, .memory_path = c->snap->memory_path, .pages = c->snap->pages,
+			.npages = c->snap->npages, .state = c->snap->state, .state_len = c->snap->state_len,
+			.kernel_id = &c->snap->kernel_id,
+		};
+		c->snap->memory_fd = -1;
+		c->snap->pages = NULL;
+		c->cfg.restore = &rs;
+	}
 	if (kevd_vm_create(&c->cfg, &c->vm, &c->err) < 0) {  /* takes the image fds */
 		c->status = image_status(c->err.errnum);
 		return;
@@ -195,6 +211,7 @@ static void create_job_free(struct create_job *c)
 	if (c->dirfd >= 0)
 		close(c->dirfd);
 	kevd_request_create_free(&c->cr);
+	kevd_snapshot_free(c->snap);
 	free(c->name);
 	free(c);
 }
@@ -219,7 +236,11 @@ static void create_done(struct kevd_job *job)
 		create_job_free(c);
 		return;
 	}
-	kevd_info("api: vm '%s' (%s) created from '%s'", kevd_registry_entry_name(e), c->id, c->cr.kernel);
+	if (c->snap)
+		kevd_info("api: vm '%s' (%s) restored from snapshot '%s'", kevd_registry_entry_name(e), c->id,
+			  c->cr.snapshot);
+	else
+		kevd_info("api: vm '%s' (%s) created from '%s'", kevd_registry_entry_name(e), c->id, c->cr.kernel);
 	snprintf(loc, sizeof(loc), "/v1/vms/%s", c->id);
 	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Location", loc);
 	kevd_http_reply(srv->http, c->req, 201, vm_json(e));
@@ -227,24 +248,28 @@ static void create_done(struct kevd_job *job)
 	kevd_server_changed(srv);
 }
 
-/* Checks the limits, reserves the name and the memory and hands CR (taken
- * in all cases) to a worker; answered when it is done. */
-static int create_from(struct kevd_server *srv, struct evhttp_request *req, struct kevd_create_request *cr)
+/* Checks the limits, reserves the name and the memory and hands CR and
+ * SNAP (a restore's; taken in all cases) to a worker; answered when it is
+ * done. */
+static int create_from(struct kevd_server *srv, struct evhttp_request *req, struct kevd_create_request *cr,
+		       struct kevd_snapshot *snap)
 {
 	struct create_job *c;
 
 	if (check_limits(srv, req, cr) < 0) {
 		kevd_request_create_free(cr);
+		kevd_snapshot_free(snap);
 		return -1;
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		kevd_request_create_free(cr);
+		kevd_snapshot_free(snap);
 		return kevd_http_fail(srv->http, req, 500, "out of memory");
 	}
 	*c = (struct create_job){
 		.job = { .run = create_run, .done = create_done }, .srv = srv, .req = req, .cr = *cr,
-		.cfg = { .console_fd = -1 }, .dirfd = -1, .err = KEVD_ERROR_INIT,
+		.cfg = { .console_fd = -1 }, .dirfd = -1, .err = KEVD_ERROR_INIT, .snap = snap,
 	};
 	kevd_registry_new_id(srv->registry, c->id);
 	fill_config(srv, &c->cr, c->id, &c->cfg);
@@ -266,6 +291,66 @@ static int create_from(struct kevd_server *srv, struct evhttp_request *req, stru
 	return 0;
 }
 
+/* A restore reads its snapshot first (on a worker): the VM's size, which
+ * the limits are checked against, is the snapshot's. */
+struct restore_job {
+	struct kevd_job job;
+	struct kevd_server *srv;
+	struct evhttp_request *req;
+	struct kevd_create_request cr;   /* owned until handed to create_from */
+	struct kevd_snapshot *snap;
+	struct kevd_error err;
+};
+
+static void restore_read_run(struct kevd_job *job)
+{
+	struct restore_job *r = (struct restore_job *)job;
+
+	kevd_snapstore_load(r->srv->snapshots, r->cr.snapshot, &r->snap, &r->err);
+}
+
+static void restore_read_done(struct kevd_job *job)
+{
+	struct restore_job *r = (struct restore_job *)job;
+	struct kevd_snapshot *s = r->snap;
+
+	if (!s) {
+		kevd_http_fail(r->srv->http, r->req, r->err.errnum == ENOENT ? 404 : r->err.errnum == EBADMSG ? 422 : 500,
+			       "%s", r->err.msg);
+		kevd_request_create_free(&r->cr);
+	} else {
+		r->cr.kernel = s->kernel;
+		r->cr.initrd = s->initrd;
+		r->cr.cmdline = s->cmdline;
+		r->cr.memory_mib = s->memory_mib;
+		r->cr.vcpus = s->vcpus;
+		r->cr.protocol = s->protocol;
+		create_from(r->srv, r->req, &r->cr, s);  /* takes both */
+	}
+	free(r);
+}
+
+static int restore_from(struct kevd_server *srv, struct evhttp_request *req, struct kevd_create_request *cr)
+{
+	struct restore_job *r;
+
+	if (!srv->snapshots) {
+		kevd_request_create_free(cr);
+		return kevd_http_fail(srv->http, req, 503, "snapshots are unavailable: %s", srv->snapshots_error);
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		kevd_request_create_free(cr);
+		return kevd_http_fail(srv->http, req, 500, "out of memory");
+	}
+	*r = (struct restore_job){
+		.job = { .run = restore_read_run, .done = restore_read_done }, .srv = srv, .req = req, .cr = *cr,
+		.err = KEVD_ERROR_INIT,
+	};
+	kevd_jobs_submit(srv->jobs, &r->job);
+	return 0;
+}
+
 int kevd_vm_handlers_create(struct kevd_server *srv, struct evhttp_request *req, const struct kevd_route_args *a)
 {
 	struct kevd_create_request cr;
@@ -279,7 +364,9 @@ int kevd_vm_handlers_create(struct kevd_server *srv, struct evhttp_request *req,
 	if (kevd_request_parse_create(kevd_http_content_type(req), body, len, srv->settings.max_body_bytes, &cr,
 				      &prob) < 0)
 		return kevd_http_fail(srv->http, req, prob.status, "%s", prob.msg);
-	r = create_from(srv, req, &cr);  /* takes cr */
+	if (cr.snapshot)
+		return restore_from(srv, req, &cr);  /* takes cr */
+	r = create_from(srv, req, &cr, NULL);  /* takes cr */
 	return r;
 }
 

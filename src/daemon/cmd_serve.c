@@ -106,7 +106,13 @@ static int settings_from(const struct kevd_config *c, const char *token, struct 
 		.window_pages = c->window_pages, .window_max_pages = c->window_max_pages,
 		.cache_keep_s = c->cache_keep_s, .cache_max_mib = c->cache_max_mib,
 	};
+	static char snapshot_dir[4096];
+
 	s->metrics_listen = c->metrics_listen;
+	/* Read at start only (kevd_server_update keeps the first). */
+	if (c->state_dir && snprintf(snapshot_dir, sizeof(snapshot_dir), "%s/snapshots", c->state_dir) <
+				    (int)sizeof(snapshot_dir))
+		s->snapshot_dir = snapshot_dir;
 	if (c->listen && kevd_config_listen_addr(c->listen, &s->listen_addr, &s->listen_len, err) < 0)
 		return -EINVAL;
 	if (c->metrics_listen && kevd_config_listen_addr(c->metrics_listen, &s->metrics_addr, &s->metrics_len, err) < 0)

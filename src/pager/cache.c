@@ -180,7 +180,8 @@ static void identity_digest(const struct kevd_image_identity *id, char out[17])
 	const uint64_t words[] = {
 		id->dev, id->ino, id->size, (uint64_t)id->mtime_ns, (uint64_t)id->ctime_ns,
 		id->flat_dev, id->flat_ino, id->flat_size, id->flat_gpa, (uint64_t)id->flat_mtime_ns,
-		(uint64_t)id->flat_ctime_ns,
+		(uint64_t)id->flat_ctime_ns, id->ovl_dev, id->ovl_ino, id->ovl_size, (uint64_t)id->ovl_mtime_ns,
+		(uint64_t)id->ovl_ctime_ns,
 	};
 	uint64_t h = 0xcbf29ce484222325ull;
 
@@ -369,7 +370,8 @@ size_t kevd_imagecache_list(struct kevd_imagecache *c,
 	sweep_locked(c);
 	for (struct kevd_cached_image *e = c->entries; e; e = e->next, n++) {
 		struct kevd_cached_image_info info = {
-			.path = kevd_image_path(e->img), .initrd = kevd_image_flat_path(e->img), .identity = e->identity,
+			.path = kevd_image_path(e->img), .initrd = kevd_image_flat_path(e->img),
+			.snapshot = kevd_image_overlay_path(e->img), .identity = e->identity,
 			.image_pages = kevd_image_pages(e->img), .pages_filled = load(&e->pages_filled),
 			.fills = load(&e->fills), .bytes_read = load(&e->bytes_read),
 			.fill_failures = load(&e->fill_failures), .vms = e->refs,
@@ -397,7 +399,7 @@ struct snapshot {
 static void snap_one(void *arg, const struct kevd_cached_image_info *info)
 {
 	struct snapshot *s = arg;
-	char *path, *initrd;
+	char *path, *initrd, *snap;
 
 	if (s->oom)
 		return;
@@ -414,14 +416,17 @@ static void snap_one(void *arg, const struct kevd_cached_image_info *info)
 	}
 	path = strdup(info->path);
 	initrd = info->initrd ? strdup(info->initrd) : NULL;
-	if (!path || (info->initrd && !initrd)) {
+	snap = info->snapshot ? strdup(info->snapshot) : NULL;
+	if (!path || (info->initrd && !initrd) || (info->snapshot && !snap)) {
 		free(path);
 		free(initrd);
+		free(snap);
 		s->oom = true;
 		return;
 	}
 	s->infos[s->n] = *info;
 	s->infos[s->n].initrd = initrd;
+	s->infos[s->n].snapshot = snap;
 	s->infos[s->n++].path = path;
 }
 
@@ -443,6 +448,7 @@ void kevd_imagecache_snapshot_free(struct kevd_cached_image_info *infos, size_t 
 	for (size_t i = 0; infos && i < n; i++) {
 		free((char *)infos[i].path);
 		free((char *)infos[i].initrd);
+		free((char *)infos[i].snapshot);
 	}
 	free(infos);
 }

@@ -54,6 +54,7 @@ struct kevd_imagecache_config {
 struct kevd_cached_image_info {
 	const char *path;           /* valid during the callback only */
 	const char *initrd;         /* the initrd that is part of the image, or NULL; the same */
+	const char *snapshot;       /* a restore's: the snapshot memory file over it, or NULL; the same */
 	char id[17];                /* hex digest of the identity, stable for the entry */
 	struct kevd_image_identity identity;
 	uint64_t image_pages;

@@ -363,6 +363,7 @@ int kevd_image_open_fd(int fd, const char *path, struct kevd_image **out, struct
 	}
 	img->fd = fd;
 	img->flat_fd = -1;
+	img->ovl_fd = -1;
 	img->refs = 1;
 	img->path = strdup(path);
 	if (!img->path) {
@@ -426,6 +427,10 @@ void kevd_image_free(struct kevd_image *img)
 	if (img->flat_fd >= 0)
 		close(img->flat_fd);
 	free(img->flat_path);
+	if (img->ovl_fd >= 0)
+		close(img->ovl_fd);
+	free(img->ovl_path);
+	free(img->ovl);
 	free(img->seg);
 	free(img->ext);
 	free(img->path);
@@ -451,6 +456,69 @@ void kevd_image_identity(const struct kevd_image *img, struct kevd_image_identit
 		id->flat_mtime_ns = (int64_t)img->flat_st.st_mtim.tv_sec * 1000000000 + img->flat_st.st_mtim.tv_nsec;
 		id->flat_ctime_ns = (int64_t)img->flat_st.st_ctim.tv_sec * 1000000000 + img->flat_st.st_ctim.tv_nsec;
 	}
+	if (img->ovl_fd >= 0) {
+		id->ovl_dev = (uint64_t)img->ovl_st.st_dev;
+		id->ovl_ino = (uint64_t)img->ovl_st.st_ino;
+		id->ovl_size = (uint64_t)img->ovl_st.st_size;
+		id->ovl_mtime_ns = (int64_t)img->ovl_st.st_mtim.tv_sec * 1000000000 + img->ovl_st.st_mtim.tv_nsec;
+		id->ovl_ctime_ns = (int64_t)img->ovl_st.st_ctim.tv_sec * 1000000000 + img->ovl_st.st_ctim.tv_nsec;
+	}
+}
+
+const char *kevd_image_overlay_path(const struct kevd_image *img)
+{
+	return img->ovl_fd >= 0 ? img->ovl_path : NULL;
+}
+
+const struct kevd_image_page *kevd_image_overlay_pages(const struct kevd_image *img, size_t *n)
+{
+	*n = img->novl;
+	return img->ovl;
+}
+
+int kevd_image_add_overlay(struct kevd_image *img, int fd, const char *path, const struct kevd_image_extent *ram,
+			   size_t nram, struct kevd_image_page *pages, size_t npages, struct kevd_error *err)
+{
+	struct kevd_image_extent *ext = NULL;
+	uint64_t total = 0;
+	size_t j = 0;
+	int r = 0;
+
+	if (img->ovl_fd >= 0)
+		r = kevd_error_set(err, EBUSY, "image '%s': already has a snapshot's memory", img->path);
+	for (size_t i = 0; r == 0 && i < nram; i++)
+		if (ram[i].end_gfn <= ram[i].first_gfn || (i && ram[i].first_gfn < ram[i - 1].end_gfn))
+			r = kevd_error_set(err, EINVAL, "image '%s': RAM ranges not sorted or empty", img->path);
+	/* Every listed page inside RAM, in order, once. */
+	for (size_t i = 0; r == 0 && i < npages; i++) {
+		while (j < nram && pages[i].gfn >= ram[j].end_gfn)
+			j++;
+		if (j == nram || pages[i].gfn < ram[j].first_gfn || (i && pages[i].gfn <= pages[i - 1].gfn))
+			r = kevd_error_set(err, EINVAL, "snapshot memory '%s': page 0x%llx is out of order or outside RAM",
+					   path, (unsigned long long)pages[i].gfn);
+	}
+	if (r == 0 && (!(img->ovl_path = strdup(path)) || !(ext = calloc(nram ? nram : 1, sizeof(*ext)))))
+		r = kevd_error_sys(err, ENOMEM, "image '%s'", img->path);
+	if (r == 0 && fstat(fd, &img->ovl_st) < 0)
+		r = kevd_error_sys(err, errno, "snapshot memory '%s'", path);
+	if (r < 0) {
+		free(ext);
+		free(pages);
+		close(fd);
+		return r;
+	}
+	for (size_t i = 0; i < nram; i++) {
+		ext[i] = ram[i];
+		total += ram[i].end_gfn - ram[i].first_gfn;
+	}
+	free(img->ext);
+	img->ext = ext;
+	img->n_ext = nram;
+	img->pages = total;
+	img->ovl = pages;
+	img->novl = npages;
+	img->ovl_fd = fd;
+	return 0;
 }
 
 const char *kevd_image_flat_path(const struct kevd_image *img)
@@ -528,7 +596,8 @@ bool kevd_image_identity_equal(const struct kevd_image_identity *a, const struct
 	return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns &&
 	       a->ctime_ns == b->ctime_ns && a->flat_dev == b->flat_dev && a->flat_ino == b->flat_ino &&
 	       a->flat_size == b->flat_size && a->flat_gpa == b->flat_gpa && a->flat_mtime_ns == b->flat_mtime_ns &&
-	       a->flat_ctime_ns == b->flat_ctime_ns;
+	       a->flat_ctime_ns == b->flat_ctime_ns && a->ovl_dev == b->ovl_dev && a->ovl_ino == b->ovl_ino &&
+	       a->ovl_size == b->ovl_size && a->ovl_mtime_ns == b->ovl_mtime_ns && a->ovl_ctime_ns == b->ovl_ctime_ns;
 }
 size_t kevd_image_segment_count(const struct kevd_image *img) { return img->nseg; }
 size_t kevd_image_extent_count(const struct kevd_image *img) { return img->n_ext; }

@@ -62,6 +62,9 @@ struct kevd_image_identity {
 	 * 0 without. */
 	uint64_t flat_dev, flat_ino, flat_size, flat_gpa;
 	int64_t flat_mtime_ns, flat_ctime_ns;
+	/* The snapshot memory's (kevd_image_add_overlay); all 0 without. */
+	uint64_t ovl_dev, ovl_ino, ovl_size;
+	int64_t ovl_mtime_ns, ovl_ctime_ns;
 };
 
 void kevd_image_identity(const struct kevd_image *img, struct kevd_image_identity *id);
@@ -104,6 +107,27 @@ int kevd_image_add_flat(struct kevd_image *img, int fd, const char *path, kevd_g
 			struct kevd_error *err);
 /* The flat file's path, or NULL. */
 const char *kevd_image_flat_path(const struct kevd_image *img);
+
+/* One page of a snapshot's memory file: its guest page and the
+ * kevd_hash64() of its 4096 bytes, which are at file offset GFN * 4096. */
+struct kevd_image_page {
+	uint64_t gfn;
+	uint64_t hash;
+};
+
+/* Makes IMG the memory of a restored VM: every page of RAM (the extents,
+ * sorted, not overlapping) is an image page from then on, read from the
+ * snapshot file FD (PATH names it) if PAGES lists it, else from the
+ * kernel's segments (or the flat part) as before, else zero.  A page read
+ * from FD is checked against its hash: a mismatch fails its load (EBADMSG)
+ * naming the file.  Takes FD and PAGES (sorted by gfn, malloc'd) in all
+ * cases.  Once, before the image is shared. */
+int kevd_image_add_overlay(struct kevd_image *img, int fd, const char *path, const struct kevd_image_extent *ram,
+			   size_t nram, struct kevd_image_page *pages, size_t npages, struct kevd_error *err);
+/* The overlay's file, or NULL. */
+const char *kevd_image_overlay_path(const struct kevd_image *img);
+/* The overlay's page list (NULL, 0 without). */
+const struct kevd_image_page *kevd_image_overlay_pages(const struct kevd_image *img, size_t *n);
 
 /* Checks that every segment lies in guest RAM of RAM_BYTES as kevd lays it
  * out (RAM below the MMIO hole, the rest from 4 GiB). */

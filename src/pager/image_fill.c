@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/hash.h"
 #include "pager/image_internal.h"
 
 static int file_still_valid(int fd, const struct stat *was, const char *path, struct kevd_error *err)
@@ -43,6 +44,8 @@ static int still_valid(const struct kevd_image *img, struct kevd_error *err)
 
 	if (r == 0 && img->flat_fd >= 0)
 		r = file_still_valid(img->flat_fd, &img->flat_st, img->flat_path, err);
+	if (r == 0 && img->ovl_fd >= 0)
+		r = file_still_valid(img->ovl_fd, &img->ovl_st, img->ovl_path, err);
 	return r;
 }
 
@@ -68,8 +71,8 @@ static int read_exact(const struct kevd_image *img, const struct kevd_image_segm
 	return 0;
 }
 
-int kevd_image_fill(const struct kevd_image *img, uint64_t gfn, size_t npages, void *buf,
-		    uint64_t *bytes_read, struct kevd_error *err)
+static int fill_segments(const struct kevd_image *img, uint64_t gfn, size_t npages, void *buf,
+			 uint64_t *bytes_read, struct kevd_error *err)
 {
 	uint64_t start = gfn << KEVD_PAGE_SHIFT;
 	uint64_t end = start + ((uint64_t)npages << KEVD_PAGE_SHIFT);
@@ -78,9 +81,6 @@ int kevd_image_fill(const struct kevd_image *img, uint64_t gfn, size_t npages, v
 	size_t lo = 0, hi = img->nseg;
 	int r;
 
-	r = still_valid(img, err);
-	if (r < 0)
-		return r;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
@@ -114,6 +114,74 @@ int kevd_image_fill(const struct kevd_image *img, uint64_t gfn, size_t npages, v
 	}
 	if (end > pos)
 		memset(out + (pos - start), 0, end - pos);
+	return 0;
+}
+
+/* NPAGES pages of the snapshot's memory from GFN on, every one listed
+ * from OVL[0] on: one read, then each page checked. */
+static int fill_overlay(const struct kevd_image *img, const struct kevd_image_page *ovl, uint64_t gfn,
+			size_t npages, unsigned char *out, uint64_t *bytes_read, struct kevd_error *err)
+{
+	size_t len = npages << KEVD_PAGE_SHIFT, done = 0;
+	uint64_t off = gfn << KEVD_PAGE_SHIFT;
+
+	while (done < len) {
+		ssize_t n = KEVD_RETRY_EINTR(pread(img->ovl_fd, out + done, len - done, (off_t)(off + done)));
+
+		if (n < 0)
+			return kevd_error_sys(err, errno, "snapshot memory '%s': reading %zu bytes at offset 0x%llx",
+					      img->ovl_path, len, (unsigned long long)off);
+		if (n == 0)
+			return kevd_error_set(err, EBADMSG, "snapshot memory '%s': file ends at offset 0x%llx, inside page 0x%llx (truncated)",
+					      img->ovl_path, (unsigned long long)(off + done),
+					      (unsigned long long)((off + done) >> KEVD_PAGE_SHIFT));
+		done += (size_t)n;
+	}
+	if (bytes_read)
+		*bytes_read += len;
+	for (size_t i = 0; i < npages; i++)
+		if (kevd_hash64(out + (i << KEVD_PAGE_SHIFT), KEVD_PAGE_SIZE) != ovl[i].hash)
+			return kevd_error_set(err, EBADMSG, "snapshot memory '%s': page 0x%llx does not match its checksum (corrupted)",
+					      img->ovl_path, (unsigned long long)ovl[i].gfn);
+	return 0;
+}
+
+int kevd_image_fill(const struct kevd_image *img, uint64_t gfn, size_t npages, void *buf,
+		    uint64_t *bytes_read, struct kevd_error *err)
+{
+	unsigned char *out = buf;
+	uint64_t end = gfn + npages;
+	size_t lo = 0, hi = img->novl;
+	int r = still_valid(img, err);
+
+	/* Runs of pages alike: from the snapshot's file, or from the
+	 * kernel's segments (and zeroes). */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (img->ovl[mid].gfn < gfn)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	while (r == 0 && gfn < end) {
+		uint64_t run = gfn;
+
+		if (lo < img->novl && img->ovl[lo].gfn == gfn) {
+			size_t first = lo;
+
+			while (run < end && lo < img->novl && img->ovl[lo].gfn == run)
+				run++, lo++;
+			r = fill_overlay(img, &img->ovl[first], gfn, run - gfn, out, bytes_read, err);
+		} else {
+			uint64_t next = lo < img->novl && img->ovl[lo].gfn < end ? img->ovl[lo].gfn : end;
+
+			run = next;
+			r = fill_segments(img, gfn, run - gfn, out, bytes_read, err);
+		}
+		out += (run - gfn) << KEVD_PAGE_SHIFT;
+		gfn = run;
+	}
 	/* A truncation that raced the reads above shows in the size now. */
-	return still_valid(img, err);
+	return r < 0 ? r : still_valid(img, err);
 }

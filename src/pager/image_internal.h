@@ -17,6 +17,11 @@ struct kevd_image {
 	struct stat flat_st;           /* the same for it */
 	char *flat_path;
 	uint64_t flat_gpa;
+	int ovl_fd;                    /* owned; a snapshot's memory (kevd_image_add_overlay), -1 without */
+	struct stat ovl_st;
+	char *ovl_path;
+	struct kevd_image_page *ovl;   /* owned, sorted by gfn */
+	size_t novl;
 	enum kevd_image_class class;
 	uint64_t elf_entry;
 	kevd_gpa_t entry;

@@ -221,6 +221,11 @@ static int boot_create(struct kevd_vm *vm, void **state, struct kevd_error *err)
 		return r;
 	if (vm->initrd_size && vm->protocol != KEVD_BOOT_PVH)
 		return kevd_error_set(err, EINVAL, "vm '%s': an initrd needs the PVH boot protocol", vm->name);
+	/* A restored VM's memory is the snapshot's, already booted (and all
+	 * of it the pager's to load: a write here would wait on a fault
+	 * nobody serves yet). */
+	if (vm->cfg.restore)
+		return 0;
 	if (vm->sipi && (r = write_acpi(vm, &rsdp, err)) < 0)
 		return r;
 	write_gdt(vm);

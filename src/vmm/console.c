@@ -68,6 +68,23 @@ void kevd_console_put(struct kevd_console *c, const void *bytes, size_t n)
 	}
 }
 
+void kevd_console_restore(struct kevd_console *c, uint64_t total, const void *bytes, size_t n)
+{
+	const unsigned char *b = bytes;
+
+	if (n > total)
+		n = (size_t)total;
+	if (n > c->cap) {
+		b += n - c->cap;
+		n = c->cap;
+	}
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < n; i++)
+		c->buf[(total - n + i) % c->cap] = b[i];
+	c->total = total;
+	pthread_mutex_unlock(&c->lock);
+}
+
 size_t kevd_console_read(struct kevd_console *c, uint64_t offset, void *buf, size_t len,
 			 uint64_t *start, uint64_t *end)
 {

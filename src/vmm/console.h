@@ -28,4 +28,8 @@ size_t kevd_console_read(struct kevd_console *c, uint64_t offset, void *buf, siz
 
 uint64_t kevd_console_total(struct kevd_console *c);
 
+/* A restored VM's console: the log as the snapshot had it, the newest
+ * byte at offset TOTAL, without mirroring it (it was shown once). */
+void kevd_console_restore(struct kevd_console *c, uint64_t total, const void *bytes, size_t n);
+
 #endif

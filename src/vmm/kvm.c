@@ -14,6 +14,7 @@
 #include "common/fault.h"
 #include "common/log.h"
 #include "vmm/platform.h"
+#include "vmm/kvmstate.h"
 #include "vmm/vm_internal.h"
 
 static int check_kvm(struct kevd_vm *vm, struct kevd_error *err)
@@ -83,7 +84,22 @@ static void kvm_free(struct kevd_vm *vm, void *state)
 		close(vm->kvm_fd);
 }
 
-const struct kevd_vm_part kevd_part_kvm = { .name = "kvm", .create = kvm_create, .free = kvm_free };
+/* A PC's interrupt controllers and PIT, and kvmclock, in every VM. */
+static int kvm_save(struct kevd_vm *vm, void *state, struct kevd_blob *out, struct kevd_error *err)
+{
+	(void)state;
+	return kevd_kvmstate_vm_save(vm->vm_fd, vm->sipi, vm->sipi, out, err);
+}
+
+static int kvm_load(struct kevd_vm *vm, void *state, const void *data, size_t len, struct kevd_error *err)
+{
+	(void)state;
+	return kevd_kvmstate_vm_load(vm->vm_fd, vm->sipi, vm->sipi, data, len, err);
+}
+
+const struct kevd_vm_part kevd_part_kvm = {
+	.name = "kvm", .create = kvm_create, .free = kvm_free, .save = kvm_save, .load = kvm_load,
+};
 
 void kevd_vm_irq_line(struct kevd_vm *vm, unsigned irq, int level)
 {

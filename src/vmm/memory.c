@@ -86,6 +86,8 @@ static int pager_create(struct kevd_vm *vm, void **state, struct kevd_error *err
 	int r = kevd_vm_place_initrd(vm, err);
 
 	(void)state;
+	if (r == 0 && vm->cfg.restore)
+		r = kevd_vm_restore_memory(vm, err);
 	if (r < 0)
 		return r;
 	r = kevd_pager_new(vm->img, &pc, &vm->pager, err);

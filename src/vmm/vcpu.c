@@ -38,6 +38,7 @@
 #include "common/log.h"
 #include "common/sandbox.h"
 #include "common/time.h"
+#include "vmm/kvmstate.h"
 #include "vmm/platform.h"
 #include "vmm/vm_internal.h"
 
@@ -192,6 +193,10 @@ static int vcpu_setup(struct kevd_vm *vm, struct kevd_vcpu *v, struct kevd_error
 		v->run = NULL;
 		return kevd_error_sys(err, errno, "vm '%s': vcpu %u: mapping kvm_run", vm->name, v->index);
 	}
+	/* A restore loads CPUID and every register from the snapshot
+	 * (kevd_vm_restore_parts). */
+	if (vm->cfg.restore)
+		return 0;
 	r = setup_cpuid(vm, v, err);
 	if (r < 0)
 		return r;
@@ -540,7 +545,56 @@ static void vcpus_free(struct kevd_vm *vm, void *state)
 	free(vm->vcpus);
 }
 
+/* Every vCPU's KVM state, one record each (tag = its index).  Parked
+ * vCPUs came out of KVM_RUN through EINTR, so KVM had completed any I/O
+ * they were in (it finishes pending I/O before it looks at
+ * immediate_exit): their state is consistent. */
+static int vcpus_save(struct kevd_vm *vm, void *state, struct kevd_blob *out, struct kevd_error *err)
+{
+	(void)state;
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		struct kevd_blob one;
+		int r;
+
+		kevd_blob_init(&one);
+		r = kevd_kvmstate_vcpu_save(vm->kvm_fd, vm->vcpus[i].fd, vm->sipi, &one, err);
+		if (r == 0)
+			kevd_blob_put(out, i, one.data, one.len);
+		if (r == 0 && one.oom)
+			r = kevd_error_sys(err, ENOMEM, "vcpu %u", i);
+		kevd_blob_free(&one);
+		if (r < 0)
+			return kevd_error_prefix(err, "vcpu %u", i);
+	}
+	return 0;
+}
+
+static int vcpus_load(struct kevd_vm *vm, void *state, const void *data, size_t len, struct kevd_error *err)
+{
+	struct kevd_blob_reader rd;
+	unsigned next = 0;
+	const void *p;
+	uint32_t tag;
+	size_t n;
+	int r;
+
+	(void)state;
+	kevd_blob_reader_init(&rd, data, len);
+	while ((r = kevd_blob_next(&rd, &tag, &p, &n)) == 1) {
+		if (tag != next || next >= vm->nvcpus)
+			return kevd_error_set(err, EBADMSG, "vcpu record %u where %u was due (the VM has %u)", tag,
+					      next, vm->nvcpus);
+		if ((r = kevd_kvmstate_vcpu_load(vm->kvm_fd, vm->vcpus[next].fd, vm->sipi, p, n, err)) < 0)
+			return kevd_error_prefix(err, "vcpu %u", next);
+		next++;
+	}
+	if (r < 0 || next != vm->nvcpus)
+		return kevd_error_set(err, EBADMSG, "%u vcpu records for %u vCPUs%s", next, vm->nvcpus,
+				      r < 0 ? " (truncated)" : "");
+	return 0;
+}
+
 const struct kevd_vm_part kevd_part_vcpus = {
 	.name = "vcpus", .create = vcpus_create, .start = vcpus_start, .quiesce = vcpus_quiesce,
-	.free = vcpus_free,
+	.free = vcpus_free, .save = vcpus_save, .load = vcpus_load,
 };

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/cleanup.h"
 #include "common/log.h"
 #include "common/time.h"
 #include "vmm/vm_internal.h"
@@ -23,6 +24,11 @@
 KEVD_VM_PARTS(KEVD_VM_PART_DECLARE_)
 #define KEVD_VM_PART_ROW_(p) &p,
 static const struct kevd_vm_part *const parts[KEVD_VM_NPARTS] = { KEVD_VM_PARTS(KEVD_VM_PART_ROW_) };
+
+const struct kevd_vm_part *kevd_vm_part_at(unsigned i)
+{
+	return i < KEVD_VM_NPARTS ? parts[i] : NULL;
+}
 
 static const char *const state_names[] = {
 	[KEVD_VM_CREATED] = "created", [KEVD_VM_RUNNING] = "running", [KEVD_VM_PAUSED] = "paused",[KEVD_VM_EXITED] = "exited",
@@ -88,8 +94,45 @@ static void console_free(struct kevd_vm *vm, void *state)
 	kevd_console_free(vm->console);
 }
 
+/* The bytes the console still has and the offset after the newest, so
+ * that a restored VM's console goes on where the snapshot's stopped. */
+static int console_save(struct kevd_vm *vm, void *state, struct kevd_blob *out, struct kevd_error *err)
+{
+	uint64_t total = kevd_console_total(vm->console), start, end;
+	uint64_t from = total > vm->cfg.console_bytes ? total - vm->cfg.console_bytes : 0;
+	cleanup_free unsigned char *buf = malloc(vm->cfg.console_bytes ? vm->cfg.console_bytes : 1);
+	size_t n;
+
+	(void)state;
+	if (!buf)
+		return kevd_error_sys(err, ENOMEM, "console");
+	n = kevd_console_read(vm->console, from, buf, vm->cfg.console_bytes, &start, &end);
+	kevd_blob_put(out, 1, &end, sizeof(end));
+	kevd_blob_put(out, 2, buf, n);
+	return 0;
+}
+
+static int console_load(struct kevd_vm *vm, void *state, const void *data, size_t len, struct kevd_error *err)
+{
+	struct kevd_blob_reader rd;
+	const void *p, *bytes;
+	uint64_t total;
+	uint32_t t1, t2;
+	size_t n, nb;
+
+	(void)state;
+	kevd_blob_reader_init(&rd, data, len);
+	if (kevd_blob_next(&rd, &t1, &p, &n) != 1 || t1 != 1 || n != sizeof(total) ||
+	    kevd_blob_next(&rd, &t2, &bytes, &nb) != 1 || t2 != 2)
+		return kevd_error_set(err, EBADMSG, "malformed console record");
+	memcpy(&total, p, sizeof(total));
+	kevd_console_restore(vm->console, total, bytes, nb);
+	return 0;
+}
+
 const struct kevd_vm_part kevd_part_console = {
-	.name = "console", .create = console_create, .free = console_free,
+	.name = "console", .create = console_create, .free = console_free, .save = console_save,
+	.load = console_load,
 };
 
 /* Sealed at the end of kevd_vm_create(), once every device registered. */
@@ -154,7 +197,7 @@ static struct kevd_vm *vm_alloc(const struct kevd_vm_config *cfg)
 	if (!vm)
 		return NULL;
 	vm->cfg = *cfg;
-	vm->initrd_fd = vm->kvm_fd = vm->vm_fd = -1;
+	vm->initrd_fd = vm->kvm_fd = vm->vm_fd = vm->restore_fd = -1;
 	vm->exit_status = -1;
 	vm->nvcpus = cfg->vcpus;
 	pthread_mutex_init(&vm->lock, NULL);
@@ -183,6 +226,15 @@ static void close_config_fds(struct kevd_vm_config *cfg)
 	cfg->kernel_fd_valid = cfg->initrd_fd_valid = false;
 }
 
+static void drop_restore(struct kevd_vm *vm)
+{
+	if (vm->restore_fd >= 0)
+		close(vm->restore_fd);
+	free(vm->restore_pages);
+	vm->restore_fd = -1;
+	vm->restore_pages = NULL;
+}
+
 int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struct kevd_error *err)
 {
 	uint64_t t0 = kevd_now_ns(CLOCK_MONOTONIC);
@@ -198,7 +250,16 @@ int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struc
 		struct kevd_vm_config c = *cfg;
 
 		close_config_fds(&c);
+		if (cfg->restore) {
+			close(cfg->restore->memory_fd);
+			free(cfg->restore->pages);
+		}
 		return r < 0 ? r : kevd_error_sys(err, ENOMEM, "vm");
+	}
+	if (cfg->restore) {
+		vm->restored = true;
+		vm->restore_fd = cfg->restore->memory_fd;
+		vm->restore_pages = cfg->restore->pages;
 	}
 	vm->create_ns = t0;
 	for (; vm->nparts < KEVD_VM_NPARTS; vm->nparts++) {
@@ -207,11 +268,20 @@ int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struc
 		r = p->create(vm, &vm->part_state[vm->nparts], err);
 		if (r < 0) {
 			vm->nparts++;  /* a failed part is torn down too */
-			close_config_fds(&vm->cfg);
-			kevd_vm_free(vm);
-			return r;
+			break;
 		}
 	}
+	if (r == 0 && cfg->restore)
+		r = kevd_vm_restore_parts(vm, err);
+	/* Only kevd_vm_create() sees the restore's borrowed buffers. */
+	vm->cfg.restore = NULL;
+	if (r < 0) {
+		close_config_fds(&vm->cfg);
+		drop_restore(vm);
+		kevd_vm_free(vm);
+		return r;
+	}
+	drop_restore(vm);
 	/* Devices registered during create; the vCPU threads, started later,
 	 * dispatch over ranges that no longer change. */
 	kevd_iobus_seal(vm->iobus);

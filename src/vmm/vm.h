@@ -55,6 +55,20 @@ enum kevd_ap_start {
 };
 
 struct kevd_vm;
+struct kevd_image_page;
+struct kevd_image_identity;
+
+/* What kevd_vm_create() needs to restore a VM from a snapshot instead of
+ * booting it (snapshot.c; the daemon reads and checks the files). */
+struct kevd_vm_restore {
+	int memory_fd;                    /* the memory file; taken by kevd_vm_create, even on failure */
+	const char *memory_path;          /* names it in messages */
+	struct kevd_image_page *pages;    /* its pages, sorted by gfn; malloc'd, taken like the fd */
+	size_t npages;
+	const void *state;                /* the parts' state file (kevd_vm_snapshot_write), borrowed */
+	size_t state_len;
+	const struct kevd_image_identity *kernel_id;  /* the kernel (and initrd) the snapshot was taken over */
+};
 
 /* The vCPU threads' nice that kevd run and the daemon's configuration
  * default to. */
@@ -88,6 +102,7 @@ struct kevd_vm_config {
 	int console_fd;              /* mirror console output here; -1 = none */
 	kevd_vm_end_fn on_end;
 	void *cb_arg;
+	const struct kevd_vm_restore *restore;  /* NULL = boot; borrowed for kevd_vm_create only */
 };
 
 enum kevd_exit_kind {
@@ -133,6 +148,31 @@ bool kevd_vm_stop(struct kevd_vm *vm, const char *reason);
 int kevd_vm_pause(struct kevd_vm *vm, int timeout_ms, struct kevd_error *err);
 /* -EBUSY unless paused. */
 int kevd_vm_resume(struct kevd_vm *vm, struct kevd_error *err);
+
+/* What kevd_vm_snapshot_write() wrote. */
+struct kevd_vm_snapshot_result {
+	uint64_t state_bytes, state_hash;   /* the state file: kevd_hash64 of its bytes */
+	uint64_t pages, pages_hash;         /* the page list (16 bytes a page) and its hash */
+	uint64_t image_pages_left;          /* image pages left to the kernel image (never loaded or unwritten) */
+	uint64_t zero_pages_left;           /* RAM pages left out as zero */
+	uint64_t write_ns;
+};
+#define KEVD_SNAPSHOT_STATE_FILE "state"
+#define KEVD_SNAPSHOT_PAGES_FILE "pages"
+#define KEVD_SNAPSHOT_MEMORY_FILE "memory"
+
+/* Writes a paused VM's state into the directory DIRFD: the parts' state
+ * (vCPUs, interrupt controllers, clock, serial port, console) and the
+ * memory, as a sparse file holding only the pages that are not the
+ * image's own and not zero (at offset gfn * 4096), with their list.  The
+ * caller fsyncs and names the directory.  -EBUSY unless paused. */
+int kevd_vm_snapshot_write(struct kevd_vm *vm, int dirfd, struct kevd_vm_snapshot_result *res,
+			   struct kevd_error *err);
+/* The identity of the kernel (and initrd) the VM runs, as a snapshot
+ * records it. */
+void kevd_vm_kernel_identity(struct kevd_vm *vm, struct kevd_image_identity *out);
+/* Whether the VM was restored from a snapshot. */
+bool kevd_vm_restored(const struct kevd_vm *vm);
 
 /* Waits until every vCPU thread has ended, up to TIMEOUT_MS (-1 = forever);
  * returns 0, or -ETIMEDOUT. */

@@ -12,6 +12,7 @@
 #include <linux/kvm.h>
 #include <pthread.h>
 
+#include "common/blob.h"
 #include "pager/image.h"
 #include "pager/pager.h"
 #include "vmm/console.h"
@@ -29,6 +30,12 @@ struct kevd_vm_part {
 	int (*start)(struct kevd_vm *vm, void *state, struct kevd_error *err);
 	void (*quiesce)(struct kevd_vm *vm, void *state);
 	void (*free)(struct kevd_vm *vm, void *state);
+	/* Snapshots (snapshot.c): the part's state as records appended to
+	 * OUT, taken while the VM is paused; and, for a VM restored from a
+	 * snapshot, that state put back once every part is created.  NULL
+	 * for a part with nothing to keep. */
+	int (*save)(struct kevd_vm *vm, void *state, struct kevd_blob *out, struct kevd_error *err);
+	int (*load)(struct kevd_vm *vm, void *state, const void *data, size_t len, struct kevd_error *err);
 };
 
 struct kevd_vcpu {
@@ -57,6 +64,11 @@ struct kevd_vm {
 	struct kevd_vcpu_info *final_vcpus;  /* owned, nvcpus of them */
 	unsigned nparts;             /* parts whose create ran (or failed) */
 
+	/* kevd_vm_create() of a restore: the memory fd and page list until
+	 * the pager part hands them to the image; -1/NULL after. */
+	int restore_fd;
+	struct kevd_image_page *restore_pages;
+	bool restored;               /* made from a snapshot */
 	/* image part (boot.c) */
 	struct kevd_image *img;      /* owned */
 	int initrd_fd;               /* owned until the initrd is read into RAM; -1 */
@@ -102,6 +114,15 @@ struct kevd_vm {
 
 /* Moves a running VM to a final state (first caller wins), records why,
  * and kicks every vCPU.  Returns true if this call set the state. */
+/* The parts' table (vm.c), for the snapshot code's walks. */
+const struct kevd_vm_part *kevd_vm_part_at(unsigned i);
+
+/* A restore (cfg.restore set): the snapshot's memory over the image
+ * (memory.c calls it after placing the initrd), and the parts' state put
+ * back at the end of kevd_vm_create() (snapshot.c). */
+int kevd_vm_restore_memory(struct kevd_vm *vm, struct kevd_error *err);
+int kevd_vm_restore_parts(struct kevd_vm *vm, struct kevd_error *err);
+
 bool kevd_vm_end(struct kevd_vm *vm, enum kevd_vm_state state, int exit_status, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 

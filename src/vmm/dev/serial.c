@@ -170,4 +170,50 @@ static void serial_free(struct kevd_vm *vm, void *state)
 	free(s);
 }
 
-const struct kevd_vm_part kevd_dev_serial = { .name = "serial", .create = serial_create, .free = serial_free };
+/* The registers as the guest left them, in a fixed layout. */
+struct serial_saved {
+	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr, thre_pending;
+	int32_t level;
+};
+
+static int serial_save(struct kevd_vm *vm, void *state, struct kevd_blob *out, struct kevd_error *err)
+{
+	struct serial *s = state;
+	struct serial_saved v;
+
+	(void)vm;
+	(void)err;
+	pthread_mutex_lock(&s->lock);
+	v = (struct serial_saved){ s->ier, s->lcr, s->mcr, s->scr, s->dll, s->dlm, s->fcr, s->thre_pending, s->level };
+	pthread_mutex_unlock(&s->lock);
+	kevd_blob_put(out, 1, &v, sizeof(v));
+	return 0;
+}
+
+static int serial_load(struct kevd_vm *vm, void *state, const void *data, size_t len, struct kevd_error *err)
+{
+	struct kevd_blob_reader rd;
+	struct serial *s = state;
+	struct serial_saved v;
+	const void *p;
+	uint32_t tag;
+	size_t n;
+
+	(void)vm;
+	kevd_blob_reader_init(&rd, data, len);
+	if (kevd_blob_next(&rd, &tag, &p, &n) != 1 || tag != 1 || n != sizeof(v))
+		return kevd_error_set(err, EBADMSG, "malformed serial port record");
+	memcpy(&v, p, sizeof(v));
+	pthread_mutex_lock(&s->lock);
+	s->ier = v.ier, s->lcr = v.lcr, s->mcr = v.mcr, s->scr = v.scr, s->dll = v.dll, s->dlm = v.dlm;
+	s->fcr = v.fcr;
+	s->thre_pending = v.thre_pending;
+	/* The line's level is the interrupt controller's, restored with it. */
+	s->level = v.level;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+const struct kevd_vm_part kevd_dev_serial = {
+	.name = "serial", .create = serial_create, .free = serial_free, .save = serial_save, .load = serial_load,
+};
