@@ -1,6 +1,7 @@
 #!/bin/sh
 # `kevd run` end to end: console streamed, statistics printed (text and
-# JSON with the pager's field names), exit statuses, --timeout, SIGINT,
+# JSON with the pager's field names), the test guest's work= digest (the
+# same for any vCPU count), exit statuses, --timeout, SIGINT,
 # and one-line errors for bad images and options.  Skips without /dev/kvm.
 set -eu
 kevd="$top_builddir/kevd"
@@ -21,7 +22,28 @@ set -e
 [ "$rc" -eq 1 ] || fail "good run exited $rc"
 grep -q '^result: ok$' "$tmp/out" || fail "console not streamed"
 grep -q "exited: guest wrote 0x0 to the debug exit port (exit status 1)" "$tmp/err" || fail "no end line"
-grep -q "image pages 8924, loaded" "$tmp/err" || fail "no paging statistics"
+grep -q "image pages 8925, loaded" "$tmp/err" || fail "no paging statistics"
+
+# work=ROUNDS: the same digest for 1 and 4 vCPUs, progress every 100 rounds,
+# another digest for another round count; the guest still ends normally.
+work_result() {
+	set +e
+	"$kevd" run --kernel "$guest" --vcpus "$1" --cmdline "touch=random:4000 seed=3 write=1 work=$2" \
+		> "$tmp/out" 2> "$tmp/err"
+	rc=$?
+	set -e
+	[ "$rc" -eq 1 ] || { cat "$tmp/out" "$tmp/err"; fail "work=$2 on $1 vCPUs exited $rc"; }
+	grep -q '^result: ok$' "$tmp/out" || fail "work=$2 on $1 vCPUs: no 'result: ok'"
+	sed -n 's/^work: result=\(0x[0-9a-f]\{16\}\)$/\1/p' "$tmp/out"
+}
+w1=$(work_result 1 200)
+grep -q '^work: round 100$' "$tmp/out" || fail "work=200: no 'work: round 100'"
+grep -q '^work: round 200$' "$tmp/out" || fail "work=200: no 'work: round 200'"
+w4=$(work_result 4 200)
+[ -n "$w1" ] || fail "work=200: no 'work: result=' line"
+[ "$w1" = "$w4" ] || fail "work=200: result $w1 on 1 vCPU, $w4 on 4"
+w199=$(work_result 2 199)
+[ -n "$w199" ] && [ "$w199" != "$w1" ] || fail "work=199 gives '$w199', work=200 $w1"
 
 # JSON: one object after the console, the pager's field names.
 set +e
@@ -29,7 +51,7 @@ set +e
 rc=$?
 set -e
 [ "$rc" -eq 1 ] || fail "json run exited $rc"
-for f in '"state": "exited"' '"exit_status": 1' '"image_pages": 8924' '"pages_loaded":' '"faults_coalesced":' \
+for f in '"state": "exited"' '"exit_status": 1' '"image_pages": 8925' '"pages_loaded":' '"faults_coalesced":' \
 	 '"eexist":' '"eagain":' '"bytes_read":' '"load_failures": 0' '"latency_histogram":' '"first_fault_ns":' \
 	 '"faulting_threads":' '"window_pages": 1' '"exits":'; do
 	grep -q "$f" "$tmp/json" || fail "JSON lacks $f"

@@ -280,7 +280,7 @@ START_TEST(lifecycle)
 	ck_assert(!strncmp(r.body, "boot=pvh vcpus=2", 16));
 	free(r.body);
 	expect(&d, "GET", r.location[0] ? r.location : "/v1/vms/life", NULL, 200, "\"state\":\"running\"");
-	expect(&d, "GET", "/v1/vms/life/paging", NULL, 200, "\"image_pages\":8924");
+	expect(&d, "GET", "/v1/vms/life/paging", NULL, 200, "\"image_pages\":8925");
 	expect(&d, "GET", "/v1/vms/life/paging", NULL, 200, "\"vcpus\":[{\"index\":0");
 	expect(&d, "GET", "/v1/vms/life/translate?gpa=0x100000", NULL, 200, "\"loaded\":true");
 	expect(&d, "GET", "/v1/vms/life/translate?gpa=0x2000000", NULL, 200, "\"loaded\":false");

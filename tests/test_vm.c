@@ -2,9 +2,9 @@
  * The VMM with the real test guest (tests/guests/): lazy boots with 1, 2,
  * 4 and 8 vCPUs through both boot protocols, checksums against the data the
  * guest was built from, exactly-once loading seen from the page states,
- * partial touching, eager vs lazy, write=1, idle and halt, crash, power-off
- * and reset, a truncated image, stop while vCPUs fault, and nothing left
- * behind.  Skips (77) without /dev/kvm or userfaultfd.
+ * partial touching, eager vs lazy, write=1, work= against the host's digest,
+ * idle and halt, crash, power-off and reset, a truncated image, stop while
+ * vCPUs fault, and nothing left behind.  Skips (77) without /dev/kvm or userfaultfd.
  */
 #include "config.h"
 
@@ -318,6 +318,42 @@ START_TEST(write_touched_pages)
 }
 END_TEST
 
+/* work=ROUNDS: the guest's digest is the host's testguest_work_result() for
+ * the same options, whatever the vCPU count, with write=1 or without, and
+ * progress lines every 100 rounds; mode=halt still ends the VM after it. */
+START_TEST(work_matches_host)
+{
+	static const struct {
+		const char *cmdline;
+		unsigned vcpus;
+		int touch;
+		uint64_t arg, seed;
+		int write;
+		uint64_t rounds;
+	} c[] = {
+		{ "touch=random:2000 seed=5 write=1 work=120", 3, TESTGUEST_TOUCH_RANDOM, 2000, 5, 1, 120 },
+		{ "touch=stride:3 work=101", 1, TESTGUEST_TOUCH_STRIDE, 3, 1, 0, 101 },
+		{ "touch=percent:10 work=7 mode=halt", 4, TESTGUEST_TOUCH_PERCENT, 10, 1, 0, 7 },
+	};
+	uint64_t want = testguest_work_result(c[_i].touch, c[_i].arg, c[_i].seed, c[_i].write, c[_i].rounds);
+	char line[128];
+	struct run r;
+
+	boot(&r, guest, c[_i].vcpus, c[_i].cmdline, false, 0, KEVD_BOOT_AUTO);
+	ck_assert_int_eq(r.state, KEVD_VM_EXITED);
+	ck_assert_ptr_nonnull(strstr(r.console, "result: ok\n"));
+	snprintf(line, sizeof(line), "\nwork: result=0x%016llx\n", (unsigned long long)want);
+	if (!strstr(r.console, line))
+		ck_abort_msg("%s: console lacks '%s':\n%s", c[_i].cmdline, line + 1, r.console);
+	ck_assert((strstr(r.console, "\nwork: round 100\n") != NULL) == (c[_i].rounds >= 100));
+	if (strstr(c[_i].cmdline, "mode=halt"))
+		ck_assert_ptr_nonnull(strstr(r.console, "\nhalt: vcpus=4\n"));
+	else
+		ck_assert_int_eq(r.status, 1);
+	kevd_vm_free(r.vm);
+}
+END_TEST
+
 /* CPU time (utime + stime, in clock ticks) of thread TID of this process. */
 static long thread_ticks(int tid)
 {
@@ -560,6 +596,7 @@ static Suite *suite(void)
 	tcase_add_test(t, lazy_partial);
 	tcase_add_test(t, eager_equals_lazy);
 	tcase_add_test(t, write_touched_pages);
+	tcase_add_loop_test(t, work_matches_host, 0, 3);
 	tcase_add_test(t, idle_and_halt);
 	tcase_add_test(t, crash);
 	tcase_add_loop_test(t, power_off_and_reset, 0, 4);

@@ -137,7 +137,11 @@ void testguest_exception(const u64 *frame)
 
 /* ---- configuration ------------------------------------------------------- */
 
-enum touch_mode { TOUCH_ALL, TOUCH_PERCENT, TOUCH_STRIDE, TOUCH_RANDOM, TOUCH_NONE };
+enum touch_mode {
+	TOUCH_ALL = TESTGUEST_TOUCH_ALL, TOUCH_PERCENT = TESTGUEST_TOUCH_PERCENT,
+	TOUCH_STRIDE = TESTGUEST_TOUCH_STRIDE, TOUCH_RANDOM = TESTGUEST_TOUCH_RANDOM,
+	TOUCH_NONE = TESTGUEST_TOUCH_NONE
+};
 enum run_mode {
 	RUN_NORMAL, RUN_CRASH, RUN_LOOP, RUN_FLOOD, RUN_FAULT, RUN_POWEROFF, RUN_RESET, RUN_PORTS,
 	RUN_IDLE, RUN_HALT
@@ -153,6 +157,7 @@ struct config {
 	enum run_mode mode;
 	int write;            /* write=1: overwrite the touched pages, check them */
 	u64 touches;          /* pages= : number of touches per vCPU */
+	u64 work_rounds;      /* work=ROUNDS, 0: no work phase */
 };
 
 struct vcpu_result {
@@ -173,8 +178,12 @@ static u32 done_count;        /* touch pass and bss check done */
 static u32 written_count;     /* write=1: its share written */
 static u32 checked_count;     /* write=1: every touched page read back */
 static u32 parked_count;      /* mode=idle/halt: APs about to halt */
-/* write=1: bit p set (atomically) by the one vCPU that overwrites page p. */
-static u64 written_map[TESTGUEST_DATA_PAGES / 64];
+static u32 work_ready;        /* work=: every check done, page_map complete */
+static u32 worked_count;      /* work=: its share's rounds done */
+/* Bit p: data page p is touched.  write=1 sets it (atomically) as the one
+ * vCPU that overwrites page p claims it; work= has the BSP set every bit (no
+ * new one with write=1) before work_ready, then only reads it. */
+static u64 page_map[TESTGUEST_DATA_PAGES / 64];
 
 static int is_space(char c)
 {
@@ -259,6 +268,9 @@ static void parse_option(const char *s, u64 n)
 	} else if ((k = prefix(s, n, "write="))) {
 		if (parse_u64(s + k, n - k, &v))
 			cfg.write = v != 0;
+	} else if ((k = prefix(s, n, "work="))) {
+		if (parse_u64(s + k, n - k, &v))
+			cfg.work_rounds = v;
 	} else if ((k = prefix(s, n, "mode="))) {
 		s += k;
 		n -= k;
@@ -293,6 +305,7 @@ static void parse_cmdline(const char *s)
 	cfg.bss_pages = TESTGUEST_BSS_PAGES;
 	cfg.mode = RUN_NORMAL;
 	cfg.write = 0;
+	cfg.work_rounds = 0;
 	while (s && *s) {
 		u64 n = 0;
 
@@ -304,23 +317,7 @@ static void parse_cmdline(const char *s)
 			parse_option(s, n);
 		s += n;
 	}
-	switch (cfg.touch) {
-	case TOUCH_ALL:
-		cfg.touches = TESTGUEST_DATA_PAGES;
-		break;
-	case TOUCH_PERCENT:
-		cfg.touches = (u64)TESTGUEST_DATA_PAGES * cfg.touch_arg / 100;
-		break;
-	case TOUCH_STRIDE:
-		cfg.touches = (TESTGUEST_DATA_PAGES + cfg.touch_arg - 1) / cfg.touch_arg;
-		break;
-	case TOUCH_RANDOM:
-		cfg.touches = cfg.touch_arg;
-		break;
-	default:
-		cfg.touches = 0;
-		break;
-	}
+	cfg.touches = testguest_touch_count(cfg.touch, cfg.touch_arg);
 }
 
 /* ---- boot information ---------------------------------------------------- */
@@ -454,14 +451,7 @@ static void check_page(u64 page, u64 *sum, u64 *bad)
  * starting at cfg.seed (touch=random walks its sequence). */
 static u64 touch_page(u64 i, u64 *state)
 {
-	switch (cfg.touch) {
-	case TOUCH_STRIDE:
-		return i * cfg.touch_arg;
-	case TOUCH_RANDOM:
-		return testguest_random_page(state);
-	default:
-		return i;
-	}
+	return testguest_touch_page(cfg.touch, cfg.touch_arg, i, state);
 }
 
 static void touch_data(struct vcpu_result *r)
@@ -476,7 +466,7 @@ static void touch_data(struct vcpu_result *r)
 }
 
 /* write=1, after every vCPU's touch pass: vCPU index takes touches index,
- * index + n, ...; the first vCPU to claim a page in written_map overwrites
+ * index + n, ...; the first vCPU to claim a page in page_map overwrites
  * it, so each distinct touched page is written exactly once. */
 static void write_share(struct vcpu_result *r, u64 index, u32 nvcpus)
 {
@@ -489,7 +479,7 @@ static void write_share(struct vcpu_result *r, u64 index, u32 nvcpus)
 		u32 j;
 
 		if (i % nvcpus != index ||
-		    (__atomic_fetch_or(&written_map[page / 64], bit, __ATOMIC_RELAXED) & bit))
+		    (__atomic_fetch_or(&page_map[page / 64], bit, __ATOMIC_RELAXED) & bit))
 			continue;
 		for (j = 0; j < TESTGUEST_WORDS_PER_PAGE; j++)
 			p[j] = testguest_written_word(w0 + j);
@@ -513,6 +503,82 @@ static void check_written(struct vcpu_result *r)
 			bad += (p[j] != testguest_written_word(w0 + j));
 	}
 	r->write_bad = bad;
+}
+
+/* work=, BSP, once every check is done: mark the touched pages. */
+static void work_prepare(void)
+{
+	u64 i, page, state = cfg.seed;
+
+	for (i = 0; i < cfg.touches; i++) {
+		page = touch_page(i, &state);
+		page_map[page / 64] |= 1ull << (page % 64);
+	}
+}
+
+static int worked(u64 page)
+{
+	return page_map[page / 64] >> (page % 64) & 1;
+}
+
+static u64 work_npages(void)
+{
+	u64 page, n = 0;
+
+	for (page = 0; page < TESTGUEST_DATA_PAGES; page++)
+		n += worked(page);
+	return n;
+}
+
+/* The worked page with rank worked pages below it; TESTGUEST_DATA_PAGES if
+ * there are no more than rank. */
+static u64 work_page_at(u64 rank)
+{
+	u64 page, n = 0;
+
+	for (page = 0; page < TESTGUEST_DATA_PAGES; page++) {
+		if (!worked(page))
+			continue;
+		if (n == rank)
+			return page;
+		n++;
+	}
+	return TESTGUEST_DATA_PAGES;
+}
+
+/* work=: vCPU index of n runs every round over its slice of the worked
+ * pages (a contiguous run of them, so the slices partition the pages and
+ * each vCPU streams through memory).  A page's rounds depend on that page
+ * only: no vCPU waits for another between rounds, and the outcome is the
+ * same for any n. */
+static void work_share(u64 index, u32 nvcpus)
+{
+	u64 total = work_npages();
+	u64 first = work_page_at(total * index / nvcpus);
+	u64 end = work_page_at(total * (index + 1) / nvcpus);
+	u64 r, page;
+
+	for (r = 1; r <= cfg.work_rounds; r++) {
+		for (page = first; page < end; page++)
+			if (worked(page))
+				testguest_work_page(testguest_data + page * TESTGUEST_WORDS_PER_PAGE, page, r);
+		if (index == 0 && r % 100 == 0) {
+			puts_("work: round ");
+			put_dec(r);
+			putch('\n');
+		}
+	}
+}
+
+/* work=, BSP, once every vCPU is done: the digest of the worked pages. */
+static u64 work_digest(void)
+{
+	u64 page, d = TESTGUEST_WORK_DIGEST_INIT;
+
+	for (page = 0; page < TESTGUEST_DATA_PAGES; page++)
+		if (worked(page))
+			d = testguest_work_digest(d, page, testguest_data + page * TESTGUEST_WORDS_PER_PAGE);
+	return d;
 }
 
 static u64 check_bss(void)
@@ -662,6 +728,11 @@ void testguest_main(u64 index)
 			wait_u32(&done_count, nvcpus);
 	}
 	if (index != 0) {
+		if (cfg.work_rounds) {
+			wait_u32(&work_ready, 1);
+			work_share(index, nvcpus);
+			__atomic_fetch_add(&worked_count, 1, __ATOMIC_ACQ_REL);
+		}
 		if (cfg.mode == RUN_IDLE || cfg.mode == RUN_HALT) {
 			__atomic_fetch_add(&parked_count, 1, __ATOMIC_ACQ_REL);
 			park();
@@ -708,6 +779,23 @@ void testguest_main(u64 index)
 				ok = 0;
 		}
 		puts_(ok ? "result: ok\n" : "result: FAIL\n");
+		if (cfg.work_rounds) {
+			/* Every vCPU is past its checks (the barrier above):
+			 * the pages may change now. */
+			work_prepare();
+			puts_("work: rounds=");
+			put_dec(cfg.work_rounds);
+			puts_(" pages=");
+			put_dec(work_npages());
+			putch('\n');
+			__atomic_store_n(&work_ready, 1, __ATOMIC_RELEASE);
+			work_share(0, nvcpus);
+			__atomic_fetch_add(&worked_count, 1, __ATOMIC_ACQ_REL);
+			wait_u32(&worked_count, nvcpus);
+			puts_("work: result=");
+			put_hex(work_digest(), 16);
+			putch('\n');
+		}
 		if (cfg.mode == RUN_IDLE || cfg.mode == RUN_HALT) {
 			wait_u32(&parked_count, nvcpus - 1);
 			puts_(cfg.mode == RUN_IDLE ? "idle: vcpus=" : "halt: vcpus=");

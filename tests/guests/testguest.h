@@ -102,6 +102,130 @@ static inline uint64_t testguest_random_page(uint64_t *state)
 	return x % TESTGUEST_DATA_PAGES;
 }
 
+/* ---- touch= page sequences -------------------------------------------- */
+
+/* touch= modes; the argument is P of percent:P (at most 100), S of stride:S
+ * (at least 1) or N of random:N. */
+#define TESTGUEST_TOUCH_ALL        0
+#define TESTGUEST_TOUCH_PERCENT    1
+#define TESTGUEST_TOUCH_STRIDE     2
+#define TESTGUEST_TOUCH_RANDOM     3
+#define TESTGUEST_TOUCH_NONE       4
+
+/* Number of touches (pages= of the touch: line). */
+static inline uint64_t testguest_touch_count(int touch, uint64_t arg)
+{
+	switch (touch) {
+	case TESTGUEST_TOUCH_ALL:
+		return TESTGUEST_DATA_PAGES;
+	case TESTGUEST_TOUCH_PERCENT:
+		return (uint64_t)TESTGUEST_DATA_PAGES * arg / 100;
+	case TESTGUEST_TOUCH_STRIDE:
+		return (TESTGUEST_DATA_PAGES + arg - 1) / arg;
+	case TESTGUEST_TOUCH_RANDOM:
+		return arg;
+	default:
+		return 0;
+	}
+}
+
+/* Page of touch number i; called for i = 0, 1, ... in order with *state
+ * starting at the seed (touch=random walks its sequence). */
+static inline uint64_t testguest_touch_page(int touch, uint64_t arg, uint64_t i, uint64_t *state)
+{
+	switch (touch) {
+	case TESTGUEST_TOUCH_STRIDE:
+		return i * arg;
+	case TESTGUEST_TOUCH_RANDOM:
+		return testguest_random_page(state);
+	default:
+		return i;
+	}
+}
+
+/* ---- work=ROUNDS --------------------------------------------------------- */
+
+/*
+ * Round number round (1, 2, ...) of work=ROUNDS over data page page, whose
+ * words are w[0..511].  A chain through the page: each new word is the
+ * previous new word plus the old word (xor a key drawn from round and page),
+ * rotated, and the chain starts from the old last word, so every new word
+ * depends on every old word of the page.  Each step can be undone given the
+ * result, so the whole round is a bijection of the page: a word left at its
+ * value of an earlier round (a lost or stale write) yields a different page
+ * after every later round, hence a different digest.  Only the page itself,
+ * its index and the round number go in.
+ */
+static inline void testguest_work_page(uint64_t *w, uint64_t page, uint64_t round)
+{
+	uint64_t k = testguest_word(round * TESTGUEST_DATA_PAGES + page);
+	uint64_t c = k ^ w[TESTGUEST_WORDS_PER_PAGE - 1];
+	uint32_t j;
+
+	for (j = 0; j < TESTGUEST_WORDS_PER_PAGE; j++) {
+		uint64_t x = (w[j] ^ k) + c;
+
+		c = (x << 25) | (x >> 39);
+		w[j] = c;
+	}
+}
+
+/* The work: result= digest: start from this, then fold in each worked page
+ * in increasing page order. */
+#define TESTGUEST_WORK_DIGEST_INIT UINT64_C(0x6b65766420776f72)
+
+static inline uint64_t testguest_work_digest(uint64_t d, uint64_t page, const uint64_t *w)
+{
+	uint32_t j;
+
+	d = (d ^ page) * UINT64_C(0x9e3779b97f4a7c15);
+	for (j = 0; j < TESTGUEST_WORDS_PER_PAGE; j++) {
+		d ^= w[j];
+		d = ((d << 29) | (d >> 35)) * UINT64_C(0xbf58476d1ce4e5b9);
+	}
+	return d;
+}
+
+/*
+ * Host reference for `work: result=`: the digest the guest prints for
+ * touch=TOUCH (TESTGUEST_TOUCH_*) with argument arg, seed=seed, write=write
+ * and work=rounds, whatever the vCPU count.  The worked pages are the
+ * distinct touched ones, starting from testguest_word() (testguest_written_
+ * word() with write=1).  Host only: it needs 5 KiB of stack; it costs about
+ * what one vCPU spends in the guest (README.md).
+ */
+static inline uint64_t testguest_work_result(int touch, uint64_t arg, uint64_t seed, int write,
+					     uint64_t rounds)
+{
+	uint64_t map[TESTGUEST_DATA_PAGES / 64] = { 0 };
+	uint64_t w[TESTGUEST_WORDS_PER_PAGE];
+	uint64_t i, n, page, r, state = seed, d = TESTGUEST_WORK_DIGEST_INIT;
+	uint32_t j;
+
+	if (touch == TESTGUEST_TOUCH_PERCENT && arg > 100)
+		arg = 100;
+	if (touch == TESTGUEST_TOUCH_STRIDE && arg == 0)
+		arg = 1;
+	n = testguest_touch_count(touch, arg);
+	for (i = 0; i < n; i++) {
+		page = testguest_touch_page(touch, arg, i, &state);
+		map[page / 64] |= UINT64_C(1) << (page % 64);
+	}
+	for (page = 0; page < TESTGUEST_DATA_PAGES; page++) {
+		if (!(map[page / 64] >> (page % 64) & 1))
+			continue;
+		for (j = 0; j < TESTGUEST_WORDS_PER_PAGE; j++) {
+			uint64_t wi = page * TESTGUEST_WORDS_PER_PAGE + j;
+
+			w[j] = write ? testguest_written_word(wi) : testguest_word(wi);
+		}
+		for (r = 1; r <= rounds; r++)
+			testguest_work_page(w, page, r);
+		d = testguest_work_digest(d, page, w);
+	}
+	return d;
+}
+
 #endif /* !__ASSEMBLER__ */
 
 #endif /* KEVD_TESTGUEST_H */
