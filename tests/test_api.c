@@ -466,7 +466,7 @@ START_TEST(errors)
 	expect(&d, "POST", "/v1/vms", "{\"name\":\"a\",\"kernel\":\"guest.elf\",\"cmdline\":\"mode=loop\"}", 201, NULL);
 	expect(&d, "POST", "/v1/vms", "{\"name\":\"a\",\"kernel\":\"guest.elf\"}", 409, "named 'a' exists");
 	expect(&d, "PUT", "/v1/vms/a/actions", "{\"action\":\"start\"}", 409, "is running");
-	expect(&d, "PUT", "/v1/vms/a/actions", "{\"action\":\"jump\"}", 400, "must be \\\"start\\\" or \\\"stop\\\"");
+	expect(&d, "PUT", "/v1/vms/a/actions", "{\"action\":\"jump\"}", 400, "\\\"pause\\\" or \\\"resume\\\", not \\\"jump\\\"");
 	expect(&d, "GET", "/v1/vms/a/translate", NULL, 400, "exactly one");
 	expect(&d, "GET", "/v1/vms/a/translate?gpa=zz", NULL, 400, "must be a number");
 	expect(&d, "GET", "/v1/vms/a/translate?gpa=0xc0000000", NULL, 422, "is not RAM");

@@ -15,6 +15,7 @@
 #include "api/auth.h"
 #include "api/request.h"
 #include "api/routes.h"
+#include "api/snapshot_handlers.h"
 #include "api/system_handlers.h"
 #include "api/vm_handlers.h"
 #include "testutil.h"
@@ -66,7 +67,27 @@ START_TEST(every_route)
 	expect_route("/v1/vms/0001abcdef12/paging", EVHTTP_REQ_GET, kevd_vm_handlers_paging, "0001abcdef12");
 	expect_route("/v1/vms/web1/console", EVHTTP_REQ_GET, kevd_vm_handlers_console, "web1");
 	expect_route("/v1/vms/web1/translate", EVHTTP_REQ_GET, kevd_vm_handlers_translate, "web1");
-	ck_assert_uint_eq(kevd_routes_table_len, 12);
+	expect_route("/v1/vms/web1/snapshot", EVHTTP_REQ_POST, kevd_snapshot_handlers_take, "web1");
+	expect_route("/v1/snapshots", EVHTTP_REQ_GET, kevd_snapshot_handlers_list, NULL);
+	expect_route("/v1/snapshots/s1", EVHTTP_REQ_GET, kevd_snapshot_handlers_get, NULL);
+	expect_route("/v1/snapshots/s1", EVHTTP_REQ_DELETE, kevd_snapshot_handlers_delete, NULL);
+	ck_assert_uint_eq(kevd_routes_table_len, 16);
+}
+END_TEST
+
+/* {name} is captured apart from {vm}: the registry never looks it up. */
+START_TEST(name_param)
+{
+	struct kevd_routes_match r;
+	char buf[256];
+
+	ck_assert_int_eq(match("/v1/snapshots/gold.1", EVHTTP_REQ_GET, &r, buf, sizeof(buf)), KEVD_ROUTES_FOUND);
+	ck_assert_str_eq(r.name, "gold.1");
+	ck_assert_ptr_null(r.vm);
+	ck_assert_int_eq(match("/v1/vms/web1/snapshot", EVHTTP_REQ_POST, &r, buf, sizeof(buf)), KEVD_ROUTES_FOUND);
+	ck_assert_ptr_null(r.name);
+	ck_assert_int_eq(match("/v1/snapshots/s1", EVHTTP_REQ_PUT, &r, buf, sizeof(buf)), KEVD_ROUTES_NO_METHOD);
+	ck_assert_str_eq(r.allow, "GET, HEAD, DELETE");
 }
 END_TEST
 
@@ -250,6 +271,7 @@ static Suite *routes_suite(void)
 	TCase *body = tcase_create("request");
 
 	tcase_add_test(tc, every_route);
+	tcase_add_test(tc, name_param);
 	tcase_add_test(tc, head_is_get);
 	tcase_add_test(tc, allow_from_table);
 	tcase_add_test(tc, vm_of_a_405);
