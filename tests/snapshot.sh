@@ -1,0 +1,342 @@
+#!/bin/sh
+# Pause, resume, snapshots and restores through the real daemon, with the
+# test guest's work=ROUNDS (every round rewrites every worked page from the
+# last, so a page or register restored wrong changes the result):
+# - pause parks the guest (its console stops), resume goes on; the
+#   transitions that make no sense are refused (409);
+# - with 1 and 4 vCPUs, a VM snapshotted at three moments of its work
+#   ends with the result of an uninterrupted run, and so does a clone
+#   restored from each snapshot;
+# - 20 clones of one snapshot restored at once all end right; the shared
+#   entry of the snapshot filled each page once in total (the clones'
+#   own loads add up to it) and read each of the snapshot's pages once at
+#   most; a clone made after the 20 rewrote their memory still ends right;
+# - bad input: missing, truncated, corrupted, wrong-format snapshots and
+#   a changed kernel are refused (422) naming the file; a corrupted page
+#   fails the clone that loads it, naming it; bad names, duplicates,
+#   restores that give a kernel, snapshots of ended VMs are refused;
+# - a full disk fails the snapshot (507), leaves nothing and the VM
+#   running (only where a small tmpfs can be mounted);
+# - a delete racing a snapshot, and SIGTERM during one, leave no partial
+#   snapshot.
+# Skips (77) without /dev/kvm or curl.
+set -eu
+top_builddir=${top_builddir:-.}
+top_srcdir=${top_srcdir:-$top_builddir}
+kevd="$top_builddir/kevd"
+guest="$top_builddir/tests/guests/testguest.elf"
+me=snapshot.sh
+
+if ! (exec 3<>/dev/kvm) 2>/dev/null; then
+	echo "$me: /dev/kvm cannot be opened: skipped"
+	exit 77
+fi
+command -v curl > /dev/null 2>&1 || { echo "$me: curl is not installed: skipped"; exit 77; }
+
+. "$top_srcdir/tests/lib.sh"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/kevd-snapshot-XXXXXX")
+pid=
+pid2=
+mnt=
+cleanup() {
+	kevd_stop "$pid"
+	kevd_stop "$pid2"
+	[ -z "$mnt" ] || umount "$mnt" 2> /dev/null || :
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
+die() {
+	echo "$me: FAIL: $*"
+	[ -f "$tmp/body" ] && sed 's/^/body: /' "$tmp/body" | head -c 4000
+	[ -f "$tmp/kevd.log" ] && sed 's/^/kevd: /' "$tmp/kevd.log" | tail -n 40
+	exit 1
+}
+
+kevd_images "$tmp/images" "$guest"
+sock="$tmp/kevd.sock"
+kevd_conf "$tmp/kevd.conf" "$sock" "$tmp"
+printf '[pager]\ncache_keep_s = 1\n[limits]\nmax_vcpus = 4\nmax_vms = 64\n' >> "$tmp/kevd.conf"
+"$kevd" serve --config "$tmp/kevd.conf" > "$tmp/kevd.log" 2>&1 &
+pid=$!
+kevd_ready "$pid" curl -sf --unix-socket "$sock" http://localhost/v1/health || { pid=; die "kevd did not start"; }
+
+# api METHOD PATH [BODY]: the answer in $tmp/body, the status in $code.
+api() {
+	if [ $# -gt 2 ]; then
+		code=$(curl -sS --max-time 60 --unix-socket "$sock" -X "$1" -H 'Content-Type: application/json' \
+			-d "$3" -o "$tmp/body" -w '%{http_code}' "http://localhost$2") || code=000
+	else
+		code=$(curl -sS --max-time 60 --unix-socket "$sock" -X "$1" -o "$tmp/body" -w '%{http_code}' \
+			"http://localhost$2") || code=000
+	fi
+}
+# expect CODE WHAT METHOD PATH [BODY]
+expect() {
+	_want=$1 _what=$2
+	shift 2
+	api "$@"
+	[ "$code" = "$_want" ] || die "$_what: $code, want $_want"
+}
+# wait_console VM PATTERN WHAT: until VM's console has a line matching
+# PATTERN (60 s at most); the console is then in $tmp/body.
+wait_console() {
+	_t=0
+	until api GET "/v1/vms/$1/console" && grep -q "$2" "$tmp/body"; do
+		_t=$((_t + 1))
+		[ "$_t" -lt 1200 ] || die "$1: $3"
+		sleep 0.05
+	done
+}
+# wait_state VM STATE: until VM is in STATE (60 s at most).
+wait_state() {
+	_t=0
+	until api GET "/v1/vms/$1" && grep -q "\"state\":\"$2\"" "$tmp/body"; do
+		_t=$((_t + 1))
+		[ "$_t" -lt 600 ] || die "$1 never became $2"
+		sleep 0.1
+	done
+}
+# result VM: the VM's work result, once it has exited with status 0.
+result() {
+	wait_state "$1" exited
+	grep -q '"exit_status":1[,}]' "$tmp/body" || die "$1 exited with a failure"
+	api GET "/v1/vms/$1/console"
+	grep -o 'work: result=0x[0-9a-f]*' "$tmp/body" | tail -n 1 | sed 's/.*=//'
+}
+num() {
+	grep -o "\"$1\": *[0-9]*" "$tmp/body" | head -n 1 | sed 's/.*: *//'
+}
+create() {
+	expect 201 "create $1" POST /v1/vms "{\"name\":\"$1\",\"kernel\":\"guest.elf\",\"memory_mib\":64,\"vcpus\":$2,\"cmdline\":\"$3\"}"
+}
+restore() {
+	expect 201 "restore $1 from $2" POST /v1/vms "{\"name\":\"$1\",\"snapshot\":\"$2\"$3}"
+}
+snap() {
+	expect 201 "snapshot $2 of $1" POST "/v1/vms/$1/snapshot" "{\"name\":\"$2\"}"
+}
+
+work="touch=percent:25 work=3000"
+
+# ---- pause and resume ----
+create p1 1 "touch=none work=1000000"
+wait_console p1 'work: round 100$' "no work progress"
+expect 200 "pause" PUT /v1/vms/p1/actions '{"action":"pause"}'
+grep -q '"state":"paused"' "$tmp/body" || die "pause did not answer a paused VM"
+api GET /v1/vms/p1/console
+before=$(wc -c < "$tmp/body")
+sleep 0.5
+api GET /v1/vms/p1/console
+[ "$(wc -c < "$tmp/body")" = "$before" ] || die "a paused guest went on writing its console"
+expect 409 "pause a paused VM" PUT /v1/vms/p1/actions '{"action":"pause"}'
+expect 200 "resume" PUT /v1/vms/p1/actions '{"action":"resume"}'
+grep -q '"state":"running"' "$tmp/body" || die "resume did not answer a running VM"
+expect 409 "resume a running VM" PUT /v1/vms/p1/actions '{"action":"resume"}'
+sleep 0.3
+api GET /v1/vms/p1/console
+[ "$(wc -c < "$tmp/body")" -gt "$before" ] || die "a resumed guest did not go on"
+expect 200 "pause again" PUT /v1/vms/p1/actions '{"action":"pause"}'
+expect 200 "stop a paused VM" PUT /v1/vms/p1/actions '{"action":"stop"}'
+grep -q '"state":"stopped"' "$tmp/body" || die "a paused VM did not stop"
+expect 409 "pause a stopped VM" PUT /v1/vms/p1/actions '{"action":"pause"}'
+expect 409 "snapshot of a stopped VM" POST /v1/vms/p1/snapshot '{"name":"never"}'
+expect 404 "snapshot of no VM" POST /v1/vms/nonesuch/snapshot '{"name":"never"}'
+expect 204 "delete p1" DELETE /v1/vms/p1
+
+# ---- snapshots at three moments, 1 and 4 vCPUs ----
+create ref 1 "$work"
+for n in 1 4; do
+	create "o$n" "$n" "$work"
+	i=0
+	for r in 100 1000 2000; do
+		i=$((i + 1))
+		wait_console "o$n" "work: round $r\$" "no round $r"
+		snap "o$n" "o$n-$i"
+		grep -q '"pages":[1-9]' "$tmp/body" || die "snapshot o$n-$i has no pages"
+	done
+done
+want=$(result ref)
+[ -n "$want" ] || die "the uninterrupted run printed no result"
+for n in 1 4; do
+	[ "$(result "o$n")" = "$want" ] || die "o$n (snapshotted thrice) ended with another result"
+	for i in 1 2 3; do
+		restore "c$n-$i" "o$n-$i" ""
+	done
+done
+for n in 1 4; do
+	for i in 1 2 3; do
+		got=$(result "c$n-$i")
+		[ "$got" = "$want" ] || die "clone c$n-$i of o$n-$i: result $got, want $want"
+		api GET "/v1/vms/c$n-$i/console"
+		grep -q 'work: round 100$' "$tmp/body" || die "c$n-$i's console lost what came before its snapshot"
+	done
+done
+expect 200 "list snapshots" GET /v1/snapshots
+for s in o1-1 o1-2 o1-3 o4-1 o4-2 o4-3; do
+	grep -q "\"name\":\"$s\"" "$tmp/body" || die "$s is not listed"
+done
+expect 200 "get a snapshot" GET /v1/snapshots/o4-2
+grep -q '"vcpus":4' "$tmp/body" || die "o4-2 does not say 4 vCPUs"
+
+# ---- 20 clones at once ----
+for v in ref o1 o4 c1-1 c1-2 c1-3 c4-1 c4-2 c4-3; do
+	expect 204 "delete $v" DELETE "/v1/vms/$v"
+done
+# A fresh entry for the 20: c1-2's goes once unused past cache_keep_s.
+t=0
+while api GET /v1/images && grep -q 'snapshots/o1-2/memory' "$tmp/body"; do
+	t=$((t + 1))
+	[ "$t" -lt 100 ] || die "the image entry of o1-2 outlived its keep time"
+	sleep 0.1
+done
+i=0
+while [ "$i" -lt 20 ]; do
+	restore "m$i" o1-2 ""
+	i=$((i + 1))
+done
+filled=0
+i=0
+while [ "$i" -lt 20 ]; do
+	[ "$(result "m$i")" = "$want" ] || die "clone m$i of 20 ended with another result"
+	i=$((i + 1))
+done
+api GET /v1/images
+entry=$(tr '{' '\n' < "$tmp/body" | grep -n 'snapshots/o1-2/memory' | cut -d: -f1)
+[ -n "$entry" ] || die "no image entry of snapshot o1-2"
+# The entry's fields follow the line that names its file.
+tr '{' '\n' < "$tmp/body" | sed -n "${entry}p;$((entry + 1))p" > "$tmp/entry"
+efilled=$(grep -o '"pages_filled":[0-9]*' "$tmp/entry" | sed 's/.*://')
+eread=$(grep -o '"bytes_read":[0-9]*' "$tmp/entry" | sed 's/.*://')
+i=0
+while [ "$i" -lt 20 ]; do
+	api GET "/v1/vms/m$i/paging"
+	filled=$((filled + $(num pages_loaded)))
+	i=$((i + 1))
+done
+[ "$filled" = "$efilled" ] || die "the clones loaded $filled pages, their image filled $efilled: a page filled twice"
+pages=$(($(wc -c < "$tmp/snapshots/o1-2/pages") / 16))
+ksize=$(wc -c < "$tmp/images/guest.elf")
+[ "$eread" -le $((pages * 4096 + ksize)) ] ||
+	die "the clones' image read $eread bytes, more than the snapshot's $pages pages and the kernel"
+restore late o1-2 ""
+[ "$(result late)" = "$want" ] || die "a clone after 20 others rewrote their memory ended with another result"
+
+# ---- bad input ----
+s="$tmp/snapshots"
+expect 404 "restore of no snapshot" POST /v1/vms '{"snapshot":"nonesuch"}'
+grep -q '"fault_message":"no snapshot' "$tmp/body" || die "no snapshot: no message"
+expect 400 "restore giving a kernel" POST /v1/vms '{"snapshot":"o1-1","kernel":"guest.elf"}'
+expect 400 "restore giving vcpus" POST /v1/vms '{"snapshot":"o1-1","vcpus":2}'
+expect 400 "bad snapshot name" POST /v1/vms/late/snapshot '{"name":"../x"}'
+expect 400 "snapshot without a name" POST /v1/vms/late/snapshot '{}'
+expect 409 "snapshot of an exited VM" POST /v1/vms/late/snapshot '{"name":"o1-1"}'
+expect 404 "get no snapshot" GET /v1/snapshots/nonesuch
+expect 404 "delete no snapshot" DELETE /v1/snapshots/nonesuch
+create d1 1 "touch=none work=1000000"
+wait_console d1 'work: round 100$' "no work progress"
+expect 409 "snapshot under a taken name" POST /v1/vms/d1/snapshot '{"name":"o1-1"}'
+api GET /v1/vms/d1
+grep -q '"state":"running"' "$tmp/body" || die "a refused snapshot left the VM not running"
+# bad COPY HOW: a copy of o1-1 under a name, broken as said.
+bad() {
+	cp -r "$s/o1-1" "$s/$1"
+	sed "s/\"name\": \"o1-1\"/\"name\": \"$1\"/" "$s/o1-1/manifest.json" > "$s/$1/manifest.json"
+	eval "$2"
+	expect 422 "restore of $1" POST /v1/vms "{\"snapshot\":\"$1\"}"
+	grep -q "$3" "$tmp/body" || die "restore of $1: the message does not say '$3'"
+}
+bad b-state 'printf x | dd of="$s/b-state/state" bs=1 seek=100 conv=notrunc 2>/dev/null' "b-state/state' does not match its checksum"
+bad b-pages 'truncate -s -16 "$s/b-pages/pages"' "b-pages/pages' has"
+bad b-mem 'truncate -s 4096 "$s/b-mem/memory"' "b-mem/memory' has 4096 bytes"
+bad b-gone 'rm "$s/b-gone/state"' "b-gone/state' is missing"
+bad b-format 'sed -i "s/\"format\": 1/\"format\": 99/" "$s/b-format/manifest.json"' "this kevd reads format 1"
+bad b-json 'echo "{" > "$s/b-json/manifest.json"' "is not a kevd manifest"
+bad b-id 'sed -i "s/\"ino\": [0-9]*/\"ino\": 1/" "$s/b-id/manifest.json"' "is not the file the snapshot was taken over"
+# A page that no longer matches its hash: the restore starts, the clone
+# that loads the page fails, naming it.
+cp -r "$s/o1-1" "$s/b-page"
+sed 's/"name": "o1-1"/"name": "b-page"/' "$s/o1-1/manifest.json" > "$s/b-page/manifest.json"
+gfn=$(od -An -tu8 -j 1600 -N8 "$s/b-page/pages" | tr -d ' ')
+printf x | dd of="$s/b-page/memory" bs=1 seek=$((gfn * 4096 + 8)) conv=notrunc 2>/dev/null
+restore bp b-page ""
+wait_state bp failed
+grep -q 'does not match its checksum (corrupted)' "$tmp/body" || die "the corrupted page's clone: no reason naming it"
+api GET /v1/health
+[ "$code" = 200 ] || die "health after the bad snapshots: $code"
+restore ok2 o1-1 ""
+[ "$(result ok2)" = "$want" ] || die "a good restore after the bad ones ended with another result"
+for b in b-state b-pages b-mem b-gone b-format b-json b-id b-page; do
+	expect 204 "delete $b" DELETE "/v1/snapshots/$b"
+	[ ! -e "$s/$b" ] || die "$b is still on disk"
+done
+
+# ---- a delete racing a snapshot; SIGTERM during one ----
+create big 4 "touch=all work=1000000"
+wait_console big 'work: round 100$' "big: no work progress"
+curl -sS --max-time 60 --unix-socket "$sock" -X POST -H 'Content-Type: application/json' -d '{"name":"race"}' \
+	-o "$tmp/race" -w '%{http_code}' http://localhost/v1/vms/big/snapshot > "$tmp/race.code" &
+cpid=$!
+api DELETE /v1/vms/big
+dcode=$code
+wait "$cpid" || :
+scode=$(cat "$tmp/race.code")
+case "$dcode $scode" in
+"409 201" | "204 404" | "204 409") ;;
+*) die "a delete racing a snapshot: delete $dcode, snapshot $scode" ;;
+esac
+[ "$scode" != 201 ] || [ -f "$s/race/manifest.json" ] || die "snapshot answered 201, but race is not whole"
+ls -a "$s" | grep -q '^\.tmp-' && die "a temporary snapshot directory was left behind"
+[ "$dcode" = 204 ] || { expect 204 "delete big after its snapshot" DELETE /v1/vms/big; }
+create big2 4 "touch=all work=1000000"
+wait_console big2 'work: round 100$' "big2: no work progress"
+curl -sS --max-time 60 --unix-socket "$sock" -X POST -H 'Content-Type: application/json' -d '{"name":"term"}' \
+	-o /dev/null http://localhost/v1/vms/big2/snapshot 2> /dev/null &
+cpid=$!
+sleep 0.02
+kill -TERM "$pid"
+t=0
+while kill -0 "$pid" 2> /dev/null; do
+	t=$((t + 1))
+	[ "$t" -lt 200 ] || die "kevd did not exit on SIGTERM during a snapshot"
+	sleep 0.1
+done
+wait "$pid" || die "kevd exited with a failure on SIGTERM during a snapshot"
+pid=
+wait "$cpid" || :
+"$kevd" serve --config "$tmp/kevd.conf" >> "$tmp/kevd.log" 2>&1 &
+pid=$!
+kevd_ready "$pid" curl -sf --unix-socket "$sock" http://localhost/v1/health || { pid=; die "kevd did not restart"; }
+ls -a "$s" | grep -q '^\.tmp-' && die "a temporary snapshot directory survived a restart"
+[ ! -e "$s/term" ] || [ -f "$s/term/manifest.json" ] || die "snapshot 'term' is there but not whole"
+restore after o4-3 ""
+[ "$(result after)" = "$want" ] || die "a restore after the restart ended with another result"
+
+# ---- a full disk (needs a tmpfs mount) ----
+mnt="$tmp/small"
+mkdir "$mnt"
+if mount -t tmpfs -o size=2m tmpfs "$mnt" 2> /dev/null; then
+	sock2="$tmp/kevd2.sock"
+	kevd_conf "$tmp/kevd2.conf" "$sock2" "$mnt"
+	sed -i "s|image_dir = .*|image_dir = $tmp/images|" "$tmp/kevd2.conf"
+	"$kevd" serve --config "$tmp/kevd2.conf" > "$tmp/kevd2.log" 2>&1 &
+	pid2=$!
+	kevd_ready "$pid2" curl -sf --unix-socket "$sock2" http://localhost/v1/health || { pid2=; die "kevd 2 did not start"; }
+	sock1=$sock
+	sock=$sock2
+	create full 1 "touch=all write=1 work=1000000"
+	wait_console full 'work: round 100$' "full: no work progress"
+	expect 507 "a snapshot on a full disk" POST /v1/vms/full/snapshot '{"name":"full"}'
+	grep -q 'No space left on device' "$tmp/body" || die "full disk: the message does not say so"
+	[ -z "$(ls -A "$mnt/snapshots")" ] || die "a failed snapshot left files: $(ls -A "$mnt/snapshots")"
+	api GET /v1/vms/full
+	grep -q '"state":"running"' "$tmp/body" || die "a failed snapshot left the VM not running"
+	sock=$sock1
+	kevd_stop "$pid2"
+	pid2=
+	umount "$mnt"
+	mnt=
+else
+	echo "$me: no tmpfs mount here: the full-disk case is not run"
+fi
+echo "$me: ok"
