@@ -1,0 +1,160 @@
+#!/bin/bash
+# Snapshot restore: a 1 GiB VM of the test guest that touched and rewrote
+# its 32 MiB data image (touch=all write=1) is snapshotted as its work
+# begins (work=ROUNDS); clones restored from it finish that work.  For each
+# way to restore, create -> first guest instruction (create_to_first_run_ns)
+# and create -> end of the work (the guest's exit), median of RUNS:
+#   lazy          the shared cache empty: every page from the snapshot file
+#   lazy-warm     the cache already filled by a clone alive meanwhile: the
+#                 clone maps the filled memfd MAP_PRIVATE and takes minor
+#                 faults only -- what a plain MAP_PRIVATE mapping of a
+#                 memory file in the page cache gives (Firecracker's File
+#                 backend), without a full-size file
+#   lazy-private  the pager copies every page into the clone (UFFDIO_COPY)
+#   eager         every page read before the first instruction
+# The snapshot's files are in the page cache in every case (just written).
+# Then 20 clones alive at once (mode=idle after the work): kevd's PSS
+# growth against one snapshot's pages plus what the clones wrote.
+#
+# usage: bench/bench_snapshot.sh [-r RUNS] [-w ROUNDS]   (defaults 5, 10)
+set -eu
+export LC_ALL=C
+runs=5
+rounds=10
+while [ $# -gt 0 ]; do
+	case $1 in
+	-r) runs=${2:?}; shift 2 ;;
+	-w) rounds=${2:?}; shift 2 ;;
+	*) echo "usage: bench/bench_snapshot.sh [-r RUNS] [-w ROUNDS]" >&2; exit 2 ;;
+	esac
+done
+top=$(cd "$(dirname "$0")/.." && pwd)
+kevd="$top/kevd"
+guest="$top/tests/guests/testguest.elf"
+command -v curl > /dev/null || { echo "bench_snapshot: needs curl" >&2; exit 1; }
+(exec 3<>/dev/kvm) 2>/dev/null || { echo "bench_snapshot: /dev/kvm cannot be opened: skipped"; exit 77; }
+tmp=$(mktemp -d)
+pid=
+trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || :; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
+. "$top/bench/lib.sh"
+sock="$tmp/kevd.sock"
+daemon_dir "$tmp" "$guest" <<EOF
+[limits]
+max_vms = 32
+max_memory_mib = 1024
+max_total_memory_mib = 40000
+[pager]
+cache_keep_s = 0
+EOF
+api() { curl -sS --max-time 120 --unix-socket "$sock" "$@"; }
+post() { api -X POST -H 'Content-Type: application/json' -d "$2" "http://l$1"; }
+num() { grep -o "\"$1\": *[0-9]*" | head -n 1 | sed 's/.*: *//'; }
+pss_kib() { awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup"; }
+wait_for() {  # VM PATTERN: until the console matches (120 s at most)
+	local t=0
+	until api "http://l/v1/vms/$1/console" | grep -q "$2"; do
+		t=$((t + 1))
+		[ "$t" -lt 2400 ] || { echo "bench_snapshot: $1 never printed '$2'" >&2; exit 1; }
+		sleep 0.05
+	done
+}
+wait_exit() {
+	local t=0
+	until api "http://l/v1/vms/$1" | grep -q '"state":"exited"'; do
+		t=$((t + 1))
+		[ "$t" -lt 2400 ] || { echo "bench_snapshot: $1 did not exit: $(api "http://l/v1/vms/$1")" >&2; exit 1; }
+		sleep 0.02
+	done
+}
+# no_entry: until the snapshot's cache entry is gone (keep time 0).
+no_entry() {
+	local t=0
+	while api http://l/v1/images | grep -q 'snapshots/gold/memory'; do
+		t=$((t + 1))
+		[ "$t" -lt 200 ] || { echo "bench_snapshot: the snapshot's cache entry stays" >&2; exit 1; }
+		sleep 0.05
+	done
+}
+
+daemon_start "$kevd" "$tmp" || exit 1
+post /v1/vms "{\"name\":\"src\",\"kernel\":\"guest.elf\",\"memory_mib\":1024,\"cmdline\":\"touch=all write=1 work=$rounds\"}" > /dev/null
+wait_for src 'work: rounds='
+post /v1/vms/src/snapshot '{"name":"gold","stop":true}' > "$tmp/snap.json"
+snap_pages=$(num pages < "$tmp/snap.json")
+api -X DELETE http://l/v1/vms/src > /dev/null
+
+# one NAME PAGING [HOLDER]: restores a clone, waits for its exit, records
+# its times; checks its result against the first clone's.
+first_result=
+one() {
+	local name=$1 paging=$2 v=c$RANDOM j
+	post /v1/vms "{\"name\":\"$v\",\"snapshot\":\"gold\",\"paging\":\"$paging\"}" > /dev/null
+	wait_exit "$v"
+	j=$(api "http://l/v1/vms/$v")
+	res "$name" first_ns "$(echo "$j" | num create_to_first_run_ns)"
+	res "$name" run_ns "$(echo "$j" | num run_time_ns)"
+	res "$name" total_ns "$(($(echo "$j" | num create_to_first_run_ns) + $(echo "$j" | num run_time_ns)))"
+	res "$name" faults "$(api "http://l/v1/vms/$v/paging" | num faults)"
+	r=$(api "http://l/v1/vms/$v/console" | grep -o 'work: result=0x[0-9a-f]*' | tail -n 1)
+	[ -n "$first_result" ] || first_result=$r
+	[ "$r" = "$first_result" ] || { echo "bench_snapshot: clone $v ($name) ended with '$r', not '$first_result'" >&2; exit 1; }
+	api -X DELETE "http://l/v1/vms/$v" > /dev/null
+}
+
+for i in $(seq "$runs"); do
+	no_entry
+	one lazy lazy
+	no_entry
+	one lazy-private lazy-private
+	no_entry
+	one eager eager
+	# warm: a holder keeps the entry filled while the measured clone runs
+	no_entry
+	post /v1/vms '{"name":"holder","snapshot":"gold"}' > /dev/null
+	wait_exit holder
+	one lazy-warm lazy
+	api -X DELETE http://l/v1/vms/holder > /dev/null
+done
+
+# ---- 20 clones alive at once ----
+kill "$pid"
+wait "$pid" 2> /dev/null || :
+pid=
+daemon_start "$kevd" "$tmp" || exit 1
+post /v1/vms "{\"name\":\"idle\",\"kernel\":\"guest.elf\",\"memory_mib\":1024,\"cmdline\":\"touch=all write=1 work=$rounds mode=idle\"}" > /dev/null
+wait_for idle 'work: rounds='
+post /v1/vms/idle/snapshot '{"name":"idle","stop":true}' > /dev/null
+api -X DELETE http://l/v1/vms/idle > /dev/null
+sleep 1
+before=$(pss_kib)
+for i in $(seq 20); do
+	post /v1/vms "{\"name\":\"k$i\",\"snapshot\":\"idle\"}" > /dev/null
+done
+for i in $(seq 20); do wait_for "k$i" 'work: result='; done
+sleep 0.5
+after=$(pss_kib)
+priv=0
+for i in $(seq 20); do
+	p=$(api "http://l/v1/vms/k$i/paging" | num pages_private)
+	priv=$((priv + ${p:-0}))
+done
+idle_pages=$(api http://l/v1/snapshots/idle | num pages)
+
+printf 'bench_snapshot: %s\n' "$(date -u '+%Y-%m-%d %H:%M UTC'), load $(loadavg), $(kevd_build)"
+printf 'snapshot: 1024 MiB VM, %s pages in its memory file (%s MiB); work=%s rounds after the restore\n' \
+	"$snap_pages" "$(fmt "$((snap_pages * 4096))" 1048576 1)" "$rounds"
+printf '%-14s %12s %12s %12s %8s   %s\n' restore "first ins ms" "finish ms" "run ms" faults "(median of $runs)"
+for m in lazy lazy-warm lazy-private eager; do
+	printf '%-14s %12s %12s %12s %8s\n' "$m" "$(fmt "$(med "$m" first_ns)" 1e6 3)" "$(fmt "$(med "$m" total_ns)" 1e6 1)" \
+		"$(fmt "$(med "$m" run_ns)" 1e6 1)" "$(med "$m" faults)"
+done
+printf '\nratios (this run):\n'
+printf '  first instruction, lazy / eager:        %s   (target <= 0.02x, and <= 2 ms)\n' \
+	"$(ratio "$(med lazy first_ns)" "$(med eager first_ns)")"
+printf '  finish, lazy / lazy-warm:                %s\n' "$(ratio "$(med lazy total_ns)" "$(med lazy-warm total_ns)")"
+printf '  finish, lazy / eager:                    %s\n' "$(ratio "$(med lazy total_ns)" "$(med eager total_ns)")"
+printf '  finish, lazy-private / lazy:             %s\n' "$(ratio "$(med lazy-private total_ns)" "$(med lazy total_ns)")"
+printf '\n20 clones alive: kevd PSS +%s MiB; one snapshot %s MiB + the clones wrote %s MiB = %s MiB: %s (target <= 1.2x)\n' \
+	"$(fmt "$((after - before))" 1024 1)" "$(fmt "$((idle_pages * 4096))" 1048576 1)" "$(fmt "$((priv * 4096))" 1048576 1)" \
+	"$(fmt "$((idle_pages * 4096 + priv * 4096))" 1048576 1)" \
+	"$(ratio "$((after - before))" "$(((idle_pages * 4096 + priv * 4096) / 1024))")"
