@@ -172,6 +172,16 @@ for n in 1 4; do
 		grep -q 'work: round 100$' "$tmp/body" || die "c$n-$i's console lost what came before its snapshot"
 	done
 done
+# A snapshot of a clone holds what the clone still had in its own
+# snapshot's file (pages it never loaded, or never wrote).
+restore cc o1-1 ""
+wait_console cc 'work: round 1500$' "cc: no round 1500"
+snap cc cc-1
+restore ccc cc-1 ""
+[ "$(result ccc)" = "$want" ] || die "a clone of a clone's snapshot ended with another result"
+[ "$(result cc)" = "$want" ] || die "a clone snapshotted ended with another result"
+expect 204 "delete cc" DELETE /v1/vms/cc
+expect 204 "delete ccc" DELETE /v1/vms/ccc
 expect 200 "list snapshots" GET /v1/snapshots
 for s in o1-1 o1-2 o1-3 o4-1 o4-2 o4-3; do
 	grep -q "\"name\":\"$s\"" "$tmp/body" || die "$s is not listed"
