@@ -354,6 +354,68 @@ START_TEST(work_matches_host)
 }
 END_TEST
 
+/* Pauses right after the start (vCPU threads still starting), in the
+ * middle of the work and again at once after a resume: the guest still
+ * ends with the result of an uninterrupted run, and no vCPU is left
+ * kicked for ever (immediate_exit) by a pause it missed. */
+START_TEST(pause_resume_races)
+{
+	unsigned vcpus = _i ? 4 : 1;
+	uint64_t want = testguest_work_result(TESTGUEST_TOUCH_PERCENT, 10, 1, 1, 40);
+	struct kevd_error err = KEVD_ERROR_INIT;
+	char line[128], *console = malloc(65536);
+	size_t n;
+
+	ck_assert_ptr_nonnull(console);
+	for (int round = 0; round < 6; round++) {
+		struct kevd_vm *vm = create(guest, vcpus, "touch=percent:10 write=1 work=40", false, 0, KEVD_BOOT_AUTO);
+
+		ck_assert_int_eq(kevd_vm_pause(vm, 1000, &err), -EBUSY);  /* created, not running */
+		ck_assert_int_eq(kevd_vm_start(vm, &err), 0);
+		for (int k = 0; k < 3; k++) {
+			int r = kevd_vm_pause(vm, 5000, &err);
+
+			if (r == -EBUSY && kevd_vm_state(vm) == KEVD_VM_EXITED)
+				break;  /* done before this pause */
+			ck_assert_msg(r == 0, "pause: %s", err.msg);
+			ck_assert_int_eq(kevd_vm_state(vm), KEVD_VM_PAUSED);
+			ck_assert_int_eq(kevd_vm_pause(vm, 1000, &err), -EBUSY);
+			ck_assert_int_eq(kevd_vm_resume(vm, &err), 0);
+			ck_assert_int_eq(kevd_vm_resume(vm, &err), -EBUSY);
+			usleep((useconds_t)(round * 3000));
+		}
+		ck_assert_msg(kevd_vm_wait(vm, 60000) == 0, "the guest did not end after its pauses");
+		ck_assert_int_eq(kevd_vm_state(vm), KEVD_VM_EXITED);
+		ck_assert_int_eq(kevd_vm_exit_status(vm), 1);
+		ck_assert_int_eq(kevd_vm_pause(vm, 1000, &err), -EBUSY);
+		n = kevd_vm_console_read(vm, 0, console, 65535, NULL, NULL);
+		console[n] = '\0';
+		snprintf(line, sizeof(line), "\nwork: result=0x%016llx\n", (unsigned long long)want);
+		if (!strstr(console, line))
+			ck_abort_msg("vcpus %u round %d: console lacks '%s':\n%s", vcpus, round, line + 1, console);
+		kevd_vm_free(vm);
+	}
+	free(console);
+}
+END_TEST
+
+/* A paused VM stops, and a stop wakes its parked vCPUs. */
+START_TEST(stop_paused)
+{
+	struct kevd_error err = KEVD_ERROR_INIT;
+	struct kevd_vm *vm = create(guest, 2, "touch=none work=100000000", false, 0, KEVD_BOOT_AUTO);
+
+	ck_assert_int_eq(kevd_vm_start(vm, &err), 0);
+	usleep(50000);
+	ck_assert_msg(kevd_vm_pause(vm, 5000, &err) == 0, "pause: %s", err.msg);
+	ck_assert(kevd_vm_stop(vm, "test"));
+	ck_assert_int_eq(kevd_vm_wait(vm, 10000), 0);
+	ck_assert_int_eq(kevd_vm_state(vm), KEVD_VM_STOPPED);
+	ck_assert_int_eq(kevd_vm_resume(vm, &err), -EBUSY);
+	kevd_vm_free(vm);
+}
+END_TEST
+
 /* CPU time (utime + stime, in clock ticks) of thread TID of this process. */
 static long thread_ticks(int tid)
 {
@@ -598,6 +660,8 @@ static Suite *suite(void)
 	tcase_add_test(t, write_touched_pages);
 	tcase_add_loop_test(t, work_matches_host, 0, 3);
 	tcase_add_test(t, idle_and_halt);
+	tcase_add_loop_test(t, pause_resume_races, 0, 2);
+	tcase_add_test(t, stop_paused);
 	tcase_add_test(t, crash);
 	tcase_add_loop_test(t, power_off_and_reset, 0, 4);
 	tcase_add_test(t, truncated_image_fails_vm);

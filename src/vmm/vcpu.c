@@ -358,6 +358,20 @@ static void vcpu_park(struct kevd_vcpu *v)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+/* A kick that found nothing to do: a pause that was over (resumed, or
+ * timed out) before this vCPU parked, its thread started after the pause
+ * began.  Without this, immediate_exit would keep KVM_RUN from entering
+ * the guest ever again. */
+static void vcpu_unkick(struct kevd_vcpu *v)
+{
+	struct kevd_vm *vm = v->vm;
+
+	pthread_mutex_lock(&vm->lock);
+	if (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE) && !__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE))
+		__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&vm->lock);
+}
+
 /* From here on the thread runs guest code's exits: nothing but KVM_RUN,
  * the IRQ line of the serial port, its locks, logs and kicks. */
 static void confine(struct kevd_vm *vm, struct kevd_vcpu *v)
@@ -406,6 +420,8 @@ static void *vcpu_main(void *arg)
 			 * guest comes through here first. */
 			if (kevd_unlikely(__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE)))
 				vcpu_park(v);
+			else
+				vcpu_unkick(v);
 			continue;
 		}
 		__atomic_compare_exchange_n(&vm->first_exit_ns, &zero, kevd_now_ns(CLOCK_MONOTONIC), false,
