@@ -112,6 +112,7 @@ create() {
 }
 restore() {
 	expect 201 "restore $1 from $2" POST /v1/vms "{\"name\":\"$1\",\"snapshot\":\"$2\"$3}"
+	grep -q "\"snapshot\":\"$2\"" "$tmp/body" || die "$1 does not say it was restored from $2"
 }
 snap() {
 	expect 201 "snapshot $2 of $1" POST "/v1/vms/$1/snapshot" "{\"name\":\"$2\"}"

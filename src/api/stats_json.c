@@ -63,6 +63,7 @@ json_t *kevd_json_vm_from(struct kevd_vm *vm, const struct kevd_pager_stats *st)
 	SET(cfg, "initrd", c->initrd ? json_string(c->initrd) : json_null());
 	SET(cfg, "paging", json_string(c->eager ? "eager" : c->private_pages ? "lazy-private" : "lazy"));
 	SET(cfg, "boot_protocol", json_string(kevd_vm_protocol(vm) == KEVD_BOOT_PVH ? "pvh" : "multiboot2"));
+	SET(cfg, "snapshot", kevd_vm_snapshot_name(vm) ? json_string(kevd_vm_snapshot_name(vm)) : json_null());
 	SET(o, "config", cfg);
 	/* Durations, not clock readings: CLOCK_MONOTONIC means nothing outside. */
 	SET(o, "create_to_start_ns", t.start_ns ? INT(t.start_ns - t.create_ns) : json_null());

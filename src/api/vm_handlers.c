@@ -179,7 +179,8 @@ static void create_run(struct kevd_job *job)
 	if (c->snap) {
 		/* The VM takes the memory file and the page list. */
 		rs = (struct kevd_vm_restore){
-			.memory_fd = c->snap->memory_fd, .memory_path = c->snap->memory_path, .pages = c->snap->pages,
+			.memory_fd = c->snap->memory_fd, .memory_path = c->snap->memory_path, .name = c->snap->name,
+			.pages = c->snap->pages,
 			.npages = c->snap->npages, .state = c->snap->state, .state_len = c->snap->state_len,
 			.kernel_id = &c->snap->kernel_id,
 		};

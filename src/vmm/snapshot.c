@@ -290,6 +290,11 @@ bool kevd_vm_restored(const struct kevd_vm *vm)
 	return vm->restored;
 }
 
+const char *kevd_vm_snapshot_name(const struct kevd_vm *vm)
+{
+	return vm->snapshot;
+}
+
 int kevd_vm_restore_memory(struct kevd_vm *vm, struct kevd_error *err)
 {
 	const struct kevd_vm_restore *rs = vm->cfg.restore;

@@ -208,6 +208,7 @@ static struct kevd_vm *vm_alloc(const struct kevd_vm_config *cfg)
 	vm->cfg.kernel = vm->kernel = dup_or_null(cfg->kernel, &oom);
 	vm->cfg.cmdline = vm->cmdline = dup_or_null(cfg->cmdline, &oom);
 	vm->cfg.initrd = vm->initrd = dup_or_null(cfg->initrd, &oom);
+	vm->snapshot = dup_or_null(cfg->restore ? (cfg->restore->name ? cfg->restore->name : "") : NULL, &oom);
 	if (!vm->cfg.console_bytes)
 		vm->cfg.console_bytes = KEVD_VM_DEFAULT_CONSOLE;
 	if (oom) {
@@ -441,6 +442,7 @@ void kevd_vm_free(struct kevd_vm *vm)
 	free(vm->kernel);
 	free(vm->cmdline);
 	free(vm->initrd);
+	free(vm->snapshot);
 	free(vm);
 }
 

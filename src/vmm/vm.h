@@ -63,6 +63,7 @@ struct kevd_image_identity;
 struct kevd_vm_restore {
 	int memory_fd;                    /* the memory file; taken by kevd_vm_create, even on failure */
 	const char *memory_path;          /* names it in messages */
+	const char *name;                 /* the snapshot's name, as the VM reports it (kevd_vm_snapshot_name) */
 	struct kevd_image_page *pages;    /* its pages, sorted by gfn; malloc'd, taken like the fd */
 	size_t npages;
 	const void *state;                /* the parts' state file (kevd_vm_snapshot_write), borrowed */
@@ -171,8 +172,10 @@ int kevd_vm_snapshot_write(struct kevd_vm *vm, int dirfd, struct kevd_vm_snapsho
 /* The identity of the kernel (and initrd) the VM runs, as a snapshot
  * records it. */
 void kevd_vm_kernel_identity(struct kevd_vm *vm, struct kevd_image_identity *out);
-/* Whether the VM was restored from a snapshot. */
+/* Whether the VM was restored from a snapshot, and from which (NULL if
+ * booted). */
 bool kevd_vm_restored(const struct kevd_vm *vm);
+const char *kevd_vm_snapshot_name(const struct kevd_vm *vm);
 
 /* Waits until every vCPU thread has ended, up to TIMEOUT_MS (-1 = forever);
  * returns 0, or -ETIMEDOUT. */

@@ -55,6 +55,7 @@ struct kevd_vcpu {
 struct kevd_vm {
 	struct kevd_vm_config cfg;   /* strings point at the owned copies below */
 	char *name, *kernel, *cmdline, *initrd;
+	char *snapshot;              /* a restore's snapshot name; NULL if booted */
 	void *part_state[KEVD_VM_NPARTS];  /* each owned by its part */
 	bool part_freed[KEVD_VM_NPARTS];   /* by kevd_vm_release() */
 	/* kevd_vm_freeze(): what the statistics were when the VM ended; the
