@@ -363,9 +363,11 @@ void kevd_snapshot_free(struct kevd_snapshot *s)
 	free(s);
 }
 
-static int load_files(struct kevd_snapstore *st, struct kevd_snapshot *s, int dfd, struct kevd_error *err)
+/* The files of snapshot directory NAME under ST->path (DFD). */
+static int load_files(struct kevd_snapstore *st, const char *name, struct kevd_snapshot *s, int dfd,
+		      struct kevd_error *err)
 {
-	const char *name = s->name, *shash, *phash, *proto;
+	const char *shash, *phash, *proto;
 	json_int_t sbytes, pbytes, fbytes, mem, vcpus, npages;
 	json_t *m = s->manifest, *idj, *initrd = NULL, *cmdline = NULL;
 	struct stat sb;
@@ -411,33 +413,85 @@ static int load_files(struct kevd_snapstore *st, struct kevd_snapshot *s, int df
 	return 0;
 }
 
-int kevd_snapstore_load(struct kevd_snapstore *st, const char *name, struct kevd_snapshot **out,
-			struct kevd_error *err)
+/* Reads and checks the snapshot directory NAME under ST->path (DFD); its
+ * manifest must call it NAME too when SAME_NAME. */
+static int load_at(struct kevd_snapstore *st, const char *name, int dfd, bool same_name, struct kevd_snapshot **out,
+		   struct kevd_error *err)
 {
-	cleanup_close int dfd = open_snapshot(st, name, err);
-	struct kevd_snapshot *s;
+	struct kevd_snapshot *s = calloc(1, sizeof(*s));
 	int r;
 
-	if (dfd < 0)
-		return dfd;
-	s = calloc(1, sizeof(*s));
 	if (!s)
 		return kevd_error_sys(err, ENOMEM, "snapshot '%s'", name);
 	s->memory_fd = -1;
 	if ((r = read_manifest(st, name, dfd, &s->manifest, err)) == 0) {
 		s->name = json_string_value(json_object_get(s->manifest, "name"));
-		if (!s->name || strcmp(s->name, name))
+		if (!s->name || (same_name && strcmp(s->name, name)))
 			r = kevd_error_set(err, EBADMSG, "snapshot '%s': its manifest names it '%s'", name,
 					   s->name ? s->name : "(nothing)");
 	}
 	if (r == 0)
-		r = load_files(st, s, dfd, err);
+		r = load_files(st, name, s, dfd, err);
 	if (r < 0) {
 		kevd_snapshot_free(s);
 		return r;
 	}
 	*out = s;
 	return 0;
+}
+
+int kevd_snapstore_load(struct kevd_snapstore *st, const char *name, struct kevd_snapshot **out,
+			struct kevd_error *err)
+{
+	cleanup_close int dfd = open_snapshot(st, name, err);
+
+	if (dfd < 0)
+		return dfd;
+	return load_at(st, name, dfd, true, out, err);
+}
+
+/* PATH as its parent and its last component, both in *BUF (owned), so
+ * that messages name a file PARENT/NAME/FILE as the user named the
+ * directory: "./NAME" for a PATH without a slash, and "." or ".." by the
+ * real path. */
+static int split_path(const char *path, char **buf, const char **name)
+{
+	size_t len = strlen(path);
+	char *b, *slash;
+
+	while (len > 1 && path[len - 1] == '/')
+		len--;
+	b = malloc(len + 3);
+	if (!b)
+		return -1;
+	snprintf(b, len + 3, "%s%.*s", memchr(path, '/', len) ? "" : "./", (int)len, path);
+	slash = strrchr(b, '/');
+	if (!slash[1] || !strcmp(slash + 1, ".") || !strcmp(slash + 1, "..")) {
+		free(b);
+		b = realpath(path, NULL);
+		if (!b)
+			return -1;
+		slash = strrchr(b, '/');
+	}
+	*slash = '\0';
+	*name = slash + 1;
+	*buf = b;
+	return 0;
+}
+
+int kevd_snapshot_load_dir(const char *path, struct kevd_snapshot **out, struct kevd_error *err)
+{
+	cleanup_close int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	cleanup_free char *parent = NULL;
+	struct kevd_snapstore st = { .dirfd = -1 };
+	const char *name;
+
+	if (dfd < 0)
+		return kevd_error_sys(err, errno, "snapshot directory '%s'", path);
+	if (split_path(path, &parent, &name) < 0)
+		return kevd_error_sys(err, errno ? errno : ENOMEM, "snapshot directory '%s'", path);
+	st.path = parent;
+	return load_at(&st, name, dfd, false, out, err);
 }
 
 int kevd_snapstore_info(struct kevd_snapstore *st, const char *name, json_t **out, struct kevd_error *err)

@@ -55,6 +55,11 @@ int kevd_snapstore_take(struct kevd_snapstore *st, const char *name, struct kevd
  * with a message naming the file and what is wrong. */
 int kevd_snapstore_load(struct kevd_snapstore *st, const char *name, struct kevd_snapshot **out,
 			struct kevd_error *err);
+/* The same for the snapshot directory at PATH, outside any store (kevd
+ * run --restore): one kevd wrote, perhaps copied or renamed since, so its
+ * manifest's name need not be the directory's.  Messages call the
+ * snapshot by the directory's last component. */
+int kevd_snapshot_load_dir(const char *path, struct kevd_snapshot **out, struct kevd_error *err);
 void kevd_snapshot_free(struct kevd_snapshot *s);
 /* Summaries of every snapshot (a JSON array, sorted by name), or of one. */
 int kevd_snapstore_list(struct kevd_snapstore *st, json_t **out, struct kevd_error *err);
