@@ -317,10 +317,11 @@ static int read_manifest(struct kevd_snapstore *st, const char *name, int dfd, j
 				      name, st->path, name, m ? "not an object" : je.text);
 	}
 	if (json_unpack(m, "{s:I}", "format", &fmt) < 0 || fmt != KEVD_SNAPSHOT_FORMAT) {
+		bool unknown = json_is_integer(json_object_get(m, "format"));  /* read before M is freed */
+
 		json_decref(m);
 		return kevd_error_set(err, EBADMSG, "snapshot '%s': '%s/%s/" KEVD_SNAPSHOT_MANIFEST "': format %s, this kevd reads format %d",
-				      name, st->path, name, json_is_integer(json_object_get(m, "format")) ? "unknown" : "missing",
-				      KEVD_SNAPSHOT_FORMAT);
+				      name, st->path, name, unknown ? "unknown" : "missing", KEVD_SNAPSHOT_FORMAT);
 	}
 	*out = m;
 	return 0;
