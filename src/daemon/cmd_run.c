@@ -1,6 +1,11 @@
 /*
  * `kevd run`: boot one VM in the foreground, stream its console to stdout,
- * and print its lazy-paging statistics at the end.
+ * and print its lazy-paging statistics at the end.  With --restore DIR the
+ * VM is not booted but restored from the snapshot in DIR (a directory as
+ * the daemon writes it under state_dir/snapshots): the machine (kernel,
+ * initrd, memory, vCPUs, command line, protocol) is the snapshot's, its
+ * kernel and initrd found beneath --image-dir, as the daemon found them,
+ * or else as the paths say (relative to the current directory).
  *
  * A thin front end over the VMM, in the steps kevd_cmd_run() reads as:
  * the options become a struct kevd_vm_config, the VM is created and
@@ -14,12 +19,14 @@
  *
  * Exit status: the guest's (as QEMU's isa-debug-exit: (v << 1) | 1) when it
  * wrote the debug exit port; 0 when it ended otherwise (power-off, halt);
- * 2 usage; 1 the VM could not be created or failed; 3 crashed; 124 timeout;
- * 130 stopped by a signal.
+ * 2 usage; 1 the VM could not be created or failed (a snapshot that cannot
+ * be read, or whose kernel is not the file it was taken over, too); 3
+ * crashed; 124 timeout; 130 stopped by a signal.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -33,7 +40,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/imagedir.h"
 #include "api/request.h"
+#include "api/snapshots.h"
 #include "api/stats_json.h"
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -45,6 +54,9 @@ static const char usage_text[] =
 	"                [--paging lazy|lazy-private|eager] [--eager] [--window PAGES] [--window-max PAGES]\n"
 	"                [--pager-threads N] [--vcpu-nice N] [--protocol auto|multiboot2|pvh]\n"
 	"                [--ap-start auto|entry|sipi]\n"
+	"                [--timeout SECONDS] [--json] [--quiet] [--log-level LEVEL]\n"
+	"       kevd run --restore DIR [--image-dir DIR] [--paging lazy|lazy-private|eager] [--eager]\n"
+	"                [--window PAGES] [--window-max PAGES] [--pager-threads N] [--vcpu-nice N]\n"
 	"                [--timeout SECONDS] [--json] [--quiet] [--log-level LEVEL]\n";
 
 /* parse_options(), set_option(): go on and run the VM (anything else is
@@ -56,6 +68,9 @@ struct run_options {
 	struct kevd_vm_config cfg;
 	unsigned long long timeout_s;  /* 0 = none */
 	bool json, quiet;
+	const char *restore;           /* --restore DIR; NULL = boot */
+	const char *image_dir;         /* --image-dir DIR; NULL = paths as they are */
+	const char *machine_opt;       /* the first option that sets what a snapshot fixes */
 };
 
 /* How the wait ended, beyond the VM's own state. */
@@ -122,7 +137,14 @@ static int parse_ap_start(const char *s, enum kevd_ap_start *out)
 
 enum { O_KERNEL = 1, O_INITRD, O_APSTART, O_MEMORY, O_VCPUS, O_CMDLINE, O_EAGER, O_PAGING, O_WINDOW, O_WINDOW_MAX,
        O_THREADS, O_NICE, O_PROTO,
-       O_TIMEOUT, O_JSON, O_QUIET, O_LOG, O_HELP };
+       O_TIMEOUT, O_JSON, O_QUIET, O_LOG, O_HELP, O_RESTORE, O_IMAGE_DIR };
+
+/* The options that set what a snapshot fixes: a restore refuses them. */
+static bool machine_option(int c)
+{
+	return c == O_KERNEL || c == O_INITRD || c == O_APSTART || c == O_MEMORY || c == O_VCPUS || c == O_CMDLINE ||
+	       c == O_PROTO;
+}
 
 /* The options that take a number. */
 static int set_number(struct run_options *o, int c, const char *arg)
@@ -172,6 +194,8 @@ static int set_option(struct run_options *o, int c, const char *arg)
 	case O_CMDLINE: cfg->cmdline = arg; return RUN_GO;
 	case O_EAGER: cfg->eager = true; return RUN_GO;
 	case O_JSON: o->json = true; return RUN_GO;
+	case O_RESTORE: o->restore = arg; return RUN_GO;
+	case O_IMAGE_DIR: o->image_dir = arg; return RUN_GO;
 	case O_QUIET: o->quiet = true; return RUN_GO;
 	case O_APSTART: return parse_ap_start(arg, &cfg->ap_start) < 0 ? 2 : RUN_GO;
 	case O_PAGING:
@@ -228,19 +252,34 @@ static int parse_options(int argc, char **argv, struct run_options *o)
 		{ "quiet", no_argument, NULL, O_QUIET },
 		{ "log-level", required_argument, NULL, O_LOG },
 		{ "help", no_argument, NULL, O_HELP },
+		{ "restore", required_argument, NULL, O_RESTORE },
+		{ "image-dir", required_argument, NULL, O_IMAGE_DIR },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, rc;
+	int c, rc, idx = -1;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
+	while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
 		if ((rc = set_option(o, c, optarg)) != RUN_GO)
 			return rc;
+		if (machine_option(c) && !o->machine_opt && idx >= 0)
+			o->machine_opt = opts[idx].name;
+		idx = -1;
+	}
 	if (optind != argc) {
 		fprintf(stderr, "kevd run: unexpected argument '%s'\n", argv[optind]);
 		return 2;
 	}
-	if (!o->cfg.kernel) {
-		fprintf(stderr, "kevd run: --kernel PATH is required\n");
+	if (o->restore && o->machine_opt) {
+		fprintf(stderr, "kevd run: --%s comes from the snapshot; --restore takes only the paging, window, "
+			"thread, timeout and output options\n", o->machine_opt);
+		return 2;
+	}
+	if (!o->restore && o->image_dir) {
+		fprintf(stderr, "kevd run: --image-dir goes with --restore (a boot takes --kernel's path as it is)\n");
+		return 2;
+	}
+	if (!o->restore && !o->cfg.kernel) {
+		fprintf(stderr, "kevd run: --kernel PATH is required (or --restore DIR)\n");
 		return 2;
 	}
 	if (o->quiet)
@@ -265,6 +304,107 @@ static int open_wait_fds(int *sfd, int *efd)
 		fprintf(stderr, "kevd run: %s\n", strerror(errno));
 		return -1;
 	}
+	return 0;
+}
+
+/* What --restore reads, kept until the VM is freed. */
+struct run_restore {
+	struct kevd_snapshot *snap;
+	struct kevd_vm_restore rs;
+	char *kernel, *initrd;  /* the images' paths as messages name them */
+};
+
+static void run_restore_free(struct run_restore *r)
+{
+	kevd_snapshot_free(r->snap);
+	free(r->kernel);
+	free(r->initrd);
+}
+
+/* Opens the snapshot's image KEY ("kernel", "initrd") NAME: beneath the
+ * image directory DIRFD (IMAGE_DIR) by the daemon's own rules, or, with
+ * DIRFD < 0, the path as it is.  *SHOWN is its path for messages.  The
+ * fd, or -1 after saying why. */
+static int open_image(const char *dir, const char *image_dir, int dirfd, const char *key, const char *name,
+		      char **shown)
+{
+	struct kevd_error err = KEVD_ERROR_INIT;
+	int fd, status;
+
+	if (dirfd >= 0) {
+		fd = kevd_imagedir_open(dirfd, key, name, &status, &err);
+		if (fd < 0) {
+			fprintf(stderr, "kevd: snapshot '%s': %s (image directory '%s')\n", dir, err.msg, image_dir);
+			return -1;
+		}
+		if (asprintf(shown, "%s/%s", image_dir, name) < 0) {
+			*shown = NULL;
+			close(fd);
+			fprintf(stderr, "kevd: out of memory\n");
+			return -1;
+		}
+		return fd;
+	}
+	fd = open(name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		fprintf(stderr, "kevd: snapshot '%s': %s '%s': %s (%s; --image-dir DIR looks beneath DIR)\n", dir, key,
+			name, strerror(errno), name[0] == '/' ? "an absolute path" : "looked for in the current directory");
+		return -1;
+	}
+	*shown = strdup(name);
+	if (!*shown) {
+		close(fd);
+		fprintf(stderr, "kevd: out of memory\n");
+		return -1;
+	}
+	return fd;
+}
+
+/* --restore: reads the snapshot in O->restore into R and makes O->cfg its
+ * machine, with the memory file and the page list handed over for
+ * kevd_vm_create(); 0, or -1 after saying why. */
+static int restore_config(struct run_options *o, struct run_restore *r)
+{
+	struct kevd_vm_config *cfg = &o->cfg;
+	struct kevd_error err = KEVD_ERROR_INIT;
+	cleanup_close int dirfd = -1, kernel_fd = -1, initrd_fd = -1;
+	struct kevd_snapshot *s;
+
+	if (kevd_snapshot_load_dir(o->restore, &r->snap, &err) < 0) {
+		fprintf(stderr, "kevd: %s\n", err.msg);
+		return -1;
+	}
+	s = r->snap;
+	if (o->image_dir && (dirfd = kevd_imagedir_open_dir(o->image_dir, &err)) < 0) {
+		fprintf(stderr, "kevd: %s\n", err.msg);
+		return -1;
+	}
+	kernel_fd = open_image(o->restore, o->image_dir, dirfd, "kernel", s->kernel, &r->kernel);
+	if (kernel_fd < 0)
+		return -1;
+	if (s->initrd) {
+		initrd_fd = open_image(o->restore, o->image_dir, dirfd, "initrd", s->initrd, &r->initrd);
+		if (initrd_fd < 0)
+			return -1;
+		cfg->initrd = r->initrd;
+		cfg->initrd_fd_valid = true;
+		cfg->initrd_fd = kevd_steal_fd(&initrd_fd);
+	}
+	cfg->kernel = r->kernel;
+	cfg->kernel_fd_valid = true;
+	cfg->kernel_fd = kevd_steal_fd(&kernel_fd);
+	cfg->memory_mib = s->memory_mib;
+	cfg->vcpus = s->vcpus;
+	cfg->cmdline = s->cmdline;
+	cfg->protocol = s->protocol;
+	/* The VM takes the memory file and the page list, even on failure. */
+	r->rs = (struct kevd_vm_restore){
+		.memory_fd = s->memory_fd, .memory_path = s->memory_path, .pages = s->pages, .npages = s->npages,
+		.state = s->state, .state_len = s->state_len, .kernel_id = &s->kernel_id,
+	};
+	s->memory_fd = -1;
+	s->pages = NULL;
+	cfg->restore = &r->rs;
 	return 0;
 }
 
@@ -341,10 +481,14 @@ static void wait_for_end(struct kevd_vm *vm, int efd, int sfd, unsigned long lon
 	kevd_vm_wait(vm, -1);
 }
 
-static void print_json_report(struct kevd_vm *vm, bool quiet)
+static void print_json_report(struct kevd_vm *vm, bool quiet, const char *restored_from)
 {
 	json_t *report = kevd_json_vm_report(vm);
-	char *s = json_dumps(report, JSON_INDENT(2));
+	char *s;
+
+	if (restored_from)
+		json_object_set_new(report, "restored_from", json_string(restored_from));
+	s = json_dumps(report, JSON_INDENT(2));
 
 	if (s) {
 		fflush(stdout);
@@ -354,7 +498,7 @@ static void print_json_report(struct kevd_vm *vm, bool quiet)
 	json_decref(report);
 }
 
-static void print_text_report(struct kevd_vm *vm)
+static void print_text_report(struct kevd_vm *vm, const char *restored_from)
 {
 	struct kevd_pager_stats st;
 	char reason[512];
@@ -370,6 +514,8 @@ static void print_text_report(struct kevd_vm *vm)
 	if (status >= 0)
 		fprintf(stderr, " (exit status %d)", status);
 	fprintf(stderr, "\n");
+	if (restored_from)
+		fprintf(stderr, "    restored from the snapshot in '%s'\n", restored_from);
 	if (t.first_run_ns)
 		fprintf(stderr, "    first guest instruction %.3f ms after create", (double)(t.first_run_ns - t.create_ns) / 1e6);
 	if (t.end_ns && t.start_ns)
@@ -426,6 +572,7 @@ int kevd_cmd_run(int argc, char **argv)
 	struct run_end end = { false, false };
 	struct kevd_error err = KEVD_ERROR_INIT;
 	struct kevd_imagecache *images = NULL;  /* one VM, but the same path as the daemon's */
+	struct run_restore restore = { NULL };
 	struct kevd_vm *vm = NULL;
 	cleanup_close int sfd = -1;  /* SIGINT and SIGTERM, blocked in every thread */
 	cleanup_close int efd = -1;  /* the VM's end; outlives the VM, whose threads write it */
@@ -442,17 +589,19 @@ int kevd_cmd_run(int argc, char **argv)
 		return 1;
 	}
 	o.cfg.image_cache = images;
-	if (start_vm(&o.cfg, &vm) < 0) {
+	if ((o.restore && restore_config(&o, &restore) < 0) || start_vm(&o.cfg, &vm) < 0) {
+		run_restore_free(&restore);
 		kevd_imagecache_free(images);
 		return 1;
 	}
 	wait_for_end(vm, efd, sfd, o.timeout_s, &end);
 	if (o.json)
-		print_json_report(vm, o.quiet);
+		print_json_report(vm, o.quiet, o.restore);
 	else
-		print_text_report(vm);
+		print_text_report(vm, o.restore);
 	rc = exit_status(vm, &end);
 	kevd_vm_free(vm);
+	run_restore_free(&restore);
 	kevd_imagecache_free(images);
 	return rc;
 }
