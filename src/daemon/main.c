@@ -20,6 +20,7 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  serve                   run the daemon (the default)\n"
 		"  run --kernel PATH ...   boot one VM in the foreground (kevd run --help)\n"
+		"  run --restore DIR ...   restore a snapshot directory in the foreground\n"
 		"  inspect PATH [--json]   show what the pager sees in a kernel image\n"
 		"  version                 print the version\n");
 }
