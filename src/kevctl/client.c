@@ -22,7 +22,9 @@
 
 #define BODY_MAX (64u << 20)
 #define TOKEN_MAX 4096
-/* kevd waits up to 10 s for a VM to stop (stop, rm); leave room for that. */
+/* kevd waits up to 10 s for a VM to stop (stop, rm); leave room for that.
+ * A snapshot or a restore, which write or read the VM's memory, set their
+ * own (kevctl_client.timeout_ms). */
 #define CONNECT_TIMEOUT_MS 5000L
 #define REQUEST_TIMEOUT_MS 30000L
 
@@ -137,7 +139,7 @@ static int transport_error(struct kevctl_client *c, CURLcode rc, struct kevd_err
 		return KEVCTL_DOWN;
 	case CURLE_OPERATION_TIMEDOUT:
 		kevd_error_set(err, ETIMEDOUT, "kevd at %s did not answer within %ld s", kevctl_client_where(c),
-			       REQUEST_TIMEOUT_MS / 1000);
+			       (c->timeout_ms > 0 ? c->timeout_ms : REQUEST_TIMEOUT_MS) / 1000);
 		return KEVCTL_DOWN;
 	case CURLE_GOT_NOTHING:
 	case CURLE_PARTIAL_FILE:  /* the daemon went away in the middle of an answer */
@@ -197,7 +199,7 @@ int kevctl_request(struct kevctl_client *c, const char *method, const char *path
 	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, REQUEST_TIMEOUT_MS);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, c->timeout_ms > 0 ? c->timeout_ms : REQUEST_TIMEOUT_MS);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
@@ -240,19 +242,23 @@ int kevctl_request_json(struct kevctl_client *c, const char *method, const char 
 	return rc;
 }
 
-int kevctl_vm_path(char *buf, size_t size, const char *vm, const char *suffix, struct kevd_error *err)
+/* PREFIX, NAME percent-encoded, SUFFIX into BUF; WHAT names NAME in
+ * messages ("VM", "snapshot"). */
+static int name_path(char *buf, size_t size, const char *prefix, const char *what, const char *name,
+		     const char *suffix, struct kevd_error *err)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t n = 0;
 
-	if (!vm || !*vm)
-		return kevd_error_set(err, EINVAL, "no VM name given"), KEVCTL_USAGE;
-	n = (size_t)snprintf(buf, size, "/v1/vms/");
+	if (!name || !*name)
+		return kevd_error_set(err, EINVAL, "no %s name given", what), KEVCTL_USAGE;
+	n = (size_t)snprintf(buf, size, "%s", prefix);
 	/* Names are [A-Za-z0-9._-], but whatever the user typed must not
 	 * change the path's shape: anything else is percent-encoded. */
-	for (const unsigned char *p = (const unsigned char *)vm; *p; p++) {
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
 		if (n + 4 >= size)
-			return kevd_error_set(err, ENAMETOOLONG, "VM name '%.64s...' is too long", vm), KEVCTL_USAGE;
+			return kevd_error_set(err, ENAMETOOLONG, "%s name '%.64s...' is too long", what, name),
+			       KEVCTL_USAGE;
 		if (isalnum(*p) || strchr("._-", *p)) {
 			buf[n++] = (char)*p;
 		} else {
@@ -262,7 +268,17 @@ int kevctl_vm_path(char *buf, size_t size, const char *vm, const char *suffix, s
 		}
 	}
 	if (n + strlen(suffix) + 1 > size)
-		return kevd_error_set(err, ENAMETOOLONG, "VM name '%.64s...' is too long", vm), KEVCTL_USAGE;
+		return kevd_error_set(err, ENAMETOOLONG, "%s name '%.64s...' is too long", what, name), KEVCTL_USAGE;
 	strcpy(buf + n, suffix);
 	return KEVCTL_OK;
+}
+
+int kevctl_vm_path(char *buf, size_t size, const char *vm, const char *suffix, struct kevd_error *err)
+{
+	return name_path(buf, size, "/v1/vms/", "VM", vm, suffix, err);
+}
+
+int kevctl_snapshot_path(char *buf, size_t size, const char *name, struct kevd_error *err)
+{
+	return name_path(buf, size, "/v1/snapshots/", "snapshot", name, "", err);
 }

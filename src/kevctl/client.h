@@ -33,7 +33,12 @@ struct kevctl_client {
 	const char *socket;  /* used when url is NULL */
 	const char *url;     /* http://ADDR:PORT, no trailing path */
 	char *auth_header;   /* "Authorization: Bearer ..." or NULL */
+	long timeout_ms;     /* per request; 0 = the default (30 s) */
 };
+
+/* How long a snapshot or a restore may take: the daemon writes or reads
+ * the whole of the VM's memory before it answers. */
+#define KEVCTL_SLOW_TIMEOUT_MS (10L * 60 * 1000)
 
 struct kevctl_response {
 	long status;
@@ -63,6 +68,9 @@ int kevctl_request_json(struct kevctl_client *c, const char *method, const char 
 /* "/v1/vms/<VM percent-encoded><SUFFIX>" into BUF; KEVCTL_USAGE if it does
  * not fit. */
 int kevctl_vm_path(char *buf, size_t size, const char *vm, const char *suffix, struct kevd_error *err);
+
+/* "/v1/snapshots/<NAME percent-encoded>" into BUF; as kevctl_vm_path(). */
+int kevctl_snapshot_path(char *buf, size_t size, const char *name, struct kevd_error *err);
 
 /* Where requests go, for messages: the socket path or the URL. */
 const char *kevctl_client_where(const struct kevctl_client *c);

@@ -28,11 +28,12 @@ struct follow {
 	bool print;               /* write the console to stdout */
 };
 
+/* A paused VM has not ended: it may be resumed. */
 static bool ended(const json_t *vm)
 {
 	const char *state = kevctl_str(vm, "state");
 
-	return state && strcmp(state, "created") && strcmp(state, "running");
+	return state && strcmp(state, "created") && strcmp(state, "running") && strcmp(state, "paused");
 }
 
 /* Reads the console from f->offset once; *GOT is the number of bytes. */

@@ -1,7 +1,8 @@
 /*
- * The VM lifecycle commands: ls, create, show, start, stop, rm, and the
- * hidden __names for the bash completion.  Each is one or a few requests
- * and a rendering of the answer; --json prints the answer instead.
+ * The VM lifecycle commands: ls, create, restore, show, start, stop,
+ * pause, resume, rm, and the hidden __names for the bash completion.  Each
+ * is one or a few requests and a rendering of the answer; --json prints
+ * the answer instead.
  */
 #include "config.h"
 
@@ -201,6 +202,53 @@ int kevctl_cmd_create(struct kevctl_ctx *ctx, int argc, char **argv)
 	return rc;
 }
 
+/* restore takes create's options for how the new VM pages and whether it
+ * starts; those for what the snapshot fixes are refused by name. */
+int kevctl_cmd_restore(struct kevctl_ctx *ctx, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "name", required_argument, NULL, 'n' }, { "eager", no_argument, NULL, 'e' },
+		{ "paging", required_argument, NULL, 'P' }, { "window", required_argument, NULL, 'w' },
+		{ "window-max", required_argument, NULL, 'W' }, { "no-start", no_argument, NULL, 'S' },
+		{ "kernel", required_argument, NULL, 'k' }, { "initrd", required_argument, NULL, 'i' },
+		{ "memory", required_argument, NULL, 'm' }, { "vcpus", required_argument, NULL, 'v' },
+		{ "cmdline", required_argument, NULL, 'c' }, { "protocol", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_t *body = json_object(), *vm = NULL;
+	int c, rc = KEVCTL_OK;
+
+	if (!body)
+		return kevd_error_set(&ctx->err, ENOMEM, "out of memory"), KEVCTL_FAIL;
+	while (rc == KEVCTL_OK && (c = kevctl_getopt(ctx, argc, argv, "", opts)) != -1) {
+		if (c == '?') {
+			rc = KEVCTL_USAGE;
+		} else if (strchr("kimvcp", c)) {
+			const struct option *o = opts;
+
+			while (o->val != c)
+				o++;
+			rc = kevctl_usage(ctx, "restore: --%s comes from the snapshot", o->name);
+		} else {
+			rc = create_option(ctx, c, body, NULL);
+		}
+	}
+	if (rc == KEVCTL_OK && (optind != argc - 1 || !argv[optind][0]))
+		rc = kevctl_usage(ctx, "restore: give exactly one snapshot name");
+	if (rc == KEVCTL_OK)
+		rc = set_string(ctx, body, "snapshot", "snapshot", argv[optind]);
+	if (rc == KEVCTL_OK) {
+		/* The daemon reads the snapshot's files before it answers. */
+		ctx->client.timeout_ms = KEVCTL_SLOW_TIMEOUT_MS;
+		rc = kevctl_request_json(&ctx->client, "POST", "/v1/vms", body, &vm, &ctx->err);
+	}
+	if (rc == KEVCTL_OK)
+		print_vm_line(ctx, vm);
+	json_decref(body);
+	json_decref(vm);
+	return rc;
+}
+
 int kevctl_vm_request(struct kevctl_ctx *ctx, int argc, char **argv, const char *method, const char *suffix,
 			  json_t *body, json_t **out)
 {
@@ -307,6 +355,16 @@ int kevctl_cmd_start(struct kevctl_ctx *ctx, int argc, char **argv)
 int kevctl_cmd_stop(struct kevctl_ctx *ctx, int argc, char **argv)
 {
 	return action(ctx, argc, argv, "stop");
+}
+
+int kevctl_cmd_pause(struct kevctl_ctx *ctx, int argc, char **argv)
+{
+	return action(ctx, argc, argv, "pause");
+}
+
+int kevctl_cmd_resume(struct kevctl_ctx *ctx, int argc, char **argv)
+{
+	return action(ctx, argc, argv, "resume");
 }
 
 /* 204 has no body: --json prints nothing either, and the status says it. */

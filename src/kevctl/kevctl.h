@@ -22,8 +22,11 @@ struct kevctl_ctx {
 typedef int kevctl_cmd_fn(struct kevctl_ctx *ctx, int argc, char **argv);
 
 /* cmd_vm.c */
-kevctl_cmd_fn kevctl_cmd_ls, kevctl_cmd_create, kevctl_cmd_show, kevctl_cmd_start, kevctl_cmd_stop,
-	kevctl_cmd_rm, kevctl_cmd_names;
+kevctl_cmd_fn kevctl_cmd_ls, kevctl_cmd_create, kevctl_cmd_restore, kevctl_cmd_show, kevctl_cmd_start,
+	kevctl_cmd_stop, kevctl_cmd_pause, kevctl_cmd_resume, kevctl_cmd_rm, kevctl_cmd_names;
+/* cmd_snapshot.c */
+kevctl_cmd_fn kevctl_cmd_snapshot, kevctl_cmd_snapshots, kevctl_cmd_snapshot_show, kevctl_cmd_snapshot_rm,
+	kevctl_cmd_snapshot_names;
 /* cmd_run.c */
 kevctl_cmd_fn kevctl_cmd_run, kevctl_cmd_console;
 /* cmd_info.c */

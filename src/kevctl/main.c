@@ -37,7 +37,23 @@ static const struct command commands[] = {
 	{ "console", kevctl_cmd_console, "console VM [-f]         the serial console; -f follows it until the VM ends" },
 	{ "start", kevctl_cmd_start, "start VM                start a VM created with --no-start" },
 	{ "stop", kevctl_cmd_stop, "stop VM                 stop a VM (it stays listed until rm)" },
+	{ "pause", kevctl_cmd_pause, "pause VM                park a running VM's vCPUs: its memory and state hold still" },
+	{ "resume", kevctl_cmd_resume, "resume VM               let a paused VM run on" },
 	{ "rm", kevctl_cmd_rm, "rm VM                   stop if needed and delete a VM" },
+	{ "snapshot", kevctl_cmd_snapshot,
+	  "snapshot VM NAME [--stop]\n"
+	  "                          take snapshot NAME of a running or paused VM, which then goes on\n"
+	  "                          as it was (--stop: is stopped); prints the name, VM, pages kept" },
+	{ "snapshots", kevctl_cmd_snapshots,
+	  "snapshots               list snapshots (name, VM, kernel, memory, vCPUs, MiB kept, age)" },
+	{ "snapshot-show", kevctl_cmd_snapshot_show,
+	  "snapshot-show NAME      one snapshot: its VM's configuration, the pages kept, when" },
+	{ "snapshot-rm", kevctl_cmd_snapshot_rm, "snapshot-rm NAME        delete a snapshot" },
+	{ "restore", kevctl_cmd_restore,
+	  "restore NAME [--name N] [--paging lazy|lazy-private|eager] [--eager] [--window PAGES]\n"
+	  "         [--window-max PAGES] [--no-start]\n"
+	  "                          a new VM from snapshot NAME (started unless --no-start); prints\n"
+	  "                          its id and name" },
 	{ "translate", kevctl_cmd_translate,
 	  "translate VM (--gpa X | --gva X [--vcpu N])\n"
 	  "                          a guest address's translation and page state" },
@@ -46,6 +62,7 @@ static const struct command commands[] = {
 	{ "metrics", kevctl_cmd_metrics, "metrics                 the Prometheus text, raw" },
 	{ "version", kevctl_cmd_version, "version                 kevctl's and kevd's versions" },
 	{ "__names", kevctl_cmd_names, NULL },
+	{ "__snapshots", kevctl_cmd_snapshot_names, NULL },
 };
 
 static void usage(FILE *f)
@@ -56,7 +73,7 @@ static void usage(FILE *f)
 		   "  --url URL          reach kevd's TCP listener instead\n"
 		   "  --token-file FILE  send the bearer token in FILE (for --url)\n"
 		   "  --json             print the daemon's JSON as is (every command takes it)\n"
-		   "\ncommands (a VM is its name or id):\n");
+		   "\ncommands (a VM is its name or id, a snapshot its name):\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (commands[i].synopsis)
 			fprintf(f, "  %s\n", commands[i].synopsis);
