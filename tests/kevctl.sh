@@ -2,9 +2,11 @@
 # kevctl against a real kevd on a temporary socket: every command in its
 # text and --json forms, the exit classes (0 ok, 2 usage, 3 not found,
 # 4 refused, 5 daemon down), run's VM-derived statuses with the test
-# guest, console -f, --url with --token-file against the TCP listener and
-# a wrong token.  Skips (77) without /dev/kvm or without kevctl (built
-# only with libcurl).
+# guest, console -f, pause and resume, snapshots taken, listed, shown,
+# restored (the clones finishing the test guest's work with the digest of
+# an uninterrupted run) and deleted, --url with --token-file against the
+# TCP listener and a wrong token, the bash completion.  Skips (77) without
+# /dev/kvm or without kevctl (built only with libcurl).
 set -eu
 top_builddir=${top_builddir:-.}
 top_srcdir=${top_srcdir:-$top_builddir}
@@ -141,8 +143,111 @@ k 0 rm loop
 k 3 show loop
 err_is "no VM 'loop'"
 
+# --- pause and resume; snapshots taken, listed, shown, restored, deleted.
+# The clones' work digest is the one an uninterrupted run prints.
+work="touch=percent:25 work=2000"
+k 1 run --kernel guest.elf --name ref --cmdline "$work" --rm
+ref=$(sed -n 's/^work: result=\(0x[0-9a-f]\{16\}\)$/\1/p' "$tmp/out")
+[ -n "$ref" ] || die "the reference run printed no work result"
+k 0 create --name src --kernel guest.elf --cmdline "$work"
+i=0
+until "$kevctl" --socket "$sock" console src 2> /dev/null | grep -q '^work: rounds='; do
+	i=$((i + 1))
+	[ "$i" -lt 200 ] || die "the src VM did not reach its work phase in 10 s"
+	sleep 0.05
+done
+k 0 pause src
+has '^[0-9a-f]\{12\} src paused$'
+k 0 show src
+has '^state: *paused$'
+k 0 ls
+has '^src  *[0-9a-f]\{12\}  *paused  '
+k 4 pause src
+err_is "vm 'src' is paused; only a running VM can pause"
+k 0 resume src --json
+has '"name":"src","state":"running"'
+k 4 resume src
+err_is "vm 'src' is running; only a paused VM can resume"
+# A running VM's snapshot: it runs on.
+k 0 snapshot src S1
+has '^S1 src: [1-9][0-9]* pages kept ([0-9.]* MiB), written in [0-9.]* ms$'
+k 0 show src --json
+has '"state":"running"'
+# A paused VM's: it stays paused; --stop stops it.
+k 0 pause src
+k 0 snapshot src S2 --json
+has '"name":"S2"' && has '"from_vm":"src"' && has '"links":{"self":"/v1/snapshots/S2"}'
+k 0 show src
+has '^state: *paused$'
+k 4 snapshot src S1
+err_is "a snapshot named 'S1' exists"
+k 4 snapshot src 'bad name'
+one_line_err
+k 0 snapshot --stop src S3
+has '^S3 src: .*; VM stopped$'
+k 0 show src
+has '^state: *stopped$'
+k 4 snapshot src S4
+err_is "vm 'src' is stopped; only a running or paused VM has a snapshot"
+k 0 snapshots
+head -1 "$tmp/out" | grep -q '^NAME *FROM_VM *KERNEL *MEM_MIB *VCPUS *KEPT_MIB *AGE$' || die "snapshots header"
+has '^S1  *src  *guest.elf  *128  *1  *[0-9.]*  *[0-9]*s$' && has '^S2  *src ' && has '^S3  *src '
+k 0 snapshots --json
+has '^{"snapshots":\[{.*"name":"S1"'
+k 0 __snapshots
+[ "$(cat "$tmp/out")" = "$(printf 'S1\nS2\nS3')" ] || die "__snapshots is not S1 S2 S3"
+k 0 snapshot-show S1
+has '^name: *S1$' && has '^from vm: *src$' && has '^kernel: *guest.elf (pvh, lazy paging)$' &&
+	has "^cmdline: *$work$" && has '^memory: *128 MiB$' && has '^pages kept: *[1-9][0-9]* ('
+k 0 snapshot-show S1 --json
+has '"name":"S1"' && has '"vm":{'
+# Restored: the clone runs the rest of the work to the same digest.
+k 0 restore S1 --name clone1
+has '^[0-9a-f]\{12\} clone1 running$'
+k 0 console -f clone1
+has "^work: result=$ref$"
+# Its console is the snapshot's, then what it printed since: one boot.
+[ "$(grep -c '^testguest:' "$tmp/out")" = 1 ] || die "clone1's console does not show exactly one boot"
+k 0 show clone1
+has '^state: *exited$' && has '^exit status: *1$'
+k 0 restore S2 --name clone2 --paging eager --no-start
+has '^[0-9a-f]\{12\} clone2 created$'
+k 0 show clone2 --json
+has '"paging":"eager"'
+k 0 start clone2
+k 0 console -f clone2
+has "^work: result=$ref$"
+k 0 restore S3 --json --window 4 --no-start
+has '"state":"created"'
+clone3=$(sed 's/.*"id":"\([0-9a-f]*\)".*/\1/' "$tmp/out")
+k 0 rm "$clone3"
+k 4 restore S2 --name clone2
+err_is "a VM named 'clone2' exists"
+k 4 snapshot clone1 S4
+err_is "vm 'clone1' is exited; only a running or paused VM has a snapshot"
+k 0 snapshot-rm S1
+[ ! -s "$tmp/out" ] || die "snapshot-rm printed something"
+k 3 snapshot-show S1
+err_is "no snapshot 'S1'"
+k 0 snapshots
+grep -q '^S1 ' "$tmp/out" && die "S1 is still listed"
+k 3 snapshot-rm S1
+err_is "no snapshot 'S1'"
+k 3 restore S1
+err_is "no snapshot 'S1'"
+k 3 restore nope --name x
+err_is "no snapshot 'nope'"
+k 3 snapshot nope S9
+err_is "no VM 'nope'"
+k 2 restore S2 --kernel guest.elf
+err_is "restore: --kernel comes from the snapshot"
+k 2 restore S2 --memory 64
+err_is "restore: --memory comes from the snapshot"
+for v in src clone1 clone2; do k 0 rm "$v"; done
+k 0 snapshot-rm S2
+
 # --- not found and refused, with the daemon's messages
-for cmd in show paging console start stop rm; do
+for cmd in show paging console start stop pause resume rm; do
 	k 3 "$cmd" nope
 	err_is "no VM 'nope'"
 done
@@ -238,7 +343,10 @@ err_is "writing the output: No space left on device"
 # --- usage errors: 2, one line, nothing sent
 for args in "" "bogus" "ls extra" "show" "show a b" "create" "create --kernel" "create --kernel g --memory x" \
 	"run --kernel guest.elf --no-start" "create --kernel g --rm" "translate x" "translate x --gpa 1 --gva 2" \
-	"translate x --gpa zz" "translate x --gpa 1 --vcpu 1" "console x --offset -1" "ls --nope" "--nope ls"; do
+	"translate x --gpa zz" "translate x --gpa 1 --vcpu 1" "console x --offset -1" "ls --nope" "--nope ls" \
+	"pause" "resume a b" "snapshot" "snapshot x" "snapshot x y z" "snapshot x y --nope" "snapshots x" \
+	"snapshot-show" "snapshot-show a b" "snapshot-rm" "restore" "restore a b" "restore a --rm" \
+	"restore a --cmdline x" "restore a --window x"; do
 	# shellcheck disable=SC2086
 	k 2 $args
 	one_line_err
@@ -292,12 +400,24 @@ if command -v bash > /dev/null 2>&1; then
 			COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _kevctl; printf "%s\n" "${COMPREPLY[@]}"' \
 			sh "$top_srcdir/completion/kevctl.bash" "$@" > "$tmp/out" 2> "$tmp/err"
 	}
-	comp kevctl pa
-	[ "$(cat "$tmp/out")" = paging ] || die "completion of 'pa' is not 'paging'"
+	comp kevctl pag
+	[ "$(cat "$tmp/out")" = paging ] || die "completion of 'pag' is not 'paging'"
 	comp kevctl create --no
 	[ "$(cat "$tmp/out")" = --no-start ] || die "completion of 'create --no' is not '--no-start'"
 	comp kevctl --socket "$sock" show t
 	[ "$(cat "$tmp/out")" = tcp ] || die "completion of a VM name is not 'tcp'"
+	comp kevctl snapshot-s
+	[ "$(cat "$tmp/out")" = snapshot-show ] || die "completion of 'snapshot-s' is not 'snapshot-show'"
+	comp kevctl snapshot tcp --s
+	[ "$(cat "$tmp/out")" = --stop ] || die "completion of 'snapshot tcp --s' is not '--stop'"
+	comp kevctl --socket "$sock" pause ""
+	[ "$(cat "$tmp/out")" = tcp ] || die "completion of pause's VM is not 'tcp'"
+	comp kevctl --socket "$sock" snapshot tcp ""
+	[ -z "$(cat "$tmp/out")" ] || die "completion of a new snapshot's name offers '$(cat "$tmp/out")'"
+	comp kevctl --socket "$sock" restore --name x ""
+	[ "$(cat "$tmp/out")" = S3 ] || die "completion of restore's snapshot is not 'S3'"
+	comp kevctl --socket "$sock" snapshot-rm S3 ""
+	[ -z "$(cat "$tmp/out")" ] || die "completion after snapshot-rm's name offers '$(cat "$tmp/out")'"
 fi
 
 # --- the daemon down: 5, and the socket named
