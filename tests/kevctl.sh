@@ -209,7 +209,7 @@ has "^work: result=$ref$"
 # Its console is the snapshot's, then what it printed since: one boot.
 [ "$(grep -c '^testguest:' "$tmp/out")" = 1 ] || die "clone1's console does not show exactly one boot"
 k 0 show clone1
-has '^state: *exited$' && has '^exit status: *1$'
+has '^state: *exited$' && has '^exit status: *1$' && has '^snapshot: *S1 (restored from it)$'
 k 0 restore S2 --name clone2 --paging eager --no-start
 has '^[0-9a-f]\{12\} clone2 created$'
 k 0 show clone2 --json

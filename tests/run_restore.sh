@@ -100,12 +100,13 @@ snap="$tmp/snapshots/S"
 run "$ref_rc" --restore "$snap" --image-dir "$tmp/images"
 [ "$(result)" = "$ref" ] || die "restored: work result '$(result)', uninterrupted $ref"
 grep -q '^testguest:' "$tmp/out" && die "the restore booted the guest again"
-grep -q "^    restored from the snapshot in '$snap'$" "$tmp/err" || die "the report does not name the snapshot"
+grep -q "^    restored from snapshot 'S' in '$snap'$" "$tmp/err" || die "the report does not name the snapshot"
 grep -q "^--- kevd: vm 'run' exited: guest wrote 0x0 to the debug exit port" "$tmp/err" || die "no end line"
 # Eagerly, and with the JSON report.
 run "$ref_rc" --restore "$snap/" --image-dir "$tmp/images" --paging eager --json
 [ "$(result)" = "$ref" ] || die "restored eagerly: work result '$(result)', uninterrupted $ref"
 grep -q "\"restored_from\": \"$snap/\"" "$tmp/out" || die "the JSON report lacks restored_from"
+grep -q '"snapshot": "S"' "$tmp/out" || die "the JSON report's config lacks the snapshot's name"
 grep -q '"mode": "eager"' "$tmp/out" || die "the JSON report is not eager"
 # Without --image-dir the manifest's kernel path is the current directory's.
 rc=0

@@ -399,7 +399,8 @@ static int restore_config(struct run_options *o, struct run_restore *r)
 	cfg->protocol = s->protocol;
 	/* The VM takes the memory file and the page list, even on failure. */
 	r->rs = (struct kevd_vm_restore){
-		.memory_fd = s->memory_fd, .memory_path = s->memory_path, .pages = s->pages, .npages = s->npages,
+		.memory_fd = s->memory_fd, .memory_path = s->memory_path, .name = s->name, .pages = s->pages,
+		.npages = s->npages,
 		.state = s->state, .state_len = s->state_len, .kernel_id = &s->kernel_id,
 	};
 	s->memory_fd = -1;
@@ -515,7 +516,7 @@ static void print_text_report(struct kevd_vm *vm, const char *restored_from)
 		fprintf(stderr, " (exit status %d)", status);
 	fprintf(stderr, "\n");
 	if (restored_from)
-		fprintf(stderr, "    restored from the snapshot in '%s'\n", restored_from);
+		fprintf(stderr, "    restored from snapshot '%s' in '%s'\n", kevd_vm_snapshot_name(vm), restored_from);
 	if (t.first_run_ns)
 		fprintf(stderr, "    first guest instruction %.3f ms after create", (double)(t.first_run_ns - t.create_ns) / 1e6);
 	if (t.end_ns && t.start_ns)

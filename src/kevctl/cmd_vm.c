@@ -307,6 +307,8 @@ static void show_vm(const json_t *vm)
 	printf("kernel:      %s (%s, %s paging)\n", kevctl_str(cfg, "kernel"), kevctl_str(cfg, "boot_protocol"), kevctl_str(cfg, "paging"));
 	if (*kevctl_str(cfg, "initrd"))
 		printf("initrd:      %s\n", kevctl_str(cfg, "initrd"));
+	if (*kevctl_str(cfg, "snapshot"))
+		printf("snapshot:    %s (restored from it)\n", kevctl_str(cfg, "snapshot"));
 	printf("memory:      %" JSON_INTEGER_FORMAT " MiB\nvcpus:       %" JSON_INTEGER_FORMAT "\n",
 	       num(cfg, "memory_mib"), num(cfg, "vcpus"));
 	printf("cmdline:     %s\ncreated:     %s (%s ago)\n", kevctl_str(cfg, "cmdline"), kevctl_str(vm, "created_at"), age);
