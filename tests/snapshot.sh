@@ -264,6 +264,24 @@ bad b-gone 'rm "$s/b-gone/state"' "b-gone/state' is missing"
 bad b-format 'sed -i "s/\"format\": 1/\"format\": 99/" "$s/b-format/manifest.json"' "this kevd reads format 1"
 bad b-json 'echo "{" > "$s/b-json/manifest.json"' "is not a kevd manifest"
 bad b-id 'sed -i "s/\"ino\": [0-9]*/\"ino\": 1/" "$s/b-id/manifest.json"' "is not the file the snapshot was taken over"
+# A page count whose size in bytes wraps around 64 bits.
+bad b-count 'sed -i "s/\"pages\": [0-9][0-9]*/\"pages\": 1152921504606846976/" "$s/b-count/manifest.json"' "lacks or garbles a field"
+# A FIFO for a manifest: refused, not waited on.
+cp -r "$s/o1-1" "$s/b-fifo"
+rm "$s/b-fifo/manifest.json"
+mkfifo "$s/b-fifo/manifest.json"
+expect 422 "restore of a snapshot with a FIFO manifest" POST /v1/vms '{"snapshot":"b-fifo"}'
+expect 200 "list with a FIFO manifest in it" GET /v1/snapshots
+grep -q '"name":"b-fifo","fault_message"' "$tmp/body" || die "the FIFO snapshot is not listed with its fault"
+# A symlink and a file named like snapshots: none; deleted without
+# touching what the link points to.
+ln -s o1-1 "$s/b-link"
+expect 404 "restore through a symlink" POST /v1/vms '{"snapshot":"b-link"}'
+expect 204 "delete a symlink" DELETE /v1/snapshots/b-link
+[ -f "$s/o1-1/manifest.json" ] || die "deleting a symlink removed what it pointed to"
+# A snapshot holding a file kevd did not write still goes, whole.
+cp -r "$s/o1-1" "$s/b-extra"
+touch "$s/b-extra/notes.txt"
 # A page that no longer matches its hash: the restore starts, the clone
 # that loads the page fails, naming it.
 cp -r "$s/o1-1" "$s/b-page"
@@ -277,7 +295,7 @@ api GET /v1/health
 [ "$code" = 200 ] || die "health after the bad snapshots: $code"
 restore ok2 o1-1 ""
 [ "$(result ok2)" = "$want" ] || die "a good restore after the bad ones ended with another result"
-for b in b-state b-pages b-mem b-gone b-format b-json b-id b-page; do
+for b in b-state b-pages b-mem b-gone b-format b-json b-id b-count b-fifo b-extra b-page; do
 	expect 204 "delete $b" DELETE "/v1/snapshots/$b"
 	[ ! -e "$s/$b" ] || die "$b is still on disk"
 done

@@ -33,21 +33,26 @@ struct kevd_snapstore {
 	unsigned seq;   /* atomic: temporary names */
 };
 
-static const char *const vm_files[] = {
-	KEVD_SNAPSHOT_MANIFEST, KEVD_SNAPSHOT_STATE_FILE, KEVD_SNAPSHOT_PAGES_FILE, KEVD_SNAPSHOT_MEMORY_FILE, NULL,
-};
-
-/* Removes a snapshot directory kevd wrote (its known files, then it). */
-static int remove_dir(int dirfd, const char *name)
+/* Removes a directory of the store and the files in it (a snapshot, or
+ * what is left of one): not its subdirectories, which kevd never makes. */
+static int remove_dir(int parent, const char *name)
 {
-	cleanup_close int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct dirent *de;
+	DIR *d;
 
 	if (fd < 0)
 		return -errno;
-	for (const char *const *f = vm_files; *f; f++)
-		if (unlinkat(fd, *f, 0) < 0 && errno != ENOENT)
-			return -errno;
-	return unlinkat(dirfd, name, AT_REMOVEDIR) < 0 ? -errno : 0;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			unlinkat(dirfd(d), de->d_name, 0);
+	closedir(d);
+	return unlinkat(parent, name, AT_REMOVEDIR) < 0 ? -errno : 0;
 }
 
 int kevd_snapstore_new(const char *path, struct kevd_snapstore **out, struct kevd_error *err)
@@ -267,7 +272,8 @@ fail:
 static int read_small(struct kevd_snapstore *st, const char *snap, int dfd, const char *name, size_t want,
 		      void **out, size_t *len, struct kevd_error *err)
 {
-	cleanup_close int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO put here must not hang the worker. */
+	cleanup_close int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	cleanup_free unsigned char *buf = NULL;
 	struct stat sb;
 	size_t done = 0;
@@ -334,6 +340,9 @@ static int open_snapshot(struct kevd_snapstore *st, const char *name, struct kev
 	if ((r = check_name(name, err)) < 0)
 		return r;
 	fd = openat(st->dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && (errno == ENOTDIR || errno == ELOOP))
+		return kevd_error_set(err, ENOENT, "no snapshot '%s' ('%s/%s' is not a snapshot directory)", name,
+				      st->path, name);
 	if (fd < 0)
 		return errno == ENOENT ? kevd_error_set(err, ENOENT, "no snapshot '%s'", name)
 				       : kevd_error_sys(err, errno, "snapshot '%s'", name);
@@ -383,7 +392,9 @@ static int load_files(struct kevd_snapstore *st, const char *name, struct kevd_s
 			"files", KEVD_SNAPSHOT_STATE_FILE, "bytes", &sbytes, "hash", &shash,
 			KEVD_SNAPSHOT_PAGES_FILE, "bytes", &pbytes, "hash", &phash) < 0 ||
 	    identity_parse(idj, &s->kernel_id) < 0 || mem < 2 || vcpus < 1 || vcpus > KEVD_VM_MAX_VCPUS ||
-	    sbytes < 0 || npages < 0 || pbytes != npages * (json_int_t)sizeof(struct kevd_image_page))
+	    sbytes < 0 || npages < 0 || npages > (json_int_t)(MAX_SMALL_FILE / sizeof(struct kevd_image_page)) ||
+	    pbytes != npages * (json_int_t)sizeof(struct kevd_image_page) || mem > (json_int_t)(1u << 20) ||
+	    fbytes < 0)
 		return kevd_error_set(err, EBADMSG, "snapshot '%s': '%s/%s/" KEVD_SNAPSHOT_MANIFEST "' lacks or garbles a field kevd needs",
 				      name, st->path, name);
 	s->initrd = json_string_value(initrd);  /* NULL for null: none */
@@ -404,7 +415,7 @@ static int load_files(struct kevd_snapstore *st, const char *name, struct kevd_s
 		s->memory_path = NULL;
 		return kevd_error_sys(err, ENOMEM, "snapshot '%s'", name);
 	}
-	s->memory_fd = openat(dfd, KEVD_SNAPSHOT_MEMORY_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	s->memory_fd = openat(dfd, KEVD_SNAPSHOT_MEMORY_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (s->memory_fd < 0)
 		return kevd_error_set(err, EBADMSG, "snapshot '%s': '%s' is missing (%s)", name, s->memory_path,
 				      strerror(errno));
@@ -563,6 +574,7 @@ int kevd_snapstore_list(struct kevd_snapstore *st, json_t **out, struct kevd_err
 
 int kevd_snapstore_delete(struct kevd_snapstore *st, const char *name, struct kevd_error *err)
 {
+	char tmp[128];
 	struct stat sb;
 	int r;
 
@@ -571,9 +583,21 @@ int kevd_snapstore_delete(struct kevd_snapstore *st, const char *name, struct ke
 	if (fstatat(st->dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? kevd_error_set(err, ENOENT, "no snapshot '%s'", name)
 				       : kevd_error_sys(err, errno, "snapshot '%s'", name);
-	r = remove_dir(st->dirfd, name);
-	if (r < 0)
-		return kevd_error_sys(err, -r, "snapshot '%s': removing '%s/%s'", name, st->path, name);
+	/* Not a directory (a symlink, a file someone put here): it goes too. */
+	if (!S_ISDIR(sb.st_mode)) {
+		if (unlinkat(st->dirfd, name, 0) < 0)
+			return kevd_error_sys(err, errno, "snapshot '%s': removing '%s/%s'", name, st->path, name);
+		return 0;
+	}
+	/* Out of sight at once, under a name a restart removes: a restore
+	 * never sees half of it, and a crash halfway leaves no wreck. */
+	snprintf(tmp, sizeof(tmp), TMP_PREFIX "del-%s-%d-%u", name, (int)getpid(),
+		 __atomic_add_fetch(&st->seq, 1, __ATOMIC_RELAXED));
+	if (renameat(st->dirfd, name, st->dirfd, tmp) < 0)
+		return kevd_error_sys(err, errno, "snapshot '%s': removing '%s/%s'", name, st->path, name);
 	fsync(st->dirfd);
+	r = remove_dir(st->dirfd, tmp);
+	if (r < 0)
+		kevd_warn("snapshots: '%s/%s' (snapshot '%s', deleted) is left: %s", st->path, tmp, name, strerror(-r));
 	return 0;
 }

@@ -195,7 +195,8 @@ static void create_run(struct kevd_job *job)
 	if (c->cr.start && kevd_vm_start(c->vm, &c->err) < 0) {
 		kevd_vm_free(c->vm);
 		c->vm = NULL;
-		c->status = 500;
+		/* A restore's state that KVM refuses is the snapshot's fault. */
+		c->status = c->snap && c->err.errnum == EBADMSG ? 422 : 500;
 	}
 }
 

@@ -338,7 +338,7 @@ int kevd_pager_start(struct kevd_pager *p, struct kevd_error *err)
 
 int kevd_pager_quiesce(struct kevd_pager *p, int timeout_ms)
 {
-	uint64_t deadline = kevd_now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000u;
+	uint64_t deadline = kevd_now_ns(CLOCK_MONOTONIC) + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
 
 	/* A batch is a few window fills: polling beats a condition variable
 	 * on every fault's path. */

@@ -321,7 +321,6 @@ int kevd_vm_restore_memory(struct kevd_vm *vm, struct kevd_error *err)
 
 int kevd_vm_restore_parts(struct kevd_vm *vm, struct kevd_error *err)
 {
-	const struct kevd_vm_restore *rs = vm->cfg.restore;
 	bool loaded[KEVD_VM_NPARTS] = { false };
 	struct kevd_blob_reader rd;
 	const void *name, *data;
@@ -329,7 +328,7 @@ int kevd_vm_restore_parts(struct kevd_vm *vm, struct kevd_error *err)
 	uint32_t tag;
 	int r;
 
-	kevd_blob_reader_init(&rd, rs->state, rs->state_len);
+	kevd_blob_reader_init(&rd, vm->restore_state, vm->restore_state_len);
 	while ((r = kevd_blob_next(&rd, &tag, &name, &nlen)) == 1) {
 		unsigned i;
 

@@ -260,6 +260,7 @@ static void handle_hlt(struct kevd_vcpu *v)
 	bool all = false;
 
 	pthread_mutex_lock(&vm->lock);
+	v->in_hlt = true;
 	if (v->run->s.regs.regs.rflags & RFLAGS_IF) {
 		/* Idle counts as parked for a pause: this vCPU is out of the
 		 * guest, and its state no longer changes. */
@@ -565,6 +566,32 @@ static void vcpus_free(struct kevd_vm *vm, void *state)
  * vCPUs came out of KVM_RUN through EINTR, so KVM had completed any I/O
  * they were in (it finishes pending I/O before it looks at
  * immediate_exit): their state is consistent. */
+/* A vCPU stopped by a HLT exit (no irqchip: nothing wakes it) has its
+ * RIP past the HLT, and would run on from there in a restored VM: put it
+ * back on the HLT (one byte), which the restored vCPU then executes again,
+ * idling or halting as here.  This VM's vCPU never enters the guest
+ * again, so moving its RIP changes nothing for it; once only. */
+static int rewind_hlt(struct kevd_vm *vm, struct kevd_vcpu *v, struct kevd_error *err)
+{
+	struct kvm_regs regs;
+	bool todo;
+
+	pthread_mutex_lock(&vm->lock);
+	todo = v->in_hlt && !v->hlt_rewound;
+	pthread_mutex_unlock(&vm->lock);
+	if (!todo)
+		return 0;
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0)
+		return kevd_error_sys(err, errno, "KVM_GET_REGS");
+	regs.rip -= 1;
+	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
+		return kevd_error_sys(err, errno, "KVM_SET_REGS");
+	pthread_mutex_lock(&vm->lock);
+	v->hlt_rewound = true;
+	pthread_mutex_unlock(&vm->lock);
+	return 0;
+}
+
 static int vcpus_save(struct kevd_vm *vm, void *state, struct kevd_blob *out, struct kevd_error *err)
 {
 	(void)state;
@@ -572,6 +599,8 @@ static int vcpus_save(struct kevd_vm *vm, void *state, struct kevd_blob *out, st
 		struct kevd_blob one;
 		int r;
 
+		if ((r = rewind_hlt(vm, &vm->vcpus[i], err)) < 0)
+			return kevd_error_prefix(err, "vcpu %u", i);
 		kevd_blob_init(&one);
 		r = kevd_kvmstate_vcpu_save(vm->kvm_fd, vm->vcpus[i].fd, vm->sipi, &one, err);
 		if (r == 0)

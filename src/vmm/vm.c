@@ -272,8 +272,14 @@ int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struc
 			break;
 		}
 	}
-	if (r == 0 && cfg->restore)
-		r = kevd_vm_restore_parts(vm, err);
+	if (r == 0 && cfg->restore) {
+		vm->restore_state = malloc(cfg->restore->state_len ? cfg->restore->state_len : 1);
+		if (!vm->restore_state)
+			r = kevd_error_sys(err, ENOMEM, "vm '%s': snapshot state", vm->name);
+		else
+			memcpy(vm->restore_state, cfg->restore->state, cfg->restore->state_len);
+		vm->restore_state_len = cfg->restore->state_len;
+	}
 	/* Only kevd_vm_create() sees the restore's borrowed buffers. */
 	vm->cfg.restore = NULL;
 	if (r < 0) {
@@ -305,13 +311,27 @@ int kevd_vm_start(struct kevd_vm *vm, struct kevd_error *err)
 	if (s != KEVD_VM_CREATED)
 		return kevd_error_set(err, EBUSY, "vm '%s' is %s, not created", vm->name, kevd_vm_state_name(s));
 	for (unsigned i = 0; i < vm->nparts; i++) {
-		int r = parts[i]->start ? parts[i]->start(vm, vm->part_state[i], err) : 0;
+		int r = 0;
 
+		/* A restore's state goes in once the pager (before the vCPUs
+		 * in parts.h) serves faults, and before any vCPU runs. */
+		if (parts[i] == &kevd_part_vcpus && vm->restore_state) {
+			r = kevd_vm_restore_parts(vm, err);
+			free(vm->restore_state);
+			vm->restore_state = NULL;
+		}
+		if (r == 0 && parts[i]->start)
+			r = parts[i]->start(vm, vm->part_state[i], err);
 		if (r < 0) {
 			kevd_vm_end(vm, KEVD_VM_FAILED, -1, "%s", err->msg);
 			return r;
 		}
 	}
+	/* Pauses wait for this: until now a part may still be filling guest
+	 * memory (an eager load) or starting vCPU threads. */
+	pthread_mutex_lock(&vm->lock);
+	vm->start_done = true;
+	pthread_mutex_unlock(&vm->lock);
 	return 0;
 }
 
@@ -338,16 +358,25 @@ static struct timespec deadline_in(int timeout_ms)
 
 int kevd_vm_pause(struct kevd_vm *vm, int timeout_ms, struct kevd_error *err)
 {
-	struct timespec deadline = deadline_in(timeout_ms);
+	uint64_t t0 = kevd_now_ns(CLOCK_MONOTONIC);
+	struct timespec deadline = deadline_in(timeout_ms < 0 ? 0 : timeout_ms);
 	enum kevd_vm_state s;
 	int r = 0;
 
 	pthread_mutex_lock(&vm->lock);
 	s = vm->state;
-	if (s != KEVD_VM_RUNNING) {
+	if (s != KEVD_VM_RUNNING || vm->pausing || !vm->start_done) {
+		bool pausing = vm->pausing;
+
 		pthread_mutex_unlock(&vm->lock);
+		if (s == KEVD_VM_RUNNING)
+			return kevd_error_set(err, EBUSY, "vm '%s' is %s", vm->name,
+					      pausing ? "being paused already" : "still starting");
 		return kevd_error_set(err, EBUSY, "vm '%s' is %s, not running", vm->name, kevd_vm_state_name(s));
 	}
+	/* One pauser at a time: a second one failing would clear pause_req
+	 * under the first one's paused VM. */
+	vm->pausing = true;
 	__atomic_store_n(&vm->pause_req, 1, __ATOMIC_RELEASE);
 	kevd_vcpus_kick_locked(vm);
 	while (r == 0 && vm->parked + vm->idle < vm->live && vm->state == KEVD_VM_RUNNING)
@@ -364,6 +393,7 @@ int kevd_vm_pause(struct kevd_vm *vm, int timeout_ms, struct kevd_error *err)
 		__atomic_store_n(&vm->pause_req, 0, __ATOMIC_RELEASE);
 		pthread_cond_broadcast(&vm->unhalt);
 	}
+	vm->pausing = false;
 	pthread_mutex_unlock(&vm->lock);
 	if (r == -EBUSY)
 		return kevd_error_set(err, EBUSY, "vm '%s' became %s while pausing", vm->name,
@@ -373,7 +403,8 @@ int kevd_vm_pause(struct kevd_vm *vm, int timeout_ms, struct kevd_error *err)
 				      timeout_ms);
 	/* The vCPUs are out; a fault one of them left behind may still be
 	 * filling a window on a pager thread. */
-	if (kevd_pager_quiesce(vm->pager, timeout_ms) < 0) {
+	/* What is left of the same timeout. */
+	if (kevd_pager_quiesce(vm->pager, timeout_ms - (int)((kevd_now_ns(CLOCK_MONOTONIC) - t0) / 1000000)) < 0) {
 		kevd_vm_resume(vm, NULL);
 		return kevd_error_set(err, ETIMEDOUT, "vm '%s': the pager did not go idle within %d ms", vm->name,
 				      timeout_ms);
@@ -443,6 +474,7 @@ void kevd_vm_free(struct kevd_vm *vm)
 	free(vm->cmdline);
 	free(vm->initrd);
 	free(vm->snapshot);
+	free(vm->restore_state);
 	free(vm);
 }
 

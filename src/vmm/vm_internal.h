@@ -47,6 +47,8 @@ struct kevd_vcpu {
 	bool started;                /* atomic: set (release) once thread is valid */
 	int tid;                     /* atomic; set by the thread itself */
 	bool done;                   /* under vm->lock: the thread is past its last use of tid */
+	bool in_hlt;                 /* under vm->lock: stopped by a HLT exit, never to run again */
+	bool hlt_rewound;            /* under vm->lock: a snapshot moved its RIP back onto the HLT */
 	uint64_t exits[KEVD_EXIT_KINDS];  /* written by the vCPU thread only */
 	/* Paging registers as of the last exit, for gva translation. */
 	uint64_t cr0, cr3, cr4, efer;     /* atomic relaxed */
@@ -70,6 +72,12 @@ struct kevd_vm {
 	int restore_fd;
 	struct kevd_image_page *restore_pages;
 	bool restored;               /* made from a snapshot */
+	/* The parts' state of a restore (a copy of cfg.restore->state), put
+	 * back by kevd_vm_start() once the pager serves faults and before
+	 * any vCPU runs: loading it can touch guest memory (KVM writes the
+	 * kvmclock pages when their MSRs are set).  Owned; NULL after. */
+	void *restore_state;
+	size_t restore_state_len;
 	/* image part (boot.c) */
 	struct kevd_image *img;      /* owned */
 	int initrd_fd;               /* owned until the initrd is read into RAM; -1 */
@@ -95,7 +103,7 @@ struct kevd_vm {
 	unsigned nvcpus;
 	struct kevd_vcpu *vcpus;     /* owned array */
 
-	pthread_mutex_t lock;        /* protects state, reason, exit_status, live, halted, idle, parked, pause_req, end_ns */
+	pthread_mutex_t lock;        /* protects state, reason, exit_status, live, halted, idle, parked, pause_req, pausing, start_done, end_ns */
 	pthread_cond_t ended;        /* broadcast when live drops to 0 */
 	pthread_cond_t unhalt;       /* broadcast by kicks and resumes: idle (HLT, IF=1) and parked vCPUs wait on it */
 	pthread_cond_t parking;      /* broadcast when parked, idle or live change: a pauser waits on it */
@@ -107,6 +115,8 @@ struct kevd_vm {
 	unsigned idle;               /* vCPUs waiting in kevd after HLT with interrupts enabled */
 	unsigned parked;             /* vCPUs parked by a pause */
 	int pause_req;               /* atomic (written under lock): vCPUs must park before KVM_RUN */
+	bool pausing;                /* a kevd_vm_pause() is under way: another one is refused */
+	bool start_done;             /* kevd_vm_start() has started every part: a pause may begin */
 	int stopping;                /* atomic: vCPUs must leave KVM_RUN and end */
 	uint64_t create_ns;          /* kevd_vm_create entered */
 	uint64_t start_ns, first_exit_ns, end_ns;  /* first_exit_ns: atomic */
@@ -120,7 +130,8 @@ const struct kevd_vm_part *kevd_vm_part_at(unsigned i);
 
 /* A restore (cfg.restore set): the snapshot's memory over the image
  * (memory.c calls it after placing the initrd), and the parts' state put
- * back at the end of kevd_vm_create() (snapshot.c). */
+ * back by kevd_vm_start() between the pager's start and the vCPUs'
+ * (snapshot.c). */
 int kevd_vm_restore_memory(struct kevd_vm *vm, struct kevd_error *err);
 int kevd_vm_restore_parts(struct kevd_vm *vm, struct kevd_error *err);
 

@@ -81,6 +81,13 @@ _start:
 	jbe 2f
 	movl $TESTGUEST_MAX_VCPUS, %edx
 2:	movl %edx, testguest_vcpu_count
+	/* Turn on kvmclock's wall clock, as Linux does: KVM writes guest
+	 * memory when the MSR is set, also when a restore sets it again
+	 * (the BSP only: one is enough, and the state is per VM). */
+	movl $0x4b564d00, %ecx       /* MSR_KVM_WALL_CLOCK_NEW */
+	movl $kvmclock_wall, %eax
+	xorl %edx, %edx
+	wrmsr
 
 	/* Page tables: PML4[0] -> PDPT, PDPT[0..3] -> 4 PDs of 2 MiB pages
 	 * identity-mapping 0..4 GiB.  The loader zeroed .bss, so only the
@@ -340,5 +347,7 @@ testguest_boot_eax:	.skip 4
 testguest_boot_info:	.skip 4
 testguest_vcpu_count:	.skip 4
 tables_ready:		.skip 4
+	.balign 16
+kvmclock_wall:		.skip 16     /* struct pvclock_wall_clock (12 bytes) */
 
 	.section .note.GNU-stack, "", @progbits
