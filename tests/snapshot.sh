@@ -291,6 +291,10 @@ printf x | dd of="$s/b-page/memory" bs=1 seek=$((gfn * 4096 + 8)) conv=notrunc 2
 restore bp b-page ""
 wait_state bp failed
 grep -q 'does not match its checksum (corrupted)' "$tmp/body" || die "the corrupted page's clone: no reason naming it"
+# Eager, every page is read (and checked) before the first instruction: the
+# create is refused as any other bad snapshot is, not as the daemon's fault.
+expect 422 "eager restore of a corrupted page" POST /v1/vms '{"name":"bpe","snapshot":"b-page","paging":"eager"}'
+grep -q 'does not match its checksum (corrupted)' "$tmp/body" || die "eager restore of a corrupted page: no message naming it"
 api GET /v1/health
 [ "$code" = 200 ] || die "health after the bad snapshots: $code"
 restore ok2 o1-1 ""
@@ -299,6 +303,28 @@ for b in b-state b-pages b-mem b-gone b-format b-json b-id b-count b-fifo b-extr
 	expect 204 "delete $b" DELETE "/v1/snapshots/$b"
 	[ ! -e "$s/$b" ] || die "$b is still on disk"
 done
+
+# ---- lists on several workers at once each see every snapshot ----
+# A directory that takes several getdents calls to read (its extra entries
+# are no snapshots: each lists with a fault_message).
+(cd "$s" && seq -f 'l%g' 1 4000 | xargs mkdir)
+nsnap=$(ls "$s" | wc -l)
+r=0
+while [ "$r" -lt 4 ]; do
+	lpids=
+	for i in 1 2 3 4 5 6 7 8; do
+		curl -sS --max-time 60 --unix-socket "$sock" -o "$tmp/list$i" http://localhost/v1/snapshots &
+		lpids="$lpids $!"
+	done
+	# shellcheck disable=SC2086
+	wait $lpids
+	for i in 1 2 3 4 5 6 7 8; do
+		n=$(grep -o '"name":"[^"]*"' "$tmp/list$i" | wc -l)
+		[ "$n" -eq "$nsnap" ] || die "one of 8 lists at once named $n snapshots, the directory has $nsnap"
+	done
+	r=$((r + 1))
+done
+(cd "$s" && seq -f 'l%g' 1 4000 | xargs rmdir)
 
 # ---- a delete racing a snapshot; SIGTERM during one ----
 create big 4 "touch=all work=1000000"

@@ -533,7 +533,10 @@ int kevd_snapstore_list(struct kevd_snapstore *st, json_t **out, struct kevd_err
 	size_t n = 0;
 	struct dirent *de;
 	DIR *d;
-	int fd = dup(st->dirfd);
+	/* A descriptor of its own, not a dup: a dup shares the directory
+	 * offset, and two lists on two workers would read each other's
+	 * entries away. */
+	int fd = openat(st->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0 || !arr || !(d = fdopendir(fd))) {
 		if (fd >= 0)
