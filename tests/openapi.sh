@@ -5,8 +5,10 @@
 # nothing else; other methods get 405 with an Allow header naming exactly
 # the file's methods; the TCP listener demands the bearer token exactly
 # where the file lists 401; the JSON keys of real answers are properties
-# of their schemas and vice versa.  The file's layout rules are in its
-# header comment.  Skips (77) without /dev/kvm or curl.
+# of their schemas and vice versa; the snapshot operations succeed and
+# fail as documented, also on a daemon without a snapshot directory (503).
+# The file's layout rules are in its header comment.  Skips (77) without
+# /dev/kvm or curl.
 set -eu
 top_builddir=${top_builddir:-.}
 top_srcdir=${top_srcdir:-$top_builddir}
@@ -69,6 +71,9 @@ cat > "$tmp/routes" << 'EOF'
 /v1/vms/{vm}/paging
 /v1/vms/{vm}/console
 /v1/vms/{vm}/translate
+/v1/vms/{vm}/snapshot
+/v1/snapshots
+/v1/snapshots/{name}
 /v1/images
 EOF
 while read -r r; do
@@ -88,6 +93,8 @@ token=openapi-test-token-0123456789
 (umask 077 && printf '%s\n' "$token" > "$tmp/token")
 sock="$tmp/kevd.sock"
 
+# start_daemon [STATE_DIR]: the daemon, its state (snapshots) in
+# STATE_DIR, default $tmp.
 start_daemon() {
 	port=$(kevd_port)
 	cat > "$tmp/kevd.conf" <<- EOF
@@ -98,7 +105,7 @@ start_daemon() {
 	max_body_bytes = 4096
 	[paths]
 	image_dir = $tmp/images
-	state_dir = $tmp
+	state_dir = ${1:-$tmp}
 	runtime_dir = $tmp
 	[limits]
 	max_vms = 8
@@ -171,27 +178,44 @@ create() {
 	req POST /v1/vms "$1"
 	[ "$code" = 201 ] || die "cannot create a VM from '$1': $code $(cat "$tmp/body")"
 }
-# t1 runs (every read-only resource), t2 is deleted, t3 is started and
-# stopped through actions.
+# t1 runs (every read-only resource), t2 is deleted, t3 is started,
+# paused, resumed and stopped through actions.  Snapshots of t1: base
+# (restored and read), d1 (deleted); s1 is taken in the loop.
 create '{"name":"t1","kernel":"guest.elf","memory_mib":64,"vcpus":2,"cmdline":"touch=percent:5 mode=loop"}'
 cp "$tmp/body" "$tmp/vm.json"
 create '{"name":"t2","kernel":"guest.elf","memory_mib":64,"start":false}'
 create '{"name":"t3","kernel":"guest.elf","memory_mib":64,"start":false,"cmdline":"touch=none mode=loop"}'
+for s in base d1; do
+	req POST /v1/vms/t1/snapshot "{\"name\":\"$s\"}"
+	[ "$code" = 201 ] || die "cannot take snapshot $s of t1: $code $(cat "$tmp/body")"
+done
 
 # ---- every operation: a bare request, and one that should succeed ----
 while read -r p m codes; do
 	case $m in
-	DELETE) u=$(echo "$p" | sed 's/{vm}/t2/') ;;
-	*) case $p in */actions) u=$(echo "$p" | sed 's/{vm}/t3/') ;; *) u=$(echo "$p" | sed 's/{vm}/t1/') ;; esac ;;
+	DELETE) u=$(echo "$p" | sed 's/{vm}/t2/; s/{name}/d1/') ;;
+	*) case $p in */actions) u=$(echo "$p" | sed 's/{vm}/t3/') ;; *) u=$(echo "$p" | sed 's/{vm}/t1/; s/{name}/base/') ;; esac ;;
 	esac
 	case "$m $p" in
 	"POST /v1/vms")
 		check "$p" "$m" "$u" ""
-		check "$p" "$m" "$u" '{"name":"p1","kernel":"guest.elf","memory_mib":64,"start":false}' 201 ;;
+		check "$p" "$m" "$u" '{"name":"p1","kernel":"guest.elf","memory_mib":64,"start":false}' 201
+		check "$p" "$m" "$u" '{"name":"r1","snapshot":"base"}' 201
+		cp "$tmp/body" "$tmp/restored.json" ;;
 	"PUT /v1/vms/{vm}/actions")
 		check "$p" "$m" "$u" ""
 		check "$p" "$m" "$u" '{"action":"start"}' 200
+		check "$p" "$m" "$u" '{"action":"pause"}' 200
+		grep -q '"state":"paused"' "$tmp/body" || fail "pause answered a VM not paused: $(head -c 200 "$tmp/body")"
+		cp "$tmp/body" "$tmp/paused.json"
+		check "$p" "$m" "$u" '{"action":"resume"}' 200
+		check "$p" "$m" "$u" '{"action":"pause"}' 200
 		check "$p" "$m" "$u" '{"action":"stop"}' 200 ;;
+	"POST /v1/vms/{vm}/snapshot")
+		check "$p" "$m" "$u" ""
+		check "$p" "$m" "$u" '{"name":"s1"}' 201
+		cp "$tmp/body" "$tmp/snap.json"
+		grep -qi '^Location: /v1/snapshots/s1' "$tmp/headers" || fail "POST $u: no Location /v1/snapshots/s1" ;;
 	*"/translate")
 		check "$p" "$m" "$u" ""
 		check "$p" "$m" "$u?gpa=0x100000" "" 200
@@ -229,11 +253,50 @@ check '/v1/vms/{vm}/translate' GET '/v1/vms/t1/translate?gpa=1&gva=1' "" 400
 check '/v1/vms/{vm}/translate' GET '/v1/vms/t1/translate?gpa=0xc0000000' "" 422
 check '/v1/vms/{vm}/console' GET '/v1/vms/t1/console?offset=-1' "" 400
 check /v1/health GET '/v1/health?x' "" 400
+# pause, resume and snapshots
+check '/v1/vms/{vm}/actions' PUT /v1/vms/t1/actions '{"action":"resume"}' 409
+check '/v1/vms/{vm}/actions' PUT /v1/vms/t3/actions '{"action":"pause"}' 409
+check '/v1/vms/{vm}/actions' PUT /v1/vms/t3/actions '{"action":"resume"}' 409
+check '/v1/vms/{vm}/snapshot' POST /v1/vms/t1/snapshot '{}' 400
+check '/v1/vms/{vm}/snapshot' POST /v1/vms/t1/snapshot '{"name":"../x"}' 400
+check '/v1/vms/{vm}/snapshot' POST /v1/vms/t1/snapshot '{"name":"x","stop":1}' 400
+check '/v1/vms/{vm}/snapshot' POST /v1/vms/nonesuch/snapshot '{"name":"x"}' 404
+check '/v1/vms/{vm}/snapshot' POST /v1/vms/t1/snapshot '{"name":"base"}' 409
+check '/v1/vms/{vm}/snapshot' POST /v1/vms/t3/snapshot '{"name":"x"}' 409
+check '/v1/vms/{vm}/snapshot' POST /v1/vms/p1/snapshot '{"name":"x"}' 409
+req POST /v1/vms/t1/snapshot '{"name":"x"}' text/plain
+if [ "$code" != 415 ] || ! documented '/v1/vms/{vm}/snapshot' POST 415; then
+	fail "POST snapshot text/plain answered $code, want 415 (documented)"
+fi
+check '/v1/snapshots/{name}' GET /v1/snapshots/nonesuch "" 404
+check '/v1/snapshots/{name}' HEAD /v1/snapshots/nonesuch "" 404
+check '/v1/snapshots/{name}' GET /v1/snapshots/.hidden "" 404
+check '/v1/snapshots/{name}' DELETE /v1/snapshots/d1 "" 404
+check /v1/vms POST /v1/vms '{"snapshot":"nonesuch"}' 404
+check /v1/vms POST /v1/vms '{"snapshot":"base","vcpus":1}' 400
+check /v1/vms POST /v1/vms '{"snapshot":"base","kernel":"guest.elf"}' 400
+check /v1/vms POST /v1/vms '{"name":"t1","snapshot":"base"}' 409
+# A snapshot whose state file is cut short restores with 422; one whose
+# manifest is not JSON reads with 422, and lists with a fault_message.
+snaps="$tmp/snapshots"
+cp -r "$snaps/base" "$snaps/cut"
+sed 's/"name": "base"/"name": "cut"/' "$snaps/base/manifest.json" > "$snaps/cut/manifest.json"
+truncate -s -8 "$snaps/cut/state"
+check /v1/vms POST /v1/vms '{"snapshot":"cut"}' 422
+grep -q "cut/state' has" "$tmp/body" || fail "restore of a cut snapshot: the message does not name its state file"
+mkdir "$snaps/junk"
+echo '{' > "$snaps/junk/manifest.json"
+check '/v1/snapshots/{name}' GET /v1/snapshots/junk "" 422
+check /v1/snapshots GET /v1/snapshots "" 200
+grep -q '{"name":"junk","fault_message":"snapshot '"'"'junk'"'"': ' "$tmp/body" ||
+	fail "GET /v1/snapshots: no fault entry for junk: $(head -c 300 "$tmp/body")"
+check '/v1/snapshots/{name}' DELETE /v1/snapshots/junk "" 204
+check '/v1/snapshots/{name}' DELETE /v1/snapshots/cut "" 204
 
 # ---- 405 and Allow: exactly the file's methods for the path ----
 while read -r p; do
 	want=$(grep "^$p " "$tmp/ops" | cut -d' ' -f2 | sort | tr '\n' ' ')
-	u=$(echo "$p" | sed 's/{vm}/t1/')
+	u=$(echo "$p" | sed 's/{vm}/t1/; s/{name}/base/')
 	req PATCH "$u"
 	got=$(sed -n 's/^[Aa]llow: *//p' "$tmp/headers" | tr -d '\r' | tr ',' '\n' | tr -d ' ' | sed '/^$/d' | sort |
 		tr '\n' ' ')
@@ -243,7 +306,7 @@ done < "$tmp/paths"
 
 # ---- the TCP listener: 401 exactly where documented ----
 while read -r p m codes; do
-	u=$(echo "$p" | sed 's/{vm}/t1/')
+	u=$(echo "$p" | sed 's/{vm}/t1/; s/{name}/base/')
 	case $m in POST|PUT|DELETE) continue ;; esac   # the token must not let these through by accident
 	req "$m" "$u" "" "" tcp
 	if documented "$p" "$m" 401; then
@@ -285,6 +348,12 @@ check_keys() {
 	[ ! -s "$tmp/missing" ] || fail "$1: properties not in the live answer: $(tr '\n' ' ' < "$tmp/missing")"
 }
 check_keys VM "$tmp/vm.json"
+check_keys VM "$tmp/paused.json"
+check_keys VM "$tmp/restored.json"
+check_keys Snapshot "$tmp/snap.json"
+req GET /v1/snapshots/base; check_keys Snapshot "$tmp/body"
+req GET /v1/snapshots
+case $(head -c 27 "$tmp/body") in '{"snapshots":[{"created_at"') ;; *) fail "GET /v1/snapshots: not a SnapshotList: $(head -c 100 "$tmp/body")" ;; esac
 req GET /v1/vms/t1/paging; check_keys PagingStats "$tmp/body"
 req GET '/v1/vms/t1/translate?gva=0x100000&vcpu=1'; check_keys Translation "$tmp/body"
 req GET /v1/health; check_keys Health "$tmp/body"
@@ -292,6 +361,11 @@ req GET /v1/version; check_keys Version "$tmp/body"
 req GET /v1/vms/nonesuch; check_keys Error "$tmp/body"
 req GET /v1/vms
 case $(head -c 8 "$tmp/body") in '{"vms":[') ;; *) fail "GET /v1/vms: not a VMList: $(head -c 100 "$tmp/body")" ;; esac
+# An image entry of the clone r1: its snapshot's memory file.
+req GET /v1/images
+grep -q '"snapshot_memory":"[^"]*/snapshots/base/memory"' "$tmp/body" ||
+	fail "GET /v1/images: no entry with the snapshot_memory of base: $(head -c 300 "$tmp/body")"
+grep -q '"snapshot_memory":null' "$tmp/body" || fail "GET /v1/images: no booted image's entry with snapshot_memory null"
 
 # ---- a clean stop ----
 kill -TERM "$pid"
@@ -300,6 +374,27 @@ wait "$pid" || rc=$?
 pid=
 [ "$rc" = 0 ] || fail "kevd exited $rc after SIGTERM"
 [ ! -e "$sock" ] || fail "the socket file outlived kevd"
+
+# ---- a daemon whose state directory is no directory: 503 for snapshots ----
+: > "$tmp/not-a-dir"
+tries=0
+until start_daemon "$tmp/not-a-dir"; do
+	tries=$((tries + 1))
+	[ "$tries" -lt 5 ] || die "kevd did not start without a snapshot directory"
+done
+create '{"name":"n1","kernel":"guest.elf","memory_mib":64,"cmdline":"touch=none mode=loop"}'
+check /v1/snapshots GET /v1/snapshots "" 503
+check /v1/snapshots HEAD /v1/snapshots "" 503
+check '/v1/snapshots/{name}' GET /v1/snapshots/base "" 503
+check '/v1/snapshots/{name}' DELETE /v1/snapshots/base "" 503
+check '/v1/vms/{vm}/snapshot' POST /v1/vms/n1/snapshot '{"name":"x"}' 503
+grep -q 'snapshots are unavailable: .*not-a-dir/snapshots' "$tmp/body" || fail "503 without the reason: $(cat "$tmp/body")"
+check /v1/vms POST /v1/vms '{"snapshot":"base"}' 503
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+pid=
+[ "$rc" = 0 ] || fail "kevd without a snapshot directory exited $rc after SIGTERM"
 
 if [ "$errors" -ne 0 ]; then
 	sed 's/^/kevd: /' "$tmp/kevd.log"
