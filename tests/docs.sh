@@ -5,7 +5,9 @@
 #     exactly the documented labels, and the per-VM and per-vCPU series
 #     counts the file states;
 #   - docs/api.md's table of the fields of GET /v1/vms/{vm}/paging against
-#     the top-level keys of a real answer.
+#     the top-level keys of a real answer;
+#   - every relative link of README.md and docs/*.md: its file exists, and
+#     its #anchor, into a Markdown file, is one of that file's headings.
 # A daemon without VMs already names every metric family, so that part
 # needs no /dev/kvm; the labels, the series counts and the paging fields
 # need a running VM and are skipped (said so, still a pass) without it.
@@ -90,6 +92,47 @@ awk -F'|' '
 	}
 ' "$api_md" | sort -u > "$tmp/doc_paging"
 [ -s "$tmp/doc_paging" ] || die "no paging field table found in $api_md"
+
+# ---- links between the docs ----
+# anchors FILE: the GitHub anchors of FILE's headings (outside code blocks):
+# lower case, only letters, digits, '_', '-' and spaces, spaces as '-'.
+anchors() {
+	awk '
+		/^```/ { code = !code; next }
+		!code && /^#+ / {
+			h = $0; sub(/^#+ /, "", h); h = tolower(h)
+			gsub(/[^a-z0-9_ -]/, "", h); gsub(/ /, "-", h)
+			print h
+		}
+	' "$1"
+}
+for doc in "$top_srcdir/README.md" "$top_srcdir"/docs/*.md; do
+	# "](target)" outside code blocks, but URLs.
+	awk '
+		/^```/ { code = !code; next }
+		code { next }
+		{
+			s = $0
+			while (match(s, /\]\([^) ]+\)/)) {
+				t = substr(s, RSTART + 2, RLENGTH - 3)
+				if (t !~ /^[a-z]+:/) print t
+				s = substr(s, RSTART + RLENGTH)
+			}
+		}
+	' "$doc" > "$tmp/links"
+	while read -r t; do
+		f=${t%%#*}
+		a=
+		case $t in *'#'*) a=${t#*#} ;; esac
+		[ -n "$f" ] && target=$(dirname "$doc")/$f || target=$doc
+		if [ ! -e "$target" ]; then
+			fail "${doc#"$top_srcdir"/}: link to $t: no such file"
+		elif [ -n "$a" ] && case $target in *.md) true ;; *) false ;; esac &&
+			! anchors "$target" | grep -qxF "$a"; then
+			fail "${doc#"$top_srcdir"/}: link to $t: no such heading in $f"
+		fi
+	done < "$tmp/links"
+done
 
 # ---- the daemon ----
 mkdir "$tmp/images"
@@ -217,6 +260,7 @@ if [ "$errors" -ne 0 ]; then
 	echo "$me: $errors failure(s)"
 	exit 1
 fi
+echo "$me: the relative links and anchors of README.md and docs/*.md resolve"
 if [ "$have_kvm" = yes ]; then
 	echo "$me: $(wc -l < "$tmp/doc_names") metrics (names, types, labels, series per VM and vCPU) and" \
 		"$(wc -l < "$tmp/doc_paging") paging fields match $metrics_md and $api_md"
