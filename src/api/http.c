@@ -119,7 +119,9 @@ void kevd_http_send(struct kevd_http *h, struct evhttp_request *req, int code, c
 
 void kevd_http_reply(struct kevd_http *h, struct evhttp_request *req, int code, json_t *j)
 {
-	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	/* Ten significant digits: a duration in ms or s, not 17 digits of
+	 * binary fraction. */
+	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
 
 	if ((j && !s) || (!j && code >= 400)) {
 		json_decref(j);

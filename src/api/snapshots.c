@@ -191,7 +191,7 @@ static json_t *summary(json_t *m)
 
 static int write_manifest(int fd, json_t *m, struct kevd_error *err)
 {
-	cleanup_free char *s = json_dumps(m, JSON_INDENT(2) | JSON_SORT_KEYS);
+	cleanup_free char *s = json_dumps(m, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(10));
 	size_t len, done = 0;
 
 	if (!s)
@@ -234,12 +234,19 @@ int kevd_snapstore_take(struct kevd_snapstore *st, const char *name, struct kevd
 	}
 	if ((r = kevd_vm_snapshot_write(vm, dfd, &res, err)) < 0)
 		goto fail;
+	/* What a restore would refuse to read is not kept. */
+	if (res.pages > MAX_SMALL_FILE / sizeof(struct kevd_image_page)) {
+		r = kevd_error_set(err, EFBIG, "%llu pages to keep, more than a restore reads (%zu)",
+				   (unsigned long long)res.pages, (size_t)(MAX_SMALL_FILE / sizeof(struct kevd_image_page)));
+		goto fail;
+	}
 	m = manifest_new(name, vm, &res);
 	if (!m) {
 		r = kevd_error_sys(err, ENOMEM, "snapshot '%s': manifest", name);
 		goto fail;
 	}
-	json_object_set_new(m, "write_ms", json_real((double)res.write_ns / 1e6));
+	/* In whole microseconds: a double of ns / 1e6 prints 17 digits. */
+	json_object_set_new(m, "write_ms", json_real((double)(res.write_ns / 1000) / 1000.0));
 	mfd = openat(dfd, KEVD_SNAPSHOT_MANIFEST, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
 	if (mfd < 0) {
 		r = kevd_error_sys(err, errno, "snapshot '%s': manifest", name);

@@ -405,7 +405,7 @@ struct vm_job {
 
 static int busy(struct kevd_server *srv, struct evhttp_request *req, const struct kevd_registry_entry *e)
 {
-	return kevd_http_fail(srv->http, req, 409, "vm '%s' is busy: a start, stop or delete of it is under way",
+	return kevd_http_fail(srv->http, req, 409, "vm '%s' is busy: a start, stop, pause, delete or snapshot of it is under way",
 			      kevd_registry_entry_name(e));
 }
 
@@ -553,7 +553,7 @@ static void start_run(struct kevd_job *job)
 	struct vm_job *j = (struct vm_job *)job;
 
 	if (kevd_vm_start(j->vm, &j->err) < 0)
-		j->status = 500;
+		j->status = kevd_vm_restored(j->vm) && j->err.errnum == EBADMSG ? 422 : 500;
 }
 
 /* Worker: parks the VM's vCPUs (and waits for its pager). */
