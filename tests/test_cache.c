@@ -562,7 +562,8 @@ START_TEST(working_set_shared)
 	ck_assert_uint_eq(st.pages_prefetched, pages);
 	ck_assert_uint_eq(st.faults, 0);
 	for (uint64_t g = 0; g < pages; g++)
-		ck_assert_msg(fills[g] == 1, "page %llu read %d times", (unsigned long long)g, fills[g]);
+		ck_assert_msg(__atomic_load_n(&fills[g], __ATOMIC_RELAXED) == 1, "page %llu read %d times",
+			      (unsigned long long)g, __atomic_load_n(&fills[g], __ATOMIC_RELAXED));
 	/* Half of it touched: no fault, and hits (the kernel maps a few
 	 * filled neighbours of a touched page with it: at least that half). */
 	check_content(a.mem, &e, pages / 2, 0);
@@ -596,7 +597,7 @@ START_TEST(working_set_shared)
 		seen[got[i] - BASE_GFN] = true;
 	}
 	for (uint64_t g = 0; g < pages; g++)
-		ck_assert_int_eq(fills[g], 1);
+		ck_assert_int_eq(__atomic_load_n(&fills[g], __ATOMIC_RELAXED), 1);
 	free(got);
 	kevd_pager_recording_unref(rec);
 	vm_free(&r);

@@ -8,6 +8,8 @@
 #     snapshots/NAME/workingset, the second prefetches it and takes at most
 #     5% of the first clone's demand faults, with hits counted, in /paging
 #     and /metrics; both print the work digest of an uninterrupted run;
+#   - a lazy-private restore prefetches too (its hits cannot be counted:
+#     null);
 #   - a corrupted list: the next restore still works (no prefetch, a
 #     warning) and records the list anew.
 # Every comparison is between VMs that each start with an empty image cache
@@ -189,8 +191,22 @@ grep -q "^kevd_vm_pager_pages_loaded_total{vm=\"c2\",cause=\"prefetch\"} $prefet
 echo "$me: restores: $c1_faults faults recording, $c2_faults prefetching ($prefetched pages prefetched, $hits hits, $unused unused)"
 api DELETE /v1/vms/c2
 
+# ---- lazy-private: the prefetch installs the pages itself, so no hits ----
+api POST /v1/vms '{"name":"p1","snapshot":"s1","paging":"lazy-private"}'
+[ "$code" = 201 ] || die "restore p1: $code"
+finish p1
+[ "$result" = "$want" ] || die "p1: '$result', an uninterrupted run printed '$want'"
+grep -q '"backing":"private"' "$tmp/paging" || die "p1 is not private"
+grep -q '"working_set":"prefetched"' "$tmp/paging" || die "p1 did not prefetch"
+grep -q '"prefetch_hits":null' "$tmp/paging" || die "p1: prefetch hits are not null"
+[ "$(($(pnum faults) * 20))" -le "$c1_faults" ] || die "p1 took $(pnum faults) faults, more than 5% of c1's $c1_faults"
+[ "$(pnum pages_prefetched)" -gt 8000 ] || die "p1: only $(pnum pages_prefetched) pages prefetched"
+echo "$me: lazy-private: $(pnum faults) faults prefetching ($(pnum pages_prefetched) pages prefetched)"
+api DELETE /v1/vms/p1
+
 # ---- a corrupted list: no prefetch, a warning, the restore works ----
 printf 'garbage!' | dd of="$tmp/snapshots/s1/workingset" bs=1 seek=40 conv=notrunc 2> /dev/null
+cp "$tmp/snapshots/s1/workingset" "$tmp/corrupted"
 no_images
 api POST /v1/vms '{"name":"c3","snapshot":"s1"}'
 [ "$code" = 201 ] || die "restore c3 over a corrupted working set: $code"
@@ -200,6 +216,12 @@ finish c3
 grep -q '"working_set":"recorded"' "$tmp/paging" || die "c3 did not record the list anew"
 grep -q "snapshot 's1': working set .* is unusable (it does not match its checksum" "$tmp/kevd.log" ||
 	die "no warning about the corrupted working set"
+_t=0
+while cmp -s "$tmp/corrupted" "$tmp/snapshots/s1/workingset"; do
+	_t=$((_t + 1))
+	[ "$_t" -lt 100 ] || die "the corrupted working set was not recorded anew"
+	sleep 0.1
+done
 api DELETE /v1/vms/c3
 echo "$me: a corrupted working set: restored without a prefetch, recorded anew"
 exit 0

@@ -316,7 +316,10 @@ static void write_done(struct kevd_job *job)
 {
 	struct kevd_wslist *l = (struct kevd_wslist *)job;
 
-	if (l->written < 0)
+	/* ENOENT: the snapshot was deleted meanwhile, its list with it. */
+	if (l->written == -ENOENT)
+		kevd_info("api: %s: working set '%s' not written: its directory is gone", l->what, l->path);
+	else if (l->written < 0)
 		kevd_warn("api: %s: working set '%s' not written: %s", l->what, l->path, l->err.msg);
 	else if (l->pages)
 		kevd_info("api: %s: working set '%s' of %zu pages recorded", l->what, l->path, l->pages);

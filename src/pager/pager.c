@@ -315,6 +315,7 @@ int kevd_pager_start(struct kevd_pager *p, struct kevd_error *err)
 	if (p->cfg.eager)
 		return load_eager(p, err);
 
+	kevd_pager_ws_prepare(p);
 	__atomic_store_n(&p->handlers, calloc(p->cfg.handler_threads, sizeof(*p->handlers)), __ATOMIC_RELEASE);
 	if (!p->handlers)
 		return kevd_error_sys(err, ENOMEM, "pager");

@@ -149,11 +149,13 @@ void kevd_pager_poison(struct kevd_pager *p, uint64_t host, uint64_t npages);
 
 /* workingset.c: adds the NPAGES pages loaded from FIRST to the recording
  * (a handler thread, after a load); whether GFN is in the prefetch list;
- * starting the working-set thread (kevd_pager_start), and what is left
- * once every thread is joined (kevd_pager_stop, before the shared view
- * goes): the recording ended, the hits counted a last time. */
+ * what the handler threads read, set before they start, and the
+ * working-set thread, started after them (kevd_pager_start); and what is
+ * left once every thread is joined (kevd_pager_stop, before the shared
+ * view goes): the recording ended, the hits counted a last time. */
 void kevd_pager_record_load(struct kevd_pager *p, uint64_t first, uint64_t npages);
 bool kevd_pager_ws_listed(const struct kevd_pager *p, uint64_t gfn);
+void kevd_pager_ws_prepare(struct kevd_pager *p);
 int kevd_pager_ws_start(struct kevd_pager *p, struct kevd_error *err);
 void kevd_pager_ws_stop(struct kevd_pager *p);
 void kevd_pager_ws_free(struct kevd_pager *p);

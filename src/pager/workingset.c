@@ -583,13 +583,10 @@ static void *ws_main(void *arg)
 	return NULL;
 }
 
-int kevd_pager_ws_start(struct kevd_pager *p, struct kevd_error *err)
+void kevd_pager_ws_prepare(struct kevd_pager *p)
 {
-	struct handler *h;
-	int r;
-
 	if (!p->rec && !p->nws)
-		return 0;
+		return;
 	p->ws_started_ns = kevd_now_ns(CLOCK_MONOTONIC);
 	/* Shared only: the recording's last pages and the hits come from it. */
 	if (p->cached) {
@@ -599,6 +596,15 @@ int kevd_pager_ws_start(struct kevd_pager *p, struct kevd_error *err)
 				  strerror(errno));
 	}
 	store(&p->prefetch_hits, p->nws && p->pagemap < 0 ? KEVD_PAGER_UNMEASURED : 0);
+}
+
+int kevd_pager_ws_start(struct kevd_pager *p, struct kevd_error *err)
+{
+	struct handler *h;
+	int r;
+
+	if (!p->rec && !p->nws)
+		return 0;
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return kevd_error_sys(err, ENOMEM, "pager: working set");
