@@ -59,9 +59,10 @@
 /* Faulting threads tracked individually per handler thread; more are
  * counted in faults_other_threads. */
 #define KEVD_PAGER_MAX_TIDS 64
-/* Pages per read of the working-set prefetch: a demand fault that meets a
- * page the prefetch claimed waits for at most one such read. */
-#define KEVD_PAGER_PREFETCH_RUN 64
+/* Pages per read of the working-set prefetch (1 MiB, the default largest
+ * fault-around window): a demand fault that meets a page the prefetch
+ * claimed waits for at most one such read, as it may for a fault's. */
+#define KEVD_PAGER_PREFETCH_RUN 256
 /* Pages at the start of a working set prefetched first, in their order:
  * those a recording loaded first. */
 #define KEVD_PAGER_PREFETCH_HEAD 512
@@ -90,6 +91,7 @@ struct kevd_pager_config {
 	unsigned window_max_pages; /* the window grows up to this; 0 = default (at least window_pages) */
 	unsigned stripes;          /* page state hash stripes; 0 = default */
 	bool eager;                /* load everything at start, no userfaultfd */
+	unsigned prefetch_nice;    /* nice of the working-set thread (the guest's: below the handler threads) */
 	struct kevd_imagecache *cache;  /* lazy: share the image through it; NULL = private backing */
 	kevd_pager_failure_fn on_failure;
 	kevd_pager_load_fn on_load;

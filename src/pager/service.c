@@ -179,7 +179,7 @@ static void stream_passed(struct kevd_pager *p, pid_t tid, uint64_t gfn)
  * reaches forward from the fault; any other fault falls back to
  * window_pages, aligned around it.  Clipped to the segment and to the
  * memory region. */
-static void plan_window(struct handler *h, struct run *r, pid_t tid)
+static void plan_window(struct handler *h, struct run *r, pid_t tid, bool listed)
 {
 	struct kevd_pager *p = h->pager;
 	const struct kevd_image_segment *seg = kevd_image_segment_of(p->img, r->gfn);
@@ -191,7 +191,13 @@ static void plan_window(struct handler *h, struct run *r, pid_t tid)
 	bool seq = window && r->gfn >= next && r->gfn < next + window;
 	unsigned size, b = 0;
 
-	if (!seq)
+	/* A page of the working set: the guest has overtaken the prefetch
+	 * and runs on through pages it is known to need, so the largest
+	 * window at once, forward, as a sequential stream's. */
+	if (listed) {
+		seq = true;
+		size = p->cfg.window_max_pages;
+	} else if (!seq)
 		size = p->cfg.window_pages;
 	else
 		size = window * 2 < p->cfg.window_max_pages ? window * 2 : p->cfg.window_max_pages;
@@ -435,7 +441,7 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 		stream_passed(p, tid, r.gfn);
 		return;
 	}
-	plan_window(h, &r, tid);
+	plan_window(h, &r, tid, listed);
 	claim_run(p, &r, w);
 	/* The guest is ahead of the prefetch: it goes on past this load. */
 	if (listed)

@@ -33,6 +33,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -491,21 +492,28 @@ static void ranges_jump(struct ranges *rs, size_t k)
 
 /* The head first, in load order: what the guest touched first (its code,
  * stack and page tables, where it was working) is what it touches first
- * again.  Then the whole list in guest-physical order, one sequential
- * pass, begun after the head's last page (where the recorded guest was
- * heading) and wrapped around; a fault on a listed page moves the pass to
- * where that fault's load ended. */
-static void prefetch(struct kevd_pager *p)
+ * again.  False once a read failed. */
+static bool prefetch_head(struct kevd_pager *p)
 {
-	uint64_t t0 = kevd_now_ns(CLOCK_MONOTONIC);
-	struct ranges rs = { .n = 0 };
 	size_t i = 0, k;
 
 	while (i < p->nws_head && prefetching(p)) {
 		if (!(k = prefetch_at(p, p->ws_head, i, p->nws_head)))
-			return;
+			return false;
 		i += k;
 	}
+	return true;
+}
+
+/* Then the whole list in guest-physical order, one sequential pass, begun
+ * after the head's last page (where the recorded guest was heading) and
+ * wrapped around; a fault on a listed page moves the pass on to where
+ * that fault's load ended.  T0: when the head began. */
+static void prefetch_pass(struct kevd_pager *p, uint64_t t0)
+{
+	struct ranges rs = { .n = 0 };
+	size_t k;
+
 	k = p->nws_head ? lower_bound(p->ws, p->nws, p->ws_head[p->nws_head - 1] + 1) : 0;
 	ranges_add(&rs, k, p->nws);
 	ranges_add(&rs, 0, k);
@@ -550,12 +558,22 @@ static void *ws_main(void *arg)
 {
 	struct kevd_pager *p = arg;
 	struct kevd_error err = KEVD_ERROR_INIT;
-	bool hits = p->nws && p->cached && p->pagemap >= 0;
+	bool hits = p->nws && p->cached && p->pagemap >= 0, head = true;
+	uint64_t t0 = kevd_now_ns(CLOCK_MONOTONIC);
 
+	/* The head races the vCPU, which sets itself up meanwhile: read at
+	 * once, before this thread confines itself and lowers its priority
+	 * (a millisecond or two, which would let the guest fault first). */
+	if (p->nws)
+		head = prefetch_head(p);
+	/* The guest's priority from here on: the faults' handlers go first,
+	 * and the pass does not starve the vCPU it works for. */
+	if (p->cfg.prefetch_nice && setpriority(PRIO_PROCESS, 0, (int)p->cfg.prefetch_nice) < 0)
+		kevd_debug("pager working-set thread: setpriority: %s", strerror(errno));
 	if (kevd_sandbox_thread(&kevd_pager_sandbox_role, &err) < 0 && err.errnum != ENOSYS)
 		kevd_warn("pager working-set thread runs unconfined: %s", err.msg);
-	if (p->nws)
-		prefetch(p);
+	if (p->nws && head)
+		prefetch_pass(p, t0);
 	if (hits)
 		count_hits(p);
 	while (p->rec || hits) {

@@ -81,7 +81,7 @@ static int pager_create(struct kevd_vm *vm, void **state, struct kevd_error *err
 		.handler_threads = vm->cfg.pager_threads, .window_pages = vm->cfg.window_pages,
 		.window_max_pages = vm->cfg.window_max_pages, .eager = vm->cfg.eager,
 		.cache = vm->cfg.private_pages ? NULL : vm->cfg.image_cache,
-		.on_failure = on_pager_failure, .cb_arg = vm,
+		.prefetch_nice = vm->cfg.vcpu_nice, .on_failure = on_pager_failure, .cb_arg = vm,
 	};
 	int r = kevd_vm_place_initrd(vm, err);
 
