@@ -12,8 +12,11 @@
  * the pager's stop end it earlier.  Loads are exactly once per page, so
  * the list holds every page once without a check.
  *
- * Prefetch: the working-set thread walks the sorted list once.  Each run
- * of consecutive pages is claimed page by page through the state words,
+ * Prefetch: the working-set thread reads the list's head in the order
+ * given (what the recorded guest loaded first), then walks the sorted list
+ * once, from where the head left off, following the faults on listed
+ * pages (a fault there means the guest overtook the walk).  Each run of
+ * consecutive pages is claimed page by page through the state words,
  * as a fault claims its window, so a page a fault (or, shared, another
  * VM) claimed first is skipped and nothing is read twice; the claimed run
  * (at most KEVD_PAGER_PREFETCH_RUN pages) is read with one read and
@@ -33,9 +36,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
-#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -176,19 +179,27 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static bool in_sorted(const uint64_t *v, size_t n, uint64_t key)
+/* The first index of the sorted list at or past GFN. */
+static size_t lower_bound(const uint64_t *v, size_t n, uint64_t gfn)
 {
 	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (v[mid] < key)
+		if (v[mid] < gfn)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < n && v[lo] == key;
+	return lo;
+}
+
+static bool in_sorted(const uint64_t *v, size_t n, uint64_t gfn)
+{
+	size_t i = lower_bound(v, n, gfn);
+
+	return i < n && v[i] == gfn;
 }
 
 /* Shared, under the recording's lock: the image pages the guest mapped
@@ -438,22 +449,6 @@ static size_t prefetch_at(struct kevd_pager *p, const uint64_t *v, size_t i, siz
 static bool prefetching(struct kevd_pager *p)
 {
 	return !__atomic_load_n(&p->stopping, __ATOMIC_ACQUIRE) && !kevd_pager_failed(p);
-}
-
-/* The first index of the sorted list at or past GFN. */
-static size_t lower_bound(const uint64_t *v, size_t n, uint64_t gfn)
-{
-	size_t lo = 0, hi = n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (v[mid] < gfn)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
 }
 
 /* Ranges of the sorted list still to walk; the first is walked now. */
