@@ -181,8 +181,10 @@ c2_faults=$(pnum faults) prefetched=$(pnum pages_prefetched) hits=$(pnum prefetc
 [ "$(pnum working_set_pages)" = "$c1_pages" ] || die "c2 prefetched a list of $(pnum working_set_pages) pages, c1 recorded $c1_pages"
 [ "$((c2_faults * 20))" -le "$c1_faults" ] ||
 	die "c2 took $c2_faults faults, more than 5% of c1's $c1_faults"
-[ "$prefetched" -gt 8000 ] || die "only $prefetched pages prefetched"
-[ "$hits" -gt 8000 ] || die "only $hits of $prefetched prefetched pages hit"
+# What the faults loaded first is not prefetched; the pages the first
+# clone's fault-around brought and its guest never touched are not hit.
+[ "$((prefetched * 2))" -gt "$c1_pages" ] || die "only $prefetched of $c1_pages pages prefetched"
+[ "$hits" -gt 0 ] && [ "$((hits * 2))" -gt "$prefetched" ] || die "only $hits of $prefetched prefetched pages hit"
 [ "$((hits + unused))" = "$prefetched" ] || die "hits $hits + unused $unused != prefetched $prefetched"
 api GET /metrics
 grep -q "^kevd_vm_pager_prefetch_hits{vm=\"c2\"} $hits\$" "$tmp/body" || die "metrics: no prefetch hits of $hits"
