@@ -73,7 +73,7 @@ static struct kevd_imagecache *new_cache(unsigned keep_s, uint64_t max_bytes)
 	return c;
 }
 
-static void vm_start(struct vm *v, struct kevd_image *img, struct kevd_imagecache *c)
+static void vm_create(struct vm *v, struct kevd_image *img, struct kevd_imagecache *c)
 {
 	struct kevd_pager_config cfg = { .cache = c, .handler_threads = 2, .on_failure = on_failure, .cb_arg = v };
 	struct kevd_error err = KEVD_ERROR_INIT;
@@ -82,10 +82,23 @@ static void vm_start(struct vm *v, struct kevd_image *img, struct kevd_imagecach
 	v->mem = mmap(NULL, MEM_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	ck_assert_ptr_ne(v->mem, MAP_FAILED);
 	if (kevd_pager_new(img, &cfg, &v->pager, &err) < 0 ||
-	    kevd_pager_add_memory(v->pager, KEVD_GPA(0), v->mem, MEM_BYTES, &err) < 0 ||
-	    kevd_pager_start(v->pager, &err) < 0)
+	    kevd_pager_add_memory(v->pager, KEVD_GPA(0), v->mem, MEM_BYTES, &err) < 0)
 		ck_abort_msg("%s", err.msg);
 	ck_assert(kevd_pager_shared(v->pager));
+}
+
+static void vm_run(struct vm *v)
+{
+	struct kevd_error err = KEVD_ERROR_INIT;
+
+	if (kevd_pager_start(v->pager, &err) < 0)
+		ck_abort_msg("%s", err.msg);
+}
+
+static void vm_start(struct vm *v, struct kevd_image *img, struct kevd_imagecache *c)
+{
+	vm_create(v, img, c);
+	vm_run(v);
 }
 
 static void vm_free(struct vm *v)
@@ -509,6 +522,93 @@ START_TEST(unused_entries_go)
 }
 END_TEST
 
+static void wait_prefetched(struct kevd_pager *p, struct kevd_pager_stats *st)
+{
+	for (int i = 0; i < 500; i++) {
+		kevd_pager_get_stats(p, st);
+		if (st->prefetch_ns)
+			return;
+		usleep(10000);
+	}
+	ck_abort_msg("the prefetch did not finish in 5 s");
+}
+
+/* Shared working sets: a prefetch fills the cache once, for every VM; the
+ * pages the guest touches afterwards are its hits (it maps them without a
+ * fault); a second VM with the same list finds nothing left to read; a VM
+ * that records maps the filled pages without a fault and records them all
+ * the same (from its page tables, when the recording ends). */
+START_TEST(working_set_shared)
+{
+	struct eb_elf e;
+	char *path = write_image(&e, PAGES);
+	struct kevd_image *img = open_image(path);
+	struct kevd_imagecache *c = new_cache(60, 1 << 30);
+	uint64_t pages = kevd_image_pages(img), *got;
+	uint64_t *list = malloc(pages * sizeof(*list));
+	struct kevd_error err = KEVD_ERROR_INIT;
+	struct kevd_pager_recording *rec;
+	struct kevd_pager_stats st;
+	bool *seen = calloc(pages, 1);
+	struct vm a, b, r;
+	size_t n;
+
+	for (uint64_t g = 0; g < pages; g++)
+		list[g] = BASE_GFN + pages - 1 - g;
+	vm_create(&a, img, c);
+	ck_assert_int_eq(kevd_pager_prefetch(a.pager, list, pages, &err), 0);
+	vm_run(&a);
+	wait_prefetched(a.pager, &st);
+	ck_assert_uint_eq(st.pages_prefetched, pages);
+	ck_assert_uint_eq(st.faults, 0);
+	for (uint64_t g = 0; g < pages; g++)
+		ck_assert_msg(__atomic_load_n(&fills[g], __ATOMIC_RELAXED) == 1, "page %llu read %d times",
+			      (unsigned long long)g, __atomic_load_n(&fills[g], __ATOMIC_RELAXED));
+	/* Half of it touched: no fault, and hits (the kernel maps a few
+	 * filled neighbours of a touched page with it: at least that half). */
+	check_content(a.mem, &e, pages / 2, 0);
+	kevd_pager_stop(a.pager);
+	kevd_pager_get_stats(a.pager, &st);
+	ck_assert_uint_eq(st.faults, 0);
+	ck_assert_uint_ge(st.prefetch_hits, pages / 2);
+	ck_assert_uint_le(st.prefetch_hits, pages);
+	ck_assert_uint_eq(st.prefetch_unused, pages - st.prefetch_hits);
+
+	vm_create(&b, img, c);
+	ck_assert_int_eq(kevd_pager_prefetch(b.pager, list, pages, &err), 0);
+	vm_run(&b);
+	wait_prefetched(b.pager, &st);
+	ck_assert_uint_eq(st.pages_prefetched, 0);
+	ck_assert_uint_eq(st.prefetch_hits, 0);
+
+	vm_create(&r, img, c);
+	ck_assert_int_eq(kevd_pager_record(r.pager, 60000, NULL, &rec, &err), 0);
+	vm_run(&r);
+	check_content(r.mem, &e, pages, 0);
+	kevd_pager_get_stats(r.pager, &st);
+	ck_assert_uint_eq(st.faults, 0);
+	ck_assert_uint_eq(st.working_set_pages, 0);
+	kevd_pager_stop(r.pager);
+	ck_assert(kevd_pager_recording_ended(rec));
+	ck_assert_int_eq(kevd_pager_recording_pages(rec, &got, &n), 0);
+	ck_assert_uint_eq(n, pages);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert(got[i] >= BASE_GFN && got[i] < BASE_GFN + pages && !seen[got[i] - BASE_GFN]);
+		seen[got[i] - BASE_GFN] = true;
+	}
+	for (uint64_t g = 0; g < pages; g++)
+		ck_assert_int_eq(__atomic_load_n(&fills[g], __ATOMIC_RELAXED), 1);
+	free(got);
+	kevd_pager_recording_unref(rec);
+	vm_free(&r);
+	vm_free(&b);
+	vm_free(&a);
+	free(seen);
+	free(list);
+	done_with(c, img, path);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("cache");
@@ -528,6 +628,7 @@ int main(void)
 	tcase_add_test(tc, truncated_fails_only_who_needs_it);
 	tcase_add_test(tc, stopped_vm_leaves_cache_alone);
 	tcase_add_test(tc, unused_entries_go);
+	tcase_add_test(tc, working_set_shared);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

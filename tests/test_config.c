@@ -189,7 +189,7 @@ START_TEST(sample_covers_every_key)
 		ck_assert_ptr_nonnull(k->desc);
 		n++;
 	}
-	ck_assert_uint_eq(n, 23);
+	ck_assert_uint_eq(n, 24);
 
 	/* Switch on every "#key = value" line: a '#' directly before a letter. */
 	on = strdup(text);
@@ -247,6 +247,8 @@ static const char *const every_key =
 	"[pager]\n"
 	"handler_threads = 4\n"
 	"window_pages = 1\n"
+	"[snapshot]\n"
+	"record_ms = 250\n"
 	"[log]\n"
 	"level = debug\n"
 	"[metrics]\n"
@@ -277,6 +279,7 @@ START_TEST(every_key_set)
 	ck_assert_uint_eq(c.console_bytes, 65536);
 	ck_assert_uint_eq(c.pager_threads, 4);
 	ck_assert_uint_eq(c.window_pages, 1);
+	ck_assert_uint_eq(c.record_ms, 250);
 	ck_assert_int_eq(c.log_level, KEVD_LOG_DEBUG);
 	ck_assert_str_eq(c.metrics_listen, "127.0.0.1:9464");
 	ck_assert_int_eq(kevd_config_validate(&c, &err), 0);
@@ -399,8 +402,8 @@ START_TEST(file_errors)
 	struct kevd_error err = KEVD_ERROR_INIT;
 	char longline[400];
 
-	expect_error("[limit]\nmax_vms = 3\n", "1: unknown section [limit] (known: api, paths, limits, pager, log, metrics)");
-	expect_error("[api]\n[nothing]\n", "2: unknown section [nothing] (known: api, paths, limits, pager, log, metrics)");
+	expect_error("[limit]\nmax_vms = 3\n", "1: unknown section [limit] (known: api, paths, limits, pager, snapshot, log, metrics)");
+	expect_error("[api]\n[nothing]\n", "2: unknown section [nothing] (known: api, paths, limits, pager, snapshot, log, metrics)");
 	expect_error("[limits]\nmax_vm = 3\n", "2: [limits] max_vm: unknown key");
 	expect_error("[api]\nmax_vms = 3\n", "2: [api] max_vms: unknown key");
 	expect_error("max_vms = 3\n", "1: max_vms: key outside any section");

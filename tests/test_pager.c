@@ -191,7 +191,7 @@ static void check_identities(const struct kevd_pager_stats *st, bool failed)
 		tid_faults += st->threads[i].faults;
 	ck_assert_uint_eq(tid_faults + st->faults_other_threads, st->faults);
 	/* Every state word was claimed once and published MAPPED or FAILED. */
-	ck_assert_uint_eq(st->pages_loaded, st->pages_loaded_demand + st->pages_loaded_around);
+	ck_assert_uint_eq(st->pages_loaded, st->pages_loaded_demand + st->pages_loaded_around + st->pages_prefetched);
 	ck_assert_uint_eq(st->state_entries, st->pages_loaded + st->pages_failed);
 	ck_assert_uint_le(st->state_entries, st->image_pages);
 	/* A load installs its faulting page; a failed load may have, before
@@ -735,6 +735,218 @@ START_TEST(error_paths)
 }
 END_TEST
 
+/* Waits (bounded) until the working-set prefetch has finished its pass. */
+static void wait_prefetched(struct kevd_pager *p, struct kevd_pager_stats *st)
+{
+	for (int i = 0; i < 500; i++) {
+		kevd_pager_get_stats(p, st);
+		if (st->prefetch_ns)
+			return;
+		usleep(10000);
+	}
+	ck_abort_msg("the prefetch did not finish in 5 s");
+}
+
+/* The working set of pages [0, N) of F's image with every third run of 24
+ * pages left out, in order, or shuffled for SEED != 0 (the head is taken
+ * in the order given). */
+static size_t make_list(uint64_t *list, uint64_t n, unsigned seed, bool *listed)
+{
+	size_t k = 0;
+
+	for (uint64_t g = 0; g < n; g++) {
+		listed[g] = (g / 24) % 3 != 2;
+		if (listed[g])
+			list[k++] = BASE_GFN + g;
+	}
+	for (size_t i = k; seed && i > 1; i--) {
+		size_t j = (size_t)rand_r(&seed) % i;
+		uint64_t t = list[i - 1];
+
+		list[i - 1] = list[j];
+		list[j] = t;
+	}
+	/* Repeats and pages outside the image are taken and left out. */
+	list[k++] = list[0];
+	list[k++] = 0x7;
+	return k;
+}
+
+/* A prefetch with nothing touching: every listed page loaded by it, in a
+ * few large reads, exactly once; then touching them takes no fault, and a
+ * page it does not list is a miss. */
+START_TEST(prefetch_alone)
+{
+	enum { FILE_PAGES = 400, ZERO_PAGES = 40, PAGES = FILE_PAGES + 1 + ZERO_PAGES };
+	struct kevd_pager_config cfg = { .window_pages = 4 };
+	struct fixture *f = setup(FILE_PAGES, ZERO_PAGES, &cfg, false);
+	struct kevd_error err = KEVD_ERROR_INIT;
+	uint64_t list[PAGES + 2];
+	bool listed[PAGES];
+	size_t n = make_list(list, PAGES, 0, listed), nlisted = 0;
+	struct kevd_pager_stats st;
+	struct kevd_pager_recording *rec;
+
+	for (size_t g = 0; g < PAGES; g++)
+		nlisted += listed[g];
+	ck_assert_int_eq(kevd_pager_prefetch(f->pager, list, n, &err), 0);
+	ck_assert_int_eq(kevd_pager_prefetch(f->pager, list, n, &err), -EBUSY);
+	ck_assert_int_eq(kevd_pager_record(f->pager, 100, NULL, &rec, &err), -EBUSY);
+	if (kevd_pager_start(f->pager, &err) < 0)
+		ck_abort_msg("%s", err.msg);
+	wait_prefetched(f->pager, &st);
+	ck_assert_int_eq(st.working_set, KEVD_PAGER_WS_PREFETCHED);
+	ck_assert_uint_eq(st.working_set_pages, nlisted);
+	ck_assert_uint_eq(st.pages_prefetched, nlisted);
+	ck_assert_uint_eq(st.pages_loaded, nlisted);
+	ck_assert_uint_eq(st.faults, 0);
+	ck_assert_uint_eq(st.prefetch_failures, 0);
+	/* Runs of consecutive listed pages, cut at KEVD_PAGER_PREFETCH_RUN
+	 * (and where the head's order breaks them). */
+	ck_assert_uint_le(st.prefetch_loads, nlisted / 8);
+	/* Private backing: the prefetch maps the pages, a touch leaves no trace. */
+	ck_assert_uint_eq(st.prefetch_hits, KEVD_PAGER_UNMEASURED);
+	ck_assert_uint_eq(st.prefetch_unused, KEVD_PAGER_UNMEASURED);
+	for (size_t g = 0; g < PAGES; g++)
+		ck_assert_int_eq(__atomic_load_n(&f->loads[g], __ATOMIC_RELAXED), listed[g] ? 1 : 0);
+	for (size_t g = 0; g < PAGES; g++)
+		if (listed[g])
+			(void)*(volatile unsigned char *)(f->mem + ((BASE_GFN + g) << 12));
+	kevd_pager_get_stats(f->pager, &st);
+	ck_assert_uint_eq(st.faults, 0);
+	check_content(f, PAGES);  /* touches the rest: misses, all of them */
+	settled_stats(f->pager, &st);
+	ck_assert_uint_eq(st.pages_loaded, PAGES);
+	ck_assert_uint_eq(st.prefetch_misses, st.faults);
+	ck_assert_uint_gt(st.faults, 0);
+	for (size_t g = 0; g < PAGES; g++)
+		ck_assert_int_eq(__atomic_load_n(&f->loads[g], __ATOMIC_RELAXED), 1);
+	stop_and_check(f, &st);
+	teardown(f);
+}
+END_TEST
+
+/* A prefetch racing 8 faulting threads (1-2 handler threads, windows 1
+ * and 16): whoever claims a page first loads it, nothing is loaded twice,
+ * every byte right, and the loads add up. */
+START_TEST(prefetch_under_storm)
+{
+	enum { FILE_PAGES = 600, ZERO_PAGES = 60, PAGES = FILE_PAGES + 1 + ZERO_PAGES, NT = 8 };
+	struct kevd_pager_config cfg = { .window_pages = _i % 2 ? 16 : 1, .handler_threads = 1 + (unsigned)_i / 2 };
+
+	for (int round = 0; round < 4; round++) {
+		struct fixture *f = setup(FILE_PAGES, ZERO_PAGES, &cfg, false);
+		struct kevd_error err = KEVD_ERROR_INIT;
+		uint64_t list[PAGES + 2];
+		uint32_t order[PAGES];
+		bool listed[PAGES];
+		size_t n = make_list(list, PAGES, (unsigned)round + 11, listed);
+		struct toucher ts[NT];
+		struct kevd_pager_stats st;
+		unsigned seed = (unsigned)round * 3 + 1;
+
+		for (size_t i = 0; i < PAGES; i++)
+			order[i] = round % 2 ? (uint32_t)(rand_r(&seed) % PAGES) : (uint32_t)(PAGES - 1 - i);
+		ck_assert_int_eq(kevd_pager_prefetch(f->pager, list, n, &err), 0);
+		if (kevd_pager_start(f->pager, &err) < 0)
+			ck_abort_msg("%s", err.msg);
+		storm(f, NT, order, PAGES, ts);
+		check_content(f, PAGES);
+		wait_prefetched(f->pager, &st);
+		settled_stats(f->pager, &st);
+		ck_assert_uint_eq(st.pages_loaded, PAGES);
+		ck_assert_uint_eq(st.pages_prefetched + st.pages_loaded_demand + st.pages_loaded_around, PAGES);
+		ck_assert_uint_le(st.prefetch_misses, st.faults);
+		for (size_t g = 0; g < PAGES; g++)
+			ck_assert_msg(__atomic_load_n(&f->loads[g], __ATOMIC_RELAXED) == 1, "page %zu loaded %d times", g,
+				      __atomic_load_n(&f->loads[g], __ATOMIC_RELAXED));
+		stop_and_check(f, &st);
+		teardown(f);
+	}
+}
+END_TEST
+
+/* A recording: the pages loaded, in load order, each once; it ends at the
+ * stop, and a recording given a short run time ends by itself, holding
+ * only what was loaded before. */
+START_TEST(record_loads)
+{
+	enum { FILE_PAGES = 100, PAGES = FILE_PAGES + 1 };
+	struct kevd_pager_config cfg = { .window_pages = _i ? 8 : 1 };
+	struct fixture *f = setup(FILE_PAGES, 0, &cfg, false);
+	struct kevd_error err = KEVD_ERROR_INIT;
+	struct kevd_pager_recording *rec;
+	struct kevd_pager_stats st;
+	uint64_t *got;
+	uint32_t order[PAGES];
+	bool seen[PAGES] = { false };
+	unsigned seed = 3;
+	size_t n;
+
+	ck_assert_int_eq(kevd_pager_record(f->pager, 60000, NULL, &rec, &err), 0);
+	if (kevd_pager_start(f->pager, &err) < 0)
+		ck_abort_msg("%s", err.msg);
+	for (size_t i = 0; i < PAGES; i++)
+		order[i] = (uint32_t)i;
+	for (size_t i = PAGES; i > 1; i--) {
+		size_t j = (size_t)rand_r(&seed) % i;
+		uint32_t t = order[i - 1];
+
+		order[i - 1] = order[j];
+		order[j] = t;
+	}
+	for (size_t i = 0; i < PAGES; i++)
+		(void)*(volatile unsigned char *)(f->mem + ((BASE_GFN + order[i]) << 12));
+	kevd_pager_get_stats(f->pager, &st);
+	ck_assert_int_eq(st.working_set, KEVD_PAGER_WS_RECORDING);
+	ck_assert(!kevd_pager_recording_ended(rec));
+	kevd_pager_stop(f->pager);
+	ck_assert(kevd_pager_recording_ended(rec));
+	kevd_pager_get_stats(f->pager, &st);
+	ck_assert_int_eq(st.working_set, KEVD_PAGER_WS_RECORDED);
+	ck_assert_uint_eq(st.working_set_pages, PAGES);
+	ck_assert_int_eq(kevd_pager_recording_pages(rec, &got, &n), 0);
+	ck_assert_uint_eq(n, PAGES);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_uint_ge(got[i], BASE_GFN);
+		ck_assert_uint_lt(got[i], BASE_GFN + PAGES);
+		ck_assert(!seen[got[i] - BASE_GFN]);
+		seen[got[i] - BASE_GFN] = true;
+		/* Window 1: one page a fault, so the touch order itself. */
+		if (!_i)
+			ck_assert_uint_eq(got[i], BASE_GFN + order[i]);
+	}
+	free(got);
+	/* The recording outlives the pager. */
+	teardown(f);
+	ck_assert_int_eq(kevd_pager_recording_pages(rec, &got, &n), 0);
+	ck_assert_uint_eq(n, PAGES);
+	free(got);
+	kevd_pager_recording_unref(rec);
+
+	/* 100 ms of run time (from the start: no guest clock given). */
+	f = setup(FILE_PAGES, 0, &cfg, false);
+	ck_assert_int_eq(kevd_pager_record(f->pager, 100, NULL, &rec, &err), 0);
+	if (kevd_pager_start(f->pager, &err) < 0)
+		ck_abort_msg("%s", err.msg);
+	for (size_t i = 0; i < 10; i++)
+		(void)*(volatile unsigned char *)(f->mem + ((BASE_GFN + i) << 12));
+	for (int i = 0; i < 300 && !kevd_pager_recording_ended(rec); i++)
+		usleep(10000);
+	ck_assert(kevd_pager_recording_ended(rec));
+	for (size_t i = 50; i < PAGES; i++)
+		(void)*(volatile unsigned char *)(f->mem + ((BASE_GFN + i) << 12));
+	ck_assert_int_eq(kevd_pager_recording_pages(rec, &got, &n), 0);
+	ck_assert_uint_ge(n, 10);
+	ck_assert_uint_le(n, _i ? 16 : 10);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_uint_lt(got[i], BASE_GFN + 50);
+	free(got);
+	kevd_pager_recording_unref(rec);
+	teardown(f);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("pager");
@@ -751,6 +963,9 @@ static Suite *suite(void)
 	tcase_add_test(t, identities_partial_copy);
 	tcase_add_loop_test(t, identities_injected_storm, 0, 3);
 	tcase_add_test(t, error_paths);
+	tcase_add_test(t, prefetch_alone);
+	tcase_add_loop_test(t, prefetch_under_storm, 0, 4);
+	tcase_add_loop_test(t, record_loads, 0, 2);
 	suite_add_tcase(s, t);
 	return s;
 }

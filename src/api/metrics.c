@@ -80,20 +80,29 @@ static void render_pager_scalars(const struct scrape *s)
 		if (!ps->metric)
 			continue;
 		help(s->f, ps->metric, ps->type, ps->help);
-		for (size_t i = 0; i < s->nvms; i++)
-			fprintf(s->f, "%s{vm=\"%s\"} %" PRIu64 "\n", ps->metric, s->vms[i].name, ps->value(&s->st[i]));
+		for (size_t i = 0; i < s->nvms; i++) {
+			uint64_t v = ps->value(&s->st[i]);
+
+			/* Only a MEASURED row's value can be that: not measurable here. */
+			if (v == KEVD_PAGER_UNMEASURED)
+				fprintf(s->f, "%s{vm=\"%s\"} NaN\n", ps->metric, s->vms[i].name);
+			else
+				fprintf(s->f, "%s{vm=\"%s\"} %" PRIu64 "\n", ps->metric, s->vms[i].name, v);
+		}
 	}
 }
 
 static void render_pages_loaded(const struct scrape *s)
 {
 	help(s->f, "kevd_vm_pager_pages_loaded_total", "counter",
-	     "Image pages installed, by cause: the faulting page (demand) or its neighbours (fault_around).");
+	     "Image pages installed, by cause: the faulting page (demand), its neighbours (fault_around) or the working-set prefetch (prefetch).");
 	for (size_t i = 0; i < s->nvms; i++) {
 		fprintf(s->f, "kevd_vm_pager_pages_loaded_total{vm=\"%s\",cause=\"demand\"} %" PRIu64 "\n",
 			s->vms[i].name, s->st[i].pages_loaded_demand);
 		fprintf(s->f, "kevd_vm_pager_pages_loaded_total{vm=\"%s\",cause=\"fault_around\"} %" PRIu64 "\n",
 			s->vms[i].name, s->st[i].pages_loaded_around);
+		fprintf(s->f, "kevd_vm_pager_pages_loaded_total{vm=\"%s\",cause=\"prefetch\"} %" PRIu64 "\n",
+			s->vms[i].name, s->st[i].pages_prefetched);
 	}
 }
 

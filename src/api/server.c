@@ -24,6 +24,7 @@
 #include "api/server_internal.h"
 #include "api/snapshots.h"
 #include "api/vm_handlers.h"
+#include "api/workingsets.h"
 #include "common/log.h"
 
 void kevd_server_changed(struct kevd_server *srv)
@@ -104,6 +105,9 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	kevd_imagecache_sweep(srv->images);
+	/* Recordings that ended go to a worker to be written. */
+	if (!srv->shutting_down)
+		kevd_wsstore_poll(srv->wsets, srv->jobs);
 }
 
 /* The shared images, and the timer that lets unused ones go. */
@@ -154,6 +158,8 @@ static int setup_state(struct kevd_server *srv, const struct kevd_server_setting
 	if (srv->image_dirfd < 0)
 		return srv->image_dirfd;
 	open_snapshots(srv, s);
+	if ((r = kevd_wsstore_new(s->workingset_dir, &srv->wsets, err)) < 0)
+		return r;
 	srv->eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (srv->eventfd < 0)
 		return kevd_error_sys(err, errno, "api: eventfd");
@@ -253,6 +259,8 @@ void kevd_server_free(struct kevd_server *srv)
 	if (srv->sweep_event)
 		event_free(srv->sweep_event);
 	kevd_imagecache_free(srv->images);
+	/* After the jobs and the VMs: recordings not written by now are dropped. */
+	kevd_wsstore_free(srv->wsets);
 	kevd_snapstore_free(srv->snapshots);
 	kevd_http_free(srv->http);
 	if (srv->end_event)

@@ -29,6 +29,7 @@ struct kevd_server_settings {
 	socklen_t metrics_len;
 	const char *image_dir;
 	const char *snapshot_dir;      /* NULL = no snapshots; opened (made) at start, not on reloads */
+	const char *workingset_dir;    /* the kernels' boot working sets; NULL = none; the same */
 	size_t max_body_bytes;
 	unsigned request_timeout_s;
 	unsigned max_connections;      /* per listener; 0 = the default, 256 */
@@ -43,6 +44,7 @@ struct kevd_server_settings {
 	unsigned window_max_pages;
 	unsigned cache_keep_s;         /* an unused shared image is kept this long */
 	uint64_t cache_max_mib;        /* and while unused ones hold at most this */
+	unsigned record_ms;            /* working sets recorded for this long; 0 = none */
 };
 
 struct kevd_server;

@@ -24,6 +24,7 @@ struct kevd_jobs;
 struct kevd_listener;
 struct kevd_registry;
 struct kevd_snapstore;
+struct kevd_wsstore;
 
 struct kevd_server {
 	struct event_base *base;               /* borrowed */
@@ -41,6 +42,7 @@ struct kevd_server {
 	struct kevd_imagecache *images;        /* owned: the shared images; outlives the VMs */
 	struct kevd_snapstore *snapshots;      /* owned; NULL when unavailable, see snapshots_error */
 	char snapshots_error[1024];
+	struct kevd_wsstore *wsets;            /* owned: the working sets, and their recordings under way */
 	struct kevd_jobs *jobs;                /* owned: creates, starts, stops, deletes off the loop */
 	struct create_job *creates;            /* creates under way: their names are taken (vm_handlers.c) */
 	unsigned creating;                     /* how many, counted against max_vms */

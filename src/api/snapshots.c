@@ -374,6 +374,8 @@ void kevd_snapshot_free(struct kevd_snapshot *s)
 	json_decref(s->manifest);
 	if (s->memory_fd >= 0)
 		close(s->memory_fd);
+	if (s->dirfd >= 0)
+		close(s->dirfd);
 	free(s->memory_path);
 	free(s->pages);
 	free(s->state);
@@ -443,6 +445,7 @@ static int load_at(struct kevd_snapstore *st, const char *name, int dfd, bool sa
 	if (!s)
 		return kevd_error_sys(err, ENOMEM, "snapshot '%s'", name);
 	s->memory_fd = -1;
+	s->dirfd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
 	if ((r = read_manifest(st, name, dfd, &s->manifest, err)) == 0) {
 		s->name = json_string_value(json_object_get(s->manifest, "name"));
 		if (!s->name || (same_name && strcmp(s->name, name)))

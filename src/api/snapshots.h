@@ -34,6 +34,7 @@ struct kevd_snapshot {
 	enum kevd_boot_protocol protocol;
 	struct kevd_image_identity kernel_id;
 	int memory_fd;                     /* owned until handed to the VM; -1 */
+	int dirfd;                         /* owned: its directory (for its working set) */
 	char *memory_path;                 /* owned */
 	struct kevd_image_page *pages;     /* owned until handed to the VM */
 	size_t npages;

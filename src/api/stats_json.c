@@ -13,6 +13,7 @@
 #define JSON_SETUP(v) INT(v)
 #define JSON_EARLIEST(v) ((v) ? INT(v) : json_null())
 #define JSON_LATEST(v) ((v) ? INT(v) : json_null())
+#define JSON_MEASURED(v) ((v) == KEVD_PAGER_UNMEASURED ? json_null() : INT(v))
 #define JSON_MEMBER(field, how, json, metric, type, help) SET(o, json, JSON_##how(st->field));
 
 json_t *kevd_json_pager_stats(const struct kevd_pager_stats *st)
@@ -23,6 +24,7 @@ json_t *kevd_json_pager_stats(const struct kevd_pager_stats *st)
 
 	SET(o, "mode", json_string(st->eager ? "eager" : st->shared ? "lazy" : "lazy-private"));
 	SET(o, "backing", json_string(st->shared ? "shared" : "private"));
+	SET(o, "working_set", json_string(kevd_pager_working_set_name(st->working_set)));
 	KEVD_PAGER_STATS(JSON_MEMBER)
 	for (int b = 0; b < KEVD_PAGER_HIST_BUCKETS; b++) {
 		json_t *le = b == KEVD_PAGER_HIST_BUCKETS - 1 ? json_null() : INT(1ull << b);

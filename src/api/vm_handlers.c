@@ -31,6 +31,7 @@
 #include "api/snapshots.h"
 #include "api/stats_json.h"
 #include "api/vm_handlers.h"
+#include "api/workingsets.h"
 #include "common/cleanup.h"
 #include "common/log.h"
 
@@ -82,6 +83,9 @@ struct create_job {
 	int dirfd;                       /* owned dup of the image directory, as it was at the request */
 	struct kevd_snapshot *snap;      /* owned: a restore's snapshot, read and checked; NULL = boot */
 	struct kevd_vm *vm;              /* made by run(), owned until done() adds it */
+	unsigned record_ms;              /* [snapshot] record_ms as the create began */
+	struct kevd_wslist *ws_list;     /* reserved by run() when the VM records its working set */
+	struct kevd_pager_recording *ws_rec;  /* owned reference: that recording */
 	int status;                      /* 0, or the HTTP status of the failure in err */
 	struct kevd_error err;
 	struct create_job *next_pending; /* the server's list of creates under way (loop thread) */
@@ -166,6 +170,49 @@ static void fill_config(struct kevd_server *srv, const struct kevd_create_reques
 	cfg->cb_arg = srv;
 }
 
+/* Worker, before the VM starts: its working set (docs/pager.md), a
+ * restore's beside its snapshot, a boot's under its kernel's identity.
+ * Prefetched if there is one, recorded if not; nothing that goes wrong
+ * here fails the create. */
+static void plan_working_set(struct create_job *c)
+{
+	struct kevd_wsstore *ws = c->srv->wsets;
+	struct kevd_error e = KEVD_ERROR_INIT;
+	cleanup_free uint64_t *gfns = NULL;
+	char name[32], path[4200], what[600];
+	int dirfd;
+	size_t n;
+
+	if (!c->record_ms || c->cfg.eager)
+		return;
+	if (c->snap) {
+		dirfd = c->snap->dirfd;
+		snprintf(name, sizeof(name), "%s", KEVD_WORKINGSET_FILE);
+		snprintf(path, sizeof(path), "%s/%s/%s", kevd_snapstore_path(c->srv->snapshots), c->cr.snapshot, name);
+		snprintf(what, sizeof(what), "vm '%s': snapshot '%s'", c->name, c->cr.snapshot);
+	} else {
+		dirfd = kevd_wsstore_dirfd(ws);
+		kevd_vm_kernel_digest(c->vm, name);
+		snprintf(path, sizeof(path), "%s/%s", kevd_wsstore_path(ws), name);
+		snprintf(what, sizeof(what), "vm '%s': kernel '%s'", c->name, c->cr.kernel);
+	}
+	switch (kevd_wsstore_plan(ws, dirfd, name, path, what, &gfns, &n, &c->ws_list)) {
+	case KEVD_WS_PREFETCH:
+		if (kevd_vm_prefetch_working_set(c->vm, gfns, n, &e) < 0)
+			kevd_warn("api: %s: working set not prefetched: %s", what, e.msg);
+		break;
+	case KEVD_WS_RECORD:
+		if (kevd_vm_record_working_set(c->vm, c->record_ms, &c->ws_rec, &e) < 0) {
+			kevd_warn("api: %s: working set not recorded: %s", what, e.msg);
+			kevd_wsstore_drop(ws, c->ws_list);
+			c->ws_list = NULL;
+		}
+		break;
+	case KEVD_WS_NOTHING:
+		break;
+	}
+}
+
 /* Worker: opens the images, creates the VM and starts it unless asked not
  * to. */
 static void create_run(struct kevd_job *job)
@@ -192,6 +239,7 @@ static void create_run(struct kevd_job *job)
 		c->status = image_status(c->err.errnum);
 		return;
 	}
+	plan_working_set(c);
 	if (c->cr.start && kevd_vm_start(c->vm, &c->err) < 0) {
 		kevd_vm_free(c->vm);
 		c->vm = NULL;
@@ -212,6 +260,10 @@ static void create_job_free(struct create_job *c)
 	c->srv->creating_memory -= c->cr.memory_mib;
 	if (c->dirfd >= 0)
 		close(c->dirfd);
+	/* A recording whose VM was not made (or is gone) is not kept. */
+	if (c->ws_list)
+		kevd_wsstore_drop(c->srv->wsets, c->ws_list);
+	kevd_pager_recording_unref(c->ws_rec);
 	kevd_request_create_free(&c->cr);
 	kevd_snapshot_free(c->snap);
 	free(c->name);
@@ -237,6 +289,11 @@ static void create_done(struct kevd_job *job)
 		kevd_http_fail(srv->http, c->req, 500, "out of memory");
 		create_job_free(c);
 		return;
+	}
+	if (c->ws_list) {
+		kevd_wsstore_track(srv->wsets, c->ws_list, c->ws_rec);
+		c->ws_list = NULL;
+		c->ws_rec = NULL;
 	}
 	if (c->snap)
 		kevd_info("api: vm '%s' (%s) restored from snapshot '%s'", kevd_registry_entry_name(e), c->id,
@@ -275,6 +332,7 @@ static int create_from(struct kevd_server *srv, struct evhttp_request *req, stru
 	};
 	kevd_registry_new_id(srv->registry, c->id);
 	fill_config(srv, &c->cr, c->id, &c->cfg);
+	c->record_ms = srv->settings.record_ms;
 	c->name = strdup(c->cfg.name);
 	/* The directory as it is now: a reload may replace it meanwhile. */
 	c->dirfd = fcntl(srv->image_dirfd, F_DUPFD_CLOEXEC, 3);

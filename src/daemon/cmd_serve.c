@@ -104,15 +104,18 @@ static int settings_from(const struct kevd_config *c, const char *token, struct 
 		.max_memory_mib = c->max_memory_mib, .max_total_memory_mib = c->max_total_memory_mib,
 		.console_bytes = c->console_bytes, .pager_threads = c->pager_threads,
 		.window_pages = c->window_pages, .window_max_pages = c->window_max_pages,
-		.cache_keep_s = c->cache_keep_s, .cache_max_mib = c->cache_max_mib,
+		.cache_keep_s = c->cache_keep_s, .cache_max_mib = c->cache_max_mib, .record_ms = c->record_ms,
 	};
-	static char snapshot_dir[4096];
+	static char snapshot_dir[4096], workingset_dir[4096];
 
 	s->metrics_listen = c->metrics_listen;
 	/* Read at start only (kevd_server_update keeps the first). */
 	if (c->state_dir && snprintf(snapshot_dir, sizeof(snapshot_dir), "%s/snapshots", c->state_dir) <
 				    (int)sizeof(snapshot_dir))
 		s->snapshot_dir = snapshot_dir;
+	if (c->state_dir && snprintf(workingset_dir, sizeof(workingset_dir), "%s/workingsets", c->state_dir) <
+				    (int)sizeof(workingset_dir))
+		s->workingset_dir = workingset_dir;
 	if (c->listen && kevd_config_listen_addr(c->listen, &s->listen_addr, &s->listen_len, err) < 0)
 		return -EINVAL;
 	if (c->metrics_listen && kevd_config_listen_addr(c->metrics_listen, &s->metrics_addr, &s->metrics_len, err) < 0)

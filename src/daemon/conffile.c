@@ -87,6 +87,8 @@ static const struct key_def keys[] = {
 	  KT_UINT, false, FIELD(cache_keep_s), 0, 86400 },
 	{ { "pager", "cache_max_mib", "1024", "most MiB the shared images no VM uses keep, 0..1048576" },
 	  KT_UINT, false, FIELD(cache_max_mib), 0, 1048576 },
+	{ { "snapshot", "record_ms", "1000", "ms of guest run time whose pages a first restore of a snapshot or first boot of a kernel records for the next ones to prefetch, 0..3600000 (0: off)" },
+	  KT_UINT, false, FIELD(record_ms), 0, 3600000 },
 	{ { "log", "level", "info", "least severe messages logged: error, warn, info or debug" },
 	  KT_LEVEL, false, FIELD(log_level), 0, 0 },
 	{ { "metrics", "listen", "", "optional TCP listener serving only /metrics and /v1/health, without a token; ADDR:PORT; empty: none" },
@@ -95,8 +97,8 @@ static const struct key_def keys[] = {
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
-static const char *const sections[] = { "api", "paths", "limits", "pager", "log", "metrics" };
-#define SECTION_LIST "api, paths, limits, pager, log, metrics"
+static const char *const sections[] = { "api", "paths", "limits", "pager", "snapshot", "log", "metrics" };
+#define SECTION_LIST "api, paths, limits, pager, snapshot, log, metrics"
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 

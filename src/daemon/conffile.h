@@ -48,6 +48,8 @@ struct kevd_config {
 	unsigned window_max_pages;     /* window_max_pages */
 	unsigned cache_keep_s;         /* cache_keep_s */
 	uint64_t cache_max_mib;        /* cache_max_mib */
+	/* [snapshot] */
+	unsigned record_ms;            /* record_ms: working sets recorded for this long; 0 = none */
 	/* [log] */
 	enum kevd_log_level log_level; /* level */
 	/* [metrics] */

@@ -174,25 +174,6 @@ static void entry_free(struct kevd_cached_image *e)
 	free(e);
 }
 
-/* FNV-1a over the identity: a short, stable name for labels and URLs. */
-static void identity_digest(const struct kevd_image_identity *id, char out[17])
-{
-	const uint64_t words[] = {
-		id->dev, id->ino, id->size, (uint64_t)id->mtime_ns, (uint64_t)id->ctime_ns,
-		id->flat_dev, id->flat_ino, id->flat_size, id->flat_gpa, (uint64_t)id->flat_mtime_ns,
-		(uint64_t)id->flat_ctime_ns, id->ovl_dev, id->ovl_ino, id->ovl_size, (uint64_t)id->ovl_mtime_ns,
-		(uint64_t)id->ovl_ctime_ns,
-	};
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++)
-		for (unsigned b = 0; b < 64; b += 8) {
-			h ^= (words[w] >> b) & 0xff;
-			h *= 0x100000001b3ull;
-		}
-	snprintf(out, 17, "%016llx", (unsigned long long)h);
-}
-
 static int entry_new(struct kevd_imagecache *c, struct kevd_image *img, struct kevd_cached_image **out,
 		     struct kevd_error *err)
 {
@@ -214,7 +195,7 @@ static int entry_new(struct kevd_imagecache *c, struct kevd_image *img, struct k
 	pthread_mutex_init(&e->failure_lock, NULL);
 	e->img = kevd_image_ref(img);
 	kevd_image_identity(img, &e->identity);
-	identity_digest(&e->identity, e->id);
+	kevd_image_identity_digest(&e->identity, e->id);
 	e->ext_off = calloc(next ? next : 1, sizeof(*e->ext_off));
 	if (!e->ext_off) {
 		r = kevd_error_sys(err, ENOMEM, "image cache");

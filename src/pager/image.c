@@ -13,6 +13,7 @@
 #include <gelf.h>
 #include <libelf.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -463,6 +464,26 @@ void kevd_image_identity(const struct kevd_image *img, struct kevd_image_identit
 		id->ovl_mtime_ns = (int64_t)img->ovl_st.st_mtim.tv_sec * 1000000000 + img->ovl_st.st_mtim.tv_nsec;
 		id->ovl_ctime_ns = (int64_t)img->ovl_st.st_ctim.tv_sec * 1000000000 + img->ovl_st.st_ctim.tv_nsec;
 	}
+}
+
+/* FNV-1a over the identity: a short, stable name for labels, URLs and
+ * files. */
+void kevd_image_identity_digest(const struct kevd_image_identity *id, char out[17])
+{
+	const uint64_t words[] = {
+		id->dev, id->ino, id->size, (uint64_t)id->mtime_ns, (uint64_t)id->ctime_ns,
+		id->flat_dev, id->flat_ino, id->flat_size, id->flat_gpa, (uint64_t)id->flat_mtime_ns,
+		(uint64_t)id->flat_ctime_ns, id->ovl_dev, id->ovl_ino, id->ovl_size, (uint64_t)id->ovl_mtime_ns,
+		(uint64_t)id->ovl_ctime_ns,
+	};
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++)
+		for (unsigned b = 0; b < 64; b += 8) {
+			h ^= (words[w] >> b) & 0xff;
+			h *= 0x100000001b3ull;
+		}
+	snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
 const char *kevd_image_overlay_path(const struct kevd_image *img)

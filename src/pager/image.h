@@ -69,6 +69,9 @@ struct kevd_image_identity {
 
 void kevd_image_identity(const struct kevd_image *img, struct kevd_image_identity *id);
 bool kevd_image_identity_equal(const struct kevd_image_identity *a, const struct kevd_image_identity *b);
+/* A 64-bit digest of the identity in 16 hex digits: the image cache's id
+ * of its entry, and the name of the identity's boot working set. */
+void kevd_image_identity_digest(const struct kevd_image_identity *id, char out[17]);
 
 const char *kevd_image_path(const struct kevd_image *img);
 enum kevd_image_class kevd_image_class(const struct kevd_image *img);

@@ -128,6 +128,7 @@ int kevd_pager_new(struct kevd_image *img, const struct kevd_pager_config *cfg,
 	p->img = img;
 	p->uffd = -1;
 	p->stopfd = -1;
+	p->pagemap = -1;
 	if (cfg)
 		p->cfg = *cfg;
 	if (!p->cfg.handler_threads)
@@ -314,6 +315,7 @@ int kevd_pager_start(struct kevd_pager *p, struct kevd_error *err)
 	if (p->cfg.eager)
 		return load_eager(p, err);
 
+	kevd_pager_ws_prepare(p);
 	__atomic_store_n(&p->handlers, calloc(p->cfg.handler_threads, sizeof(*p->handlers)), __ATOMIC_RELEASE);
 	if (!p->handlers)
 		return kevd_error_sys(err, ENOMEM, "pager");
@@ -333,7 +335,7 @@ int kevd_pager_start(struct kevd_pager *p, struct kevd_error *err)
 		snprintf(name, sizeof(name), "pager-%u", i % KEVD_PAGER_MAX_THREADS);
 		pthread_setname_np(h->thread, name);
 	}
-	return 0;
+	return kevd_pager_ws_start(p, err);
 }
 
 int kevd_pager_quiesce(struct kevd_pager *p, int timeout_ms)
@@ -354,6 +356,7 @@ void kevd_pager_stop(struct kevd_pager *p)
 {
 	if (!p)
 		return;
+	__atomic_store_n(&p->stopping, 1, __ATOMIC_RELEASE);
 	if (p->handlers) {
 		uint64_t one = 1;
 
@@ -366,6 +369,9 @@ void kevd_pager_stop(struct kevd_pager *p)
 			p->handlers[i].started = false;
 		}
 	}
+	/* The working set's last walks read this VM's view of the cache:
+	 * before it goes. */
+	kevd_pager_ws_stop(p);
 	/* Shared, the guest's view of the cache goes first: once the
 	 * userfaultfd is closed, a touch of a hole (a vCPU still about, a
 	 * late inspection) would make the kernel add a zero page to the memfd
@@ -399,6 +405,7 @@ void kevd_pager_free(struct kevd_pager *p)
 			free(p->handlers[i].buf);
 		free(p->handlers);
 	}
+	kevd_pager_ws_free(p);
 	if (p->stopfd >= 0)
 		close(p->stopfd);
 	if (p->cached)

@@ -19,6 +19,12 @@
  *            with UFFDIO_COPY.
  * In eager mode the whole image is copied in before the guest runs.
  *
+ * The working set (workingset.c, docs/pager.md "Working set"): a pager
+ * either records the pages it loads, in load order, until the guest has
+ * run a while, or is given such a list and prefetches it on a thread of
+ * its own, in guest-physical order, through the same claims as the faults
+ * (which keep being served first).
+ *
  * Statistics are per handler thread, written only by their thread and
  * summed when read, so reading them never stops the faults; each is
  * declared once, in KEVD_PAGER_STATS below.
@@ -53,6 +59,24 @@
 /* Faulting threads tracked individually per handler thread; more are
  * counted in faults_other_threads. */
 #define KEVD_PAGER_MAX_TIDS 64
+/* Pages per read of the working-set prefetch (1 MiB, the default largest
+ * fault-around window): a demand fault that meets a page the prefetch
+ * claimed waits for at most one such read, as it may for a fault's. */
+#define KEVD_PAGER_PREFETCH_RUN 256
+/* Pages at the start of a working set prefetched first, in their order:
+ * those a recording loaded first. */
+#define KEVD_PAGER_PREFETCH_HEAD 512
+/* A statistic that cannot be measured here (JSON null, NaN in /metrics). */
+#define KEVD_PAGER_UNMEASURED UINT64_MAX
+
+/* What a pager does with the working set. */
+enum kevd_pager_working_set {
+	KEVD_PAGER_WS_NONE,
+	KEVD_PAGER_WS_RECORDING,   /* recording the pages it loads */
+	KEVD_PAGER_WS_RECORDED,    /* the recording has ended */
+	KEVD_PAGER_WS_PREFETCHED,  /* given a list to prefetch */
+};
+const char *kevd_pager_working_set_name(enum kevd_pager_working_set ws);
 
 struct kevd_pager;
 
@@ -67,6 +91,7 @@ struct kevd_pager_config {
 	unsigned window_max_pages; /* the window grows up to this; 0 = default (at least window_pages) */
 	unsigned stripes;          /* page state hash stripes; 0 = default */
 	bool eager;                /* load everything at start, no userfaultfd */
+	unsigned prefetch_nice;    /* nice of the working-set thread (the guest's: below the handler threads) */
 	struct kevd_imagecache *cache;  /* lazy: share the image through it; NULL = private backing */
 	kevd_pager_failure_fn on_failure;
 	kevd_pager_load_fn on_load;
@@ -93,6 +118,8 @@ struct kevd_pager_thread_faults {
  *             PAGER     no per-thread part: set by hand in kevd_pager_get_stats()
  *                       from the pager, its image or its page-state table
  *             SETUP     the same, an unsigned piece of the configuration
+ *             MEASURED  as PAGER, but KEVD_PAGER_UNMEASURED when this pager
+ *                       cannot tell (JSON null, NaN in /metrics)
  *   json    its key in kevd_json_pager_stats() (EARLIEST/LATEST: null when 0)
  *   metric  its per-VM Prometheus metric (label vm), or NULL for none
  *   type    COUNTER or GAUGE: what the value is, exported or not
@@ -114,7 +141,7 @@ struct kevd_pager_thread_faults {
 	X(image_pages, PAGER, "image_pages", "kevd_vm_image_pages", GAUGE, \
 	  "Guest pages backed by the VM's kernel image.") \
 	X(pages_loaded, PAGER, "pages_loaded", NULL, COUNTER, \
-	  "Image pages installed: pages_loaded_demand + pages_loaded_around, at most image_pages.") \
+	  "Image pages installed: pages_loaded_demand + pages_loaded_around + pages_prefetched, at most image_pages.") \
 	X(pages_loaded_demand, SUM, "pages_loaded_demand", NULL, COUNTER, \
 	  "The faulting page of a load, when installed (exported by hand, cause=\"demand\").") \
 	X(pages_loaded_around, SUM, "pages_loaded_around", NULL, COUNTER, \
@@ -144,7 +171,23 @@ struct kevd_pager_thread_faults {
 	X(latency_sum_ns, SUM, "latency_sum_ns", NULL, COUNTER, \
 	  "Sum of the load latencies in ns (the histogram's sum).") \
 	X(faults_other_threads, SUM, "faults_other_threads", NULL, COUNTER, \
-	  "Faults of threads beyond the KEVD_PAGER_MAX_TIDS counted one by one.")
+	  "Faults of threads beyond the KEVD_PAGER_MAX_TIDS counted one by one.") \
+	X(working_set_pages, PAGER, "working_set_pages", NULL, GAUGE, \
+	  "Pages of the working set: listed for the prefetch, or recorded so far.") \
+	X(pages_prefetched, SUM, "pages_prefetched", NULL, COUNTER, \
+	  "Working-set pages the prefetch loaded itself, not those a fault or another VM had (exported by hand, cause=\"prefetch\").") \
+	X(prefetch_loads, SUM, "prefetch_loads", NULL, COUNTER, \
+	  "Reads of the prefetch, each of up to KEVD_PAGER_PREFETCH_RUN pages.") \
+	X(prefetch_failures, SUM, "prefetch_failures", NULL, COUNTER, \
+	  "Prefetch reads that failed (their pages are published FAILED and the VM fails, as on a fault).") \
+	X(prefetch_hits, MEASURED, "prefetch_hits", "kevd_vm_pager_prefetch_hits", GAUGE, \
+	  "Prefetched pages the guest has touched since (mapped in its page tables; shared backing only).") \
+	X(prefetch_unused, MEASURED, "prefetch_unused", "kevd_vm_pager_prefetch_unused", GAUGE, \
+	  "Prefetched pages the guest has not touched (yet): pages_prefetched - prefetch_hits.") \
+	X(prefetch_misses, SUM, "prefetch_misses", "kevd_vm_pager_prefetch_misses_total", COUNTER, \
+	  "Faults on pages the working set does not list (0 without a prefetch).") \
+	X(prefetch_ns, PAGER, "prefetch_ns", NULL, GAUGE, \
+	  "ns the prefetch pass took; 0 while it runs, or without one.")
 
 /* The C type of a member, by how it is filled. */
 #define KEVD_PAGER_STAT_TYPE_SUM uint64_t
@@ -152,11 +195,13 @@ struct kevd_pager_thread_faults {
 #define KEVD_PAGER_STAT_TYPE_LATEST int64_t
 #define KEVD_PAGER_STAT_TYPE_PAGER uint64_t
 #define KEVD_PAGER_STAT_TYPE_SETUP unsigned
+#define KEVD_PAGER_STAT_TYPE_MEASURED uint64_t
 #define KEVD_PAGER_STAT_MEMBER(field, how, json, metric, type, help) KEVD_PAGER_STAT_TYPE_##how field;
 
 struct kevd_pager_stats {
 	bool eager;
 	bool shared;               /* lazy and backed by the image cache */
+	enum kevd_pager_working_set working_set;
 	KEVD_PAGER_STATS(KEVD_PAGER_STAT_MEMBER)
 	uint64_t latency_hist[KEVD_PAGER_HIST_BUCKETS];
 	uint64_t window_hist[KEVD_PAGER_WINDOW_BUCKETS];
@@ -199,6 +244,43 @@ uint64_t kevd_pager_stats_thread_faults(const struct kevd_pager_stats *st, pid_t
  * the image, which are plain memory).  -ENOENT outside declared memory. */
 int kevd_pager_translate(struct kevd_pager *p, kevd_gpa_t gpa, void **host,
 			 enum kevd_page_state *state, bool *image_backed);
+
+/* ---- the working set (workingset.c) ---- */
+
+/* The pages one pager loaded while it recorded, in load order, each once:
+ * a reference counted object, so that its owner may keep it beyond the
+ * pager's life and read it from any thread. */
+struct kevd_pager_recording;
+
+/* Before start, not in eager mode: records every page this pager loads
+ * (the runs faults load, in load order) until the guest has run RECORD_MS
+ * ms, counted from *RUN_START_NS (the owner's CLOCK_MONOTONIC ns of the
+ * guest's first instruction, 0 until then, read atomically), until
+ * kevd_pager_record_end() or until the pager stops.  Shared, pages the
+ * guest mapped from the cache without a fault (another VM had loaded
+ * them) are added, in guest-physical order, when the recording ends.
+ * *OUT gets a reference. */
+int kevd_pager_record(struct kevd_pager *p, unsigned record_ms, const uint64_t *run_start_ns,
+		      struct kevd_pager_recording **out, struct kevd_error *err);
+/* Ends the recording now (a pause); nothing if there is none. */
+void kevd_pager_record_end(struct kevd_pager *p);
+/* Whether the recording has ended: its list no longer changes. */
+bool kevd_pager_recording_ended(struct kevd_pager_recording *r);
+/* A copy of the list (malloc'd; NULL and 0 when empty); -ENOMEM. */
+int kevd_pager_recording_pages(struct kevd_pager_recording *r, uint64_t **gfns, size_t *n);
+void kevd_pager_recording_unref(struct kevd_pager_recording *r);
+
+/* Before start, not in eager mode nor beside a recording: the working set
+ * GFNS, in the order a recording loaded them (repeats allowed; pages that
+ * are not the image's are left out).  kevd_pager_start() starts a thread
+ * that loads its first KEVD_PAGER_PREFETCH_HEAD pages in that order, then
+ * all of it in guest-physical order from after the last of those, wrapping
+ * around (a fault on a listed page moves it on to where the fault's load
+ * ended), in runs of consecutive pages KEVD_PAGER_PREFETCH_RUN at a time.
+ * It claims each page as a fault does: a page a fault (or, shared, another
+ * VM) loaded first is skipped, and a fault that meets a page the prefetch
+ * claimed waits for that one read.  Copies GFNS. */
+int kevd_pager_prefetch(struct kevd_pager *p, const uint64_t *gfns, size_t n, struct kevd_error *err);
 
 /* What a handler thread may do once it runs (common/sandbox.h). */
 extern const struct kevd_sandbox_role kevd_pager_sandbox_role;

@@ -1,7 +1,8 @@
 /*
  * What the pager's files share: pager.c (lifecycle, registration, eager
- * mode, translation), service.c (the handler threads' fault service) and
- * stats.c (the statistics summary).  Nothing outside src/pager/ sees it.
+ * mode, translation), service.c (the handler threads' fault service),
+ * workingset.c (recording and prefetching the working set) and stats.c
+ * (the statistics summary).  Nothing outside src/pager/ sees it.
  */
 #ifndef KEVD_PAGER_INTERNAL_H
 #define KEVD_PAGER_INTERNAL_H
@@ -46,6 +47,7 @@ struct region {
 #define COUNTER_LATEST(field) uint64_t field;
 #define COUNTER_PAGER(field)
 #define COUNTER_SETUP(field)
+#define COUNTER_MEASURED(field)
 #define COUNTER_MEMBER(field, how, json, metric, type, help) COUNTER_##how(field)
 
 struct counters {
@@ -55,12 +57,19 @@ struct counters {
 	struct { int32_t tid; uint64_t faults; } tids[KEVD_PAGER_MAX_TIDS];
 };
 
+/* A handler thread, or the working-set thread (its counters are those of
+ * the prefetch, its buffer KEVD_PAGER_PREFETCH_RUN pages). */
 struct handler {
 	struct kevd_pager *pager;
-	pthread_t thread;        /* owned by the pager: joined in kevd_pager_free */
+	pthread_t thread;        /* owned by the pager: joined in kevd_pager_stop */
 	bool started;
-	unsigned char *buf;      /* window_max_pages pages (private backing); this thread's only */
+	unsigned char *buf;      /* window_max_pages pages; this thread's only */
 	struct counters c;
+};
+
+/* A run of pages the prefetch loaded. */
+struct ws_run {
+	uint64_t first, n;
 };
 
 /* The fault-around state of one faulting thread (a vCPU): its faults are
@@ -89,11 +98,29 @@ struct kevd_pager {
 	struct handler *handlers;        /* published (release) before any thread starts */
 	struct stream streams[KEVD_PAGER_MAX_TIDS];  /* by faulting thread; see struct stream */
 	bool started;
+	int stopping;                    /* atomic: kevd_pager_stop() under way; the prefetch gives up */
 	int failed;                      /* atomic: first failure reported */
 	unsigned busy;                   /* atomic: handler threads between poll and the end of their batch */
 	uint64_t mono_base_ns, real_base_ns;
 	uint64_t eager_load_ns;          /* relaxed atomics: set by start, read by stats */
 	uint64_t eager_bytes;
+	/* The working set (workingset.c): a recording or a prefetch list,
+	 * never both; set before start. */
+	struct kevd_pager_recording *rec;  /* owned reference; NULL = not recording */
+	uint64_t record_ns;
+	uint64_t ws_started_ns;          /* CLOCK_MONOTONIC: the working-set thread started */
+	const uint64_t *run_start_ns;    /* the owner's: the guest's first instruction, 0 before; atomic */
+	uint64_t *ws;                    /* owned: the prefetch list, sorted, image pages only; immutable */
+	size_t nws;
+	uint64_t *ws_head;               /* owned: its first pages in the order given (load order); immutable */
+	size_t nws_head;
+	uint64_t ws_hint;                /* atomic: 1 + where a fault's load on a listed page ended; 0 = none */
+	struct handler *wsh;             /* the working-set thread; published (release) before it starts */
+	int pagemap;                     /* owned: /proc/self/pagemap, -1 without a working set */
+	struct ws_run *runs;             /* owned: what the prefetch loaded; the working-set thread's until joined */
+	size_t nruns, cap_runs;
+	uint64_t prefetch_hits;          /* relaxed atomics, read by stats */
+	uint64_t prefetch_ns;
 };
 
 static inline void store(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
@@ -111,5 +138,27 @@ const struct region *kevd_pager_region_of_host(const struct kevd_pager *p, uint6
 /* A handler thread (ARG = its struct handler): serves fault events until
  * the stop eventfd is readable or the userfaultfd closes. */
 void *kevd_pager_handler_main(void *arg);
+
+/* service.c, for the prefetch: the owner hears of the first failure;
+ * UFFDIO_COPY of LEN bytes from BUF to HOST (*DONE: the bytes in place,
+ * also on failure); poisoning this VM's NPAGES pages at HOST. */
+void kevd_pager_report_failure(struct kevd_pager *p, uint64_t gfn, const struct kevd_error *e);
+int kevd_pager_copy_in(struct handler *h, uint64_t host, const unsigned char *buf, uint64_t len, uint64_t *done,
+		       struct kevd_error *err);
+void kevd_pager_poison(struct kevd_pager *p, uint64_t host, uint64_t npages);
+
+/* workingset.c: adds the NPAGES pages loaded from FIRST to the recording
+ * (a handler thread, after a load); whether GFN is in the prefetch list;
+ * what the handler threads read, set before they start, and the
+ * working-set thread, started after them (kevd_pager_start); and what is
+ * left once every thread is joined (kevd_pager_stop, before the shared
+ * view goes): the recording ended, the hits counted a last time. */
+void kevd_pager_record_load(struct kevd_pager *p, uint64_t first, uint64_t npages);
+bool kevd_pager_ws_listed(const struct kevd_pager *p, uint64_t gfn);
+void kevd_pager_ws_prepare(struct kevd_pager *p);
+int kevd_pager_ws_start(struct kevd_pager *p, struct kevd_error *err);
+void kevd_pager_ws_stop(struct kevd_pager *p);
+void kevd_pager_ws_free(struct kevd_pager *p);
+enum kevd_pager_working_set kevd_pager_ws_state(struct kevd_pager *p, uint64_t *pages);
 
 #endif

@@ -61,7 +61,7 @@ static void wake_range(struct kevd_pager *p, uint64_t addr, uint64_t len)
 	ioctl(p->uffd, UFFDIO_WAKE, &r);
 }
 
-static void report_failure(struct kevd_pager *p, uint64_t gfn, const struct kevd_error *e)
+void kevd_pager_report_failure(struct kevd_pager *p, uint64_t gfn, const struct kevd_error *e)
 {
 	if (__atomic_exchange_n(&p->failed, 1, __ATOMIC_ACQ_REL))
 		return;
@@ -74,8 +74,8 @@ static void report_failure(struct kevd_pager *p, uint64_t gfn, const struct kevd
  * growing sleep, never a spin; skips (and wakes) a page that is already
  * present.  *DONE gets how many bytes from HOST are in place (installed or
  * already there), also when it fails. */
-static int copy_in(struct handler *h, uint64_t host, const unsigned char *buf, uint64_t len, uint64_t *done_out,
-		   struct kevd_error *err)
+int kevd_pager_copy_in(struct handler *h, uint64_t host, const unsigned char *buf, uint64_t len, uint64_t *done_out,
+		       struct kevd_error *err)
 {
 	struct kevd_pager *p = h->pager;
 	uint64_t done = 0;
@@ -179,7 +179,7 @@ static void stream_passed(struct kevd_pager *p, pid_t tid, uint64_t gfn)
  * reaches forward from the fault; any other fault falls back to
  * window_pages, aligned around it.  Clipped to the segment and to the
  * memory region. */
-static void plan_window(struct handler *h, struct run *r, pid_t tid)
+static void plan_window(struct handler *h, struct run *r, pid_t tid, bool listed)
 {
 	struct kevd_pager *p = h->pager;
 	const struct kevd_image_segment *seg = kevd_image_segment_of(p->img, r->gfn);
@@ -191,7 +191,13 @@ static void plan_window(struct handler *h, struct run *r, pid_t tid)
 	bool seq = window && r->gfn >= next && r->gfn < next + window;
 	unsigned size, b = 0;
 
-	if (!seq)
+	/* A page of the working set: the guest has overtaken the prefetch
+	 * and runs on through pages it is known to need, so the largest
+	 * window at once, forward, as a sequential stream's. */
+	if (listed) {
+		seq = true;
+		size = p->cfg.window_max_pages;
+	} else if (!seq)
 		size = p->cfg.window_pages;
 	else
 		size = window * 2 < p->cfg.window_max_pages ? window * 2 : p->cfg.window_max_pages;
@@ -244,17 +250,22 @@ static void claim_run(struct kevd_pager *p, struct run *r, uint32_t *w)
  * present (EEXIST) does not leave the rest unpoisoned.  A page that cannot
  * be poisoned is not woken: its thread would only fault again; the
  * owner's stop ends its wait. */
+void kevd_pager_poison(struct kevd_pager *p, uint64_t host, uint64_t npages)
+{
+	for (uint64_t i = 0; p->poison && i < npages; i++) {
+		struct uffdio_poison po = { .range = { .start = host + (i << KEVD_PAGE_SHIFT), .len = KEVD_PAGE_SIZE } };
+
+		if (ioctl(p->uffd, UFFDIO_POISON, &po) < 0 && errno != EEXIST)
+			kevd_debug("pager: UFFDIO_POISON at 0x%llx: %s",
+				   (unsigned long long)(host + (i << KEVD_PAGE_SHIFT)), strerror(errno));
+	}
+}
+
 static void fail_pages(struct kevd_pager *p, const struct run *r, uint64_t first, uint64_t end,
 		       const struct kevd_error *e)
 {
-	report_failure(p, first, e);
-	for (uint64_t g = first; p->poison && g < end; g++) {
-		struct uffdio_poison po = { .range = { .start = host_of(r, g), .len = KEVD_PAGE_SIZE } };
-
-		if (ioctl(p->uffd, UFFDIO_POISON, &po) < 0 && errno != EEXIST)
-			kevd_debug("pager: UFFDIO_POISON of guest page 0x%llx: %s",
-				   (unsigned long long)(g << KEVD_PAGE_SHIFT), strerror(errno));
-	}
+	kevd_pager_report_failure(p, first, e);
+	kevd_pager_poison(p, host_of(r, first), end - first);
 }
 
 /* Ends the claims of [FIRST, END) of the run as FAILED; the caller counted
@@ -284,6 +295,7 @@ static void copy_failed(struct handler *h, struct run *r, uint64_t installed, st
 	if (ok_end > r->first) {
 		bump(&h->c.pages_loaded_demand, r->gfn < ok_end);
 		bump(&h->c.pages_loaded_around, ok_end - r->first - (r->gfn < ok_end));
+		kevd_pager_record_load(h->pager, r->first, ok_end - r->first);
 		for (uint64_t g = r->first; g < ok_end; g++)
 			kevd_pagestate_publish(r->words[g - r->wstart], KEVD_PAGE_MAPPED);
 		wake_range(h->pager, r->host, installed);
@@ -331,6 +343,7 @@ static void run_done(struct handler *h, struct run *r, uint64_t t0)
 	bump(&h->c.pages_loaded_demand, 1);
 	bump(&h->c.pages_loaded_around, n - 1);
 	record_latency(&h->c, kevd_now_ns(CLOCK_MONOTONIC) - t0);
+	kevd_pager_record_load(p, r->first, n);
 	if (p->cfg.on_load)
 		p->cfg.on_load(p->cfg.cb_arg, r->first, n);
 	for (uint64_t g = r->first; g < r->end; g++)
@@ -351,7 +364,7 @@ static void load_run(struct handler *h, struct run *r, uint64_t t0)
 	if (read_run(h, r) < 0)
 		return;
 	if (!h->pager->cached &&
-	    copy_in(h, r->host, h->buf, (r->end - r->first) << KEVD_PAGE_SHIFT, &installed, &e) < 0) {
+	    kevd_pager_copy_in(h, r->host, h->buf, (r->end - r->first) << KEVD_PAGE_SHIFT, &installed, &e) < 0) {
 		copy_failed(h, r, installed, &e);
 		return;
 	}
@@ -385,6 +398,7 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 	uint64_t t0 = kevd_now_ns(CLOCK_MONOTONIC);
 	struct run r = { .rg = kevd_pager_region_of_host(p, addr) };
 	struct kevd_error e = KEVD_ERROR_INIT;
+	bool listed;
 	uint32_t *w;
 
 	if (!load(&h->c.first_fault_ns))
@@ -401,6 +415,9 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 	}
 	addr &= ~KEVD_PAGE_MASK;
 	r.gfn = (r.rg->gpa + (addr - (uint64_t)(uintptr_t)r.rg->host)) >> KEVD_PAGE_SHIFT;
+	listed = p->nws && kevd_pager_ws_listed(p, r.gfn);
+	if (p->nws && !listed)
+		bump(&h->c.prefetch_misses, 1);
 	/* Shared and filled since the fault was queued: the retried fault
 	 * finds the page in the cache. */
 	if (p->cached && kevd_cached_image_filled(p->cached, r.gfn)) {
@@ -416,7 +433,7 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 		bump(&h->c.faults_unserved, 1);
 		kevd_error_set(&e, ENOMEM, "pager: no memory for the state of guest page 0x%llx",
 			       (unsigned long long)(r.gfn << KEVD_PAGE_SHIFT));
-		report_failure(p, r.gfn, &e);
+		kevd_pager_report_failure(p, r.gfn, &e);
 		return;
 	}
 	if (!kevd_pagestate_claim(w)) {
@@ -424,8 +441,11 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 		stream_passed(p, tid, r.gfn);
 		return;
 	}
-	plan_window(h, &r, tid);
+	plan_window(h, &r, tid, listed);
 	claim_run(p, &r, w);
+	/* The guest is ahead of the prefetch: it goes on past this load. */
+	if (listed)
+		__atomic_store_n(&p->ws_hint, r.end + 1, __ATOMIC_RELAXED);
 	load_run(h, &r, t0);
 }
 

@@ -30,6 +30,7 @@ static int64_t realtime_of(const struct kevd_pager *p, uint64_t mono_ns)
 	}
 #define FOLD_PAGER(d, c)
 #define FOLD_SETUP(d, c)
+#define FOLD_MEASURED(d, c)
 #define FOLD_MEMBER(field, how, json, metric, type, help) FOLD_##how(s->field, c->field)
 
 /* Takes no lock that a fault takes: the per-thread counters and the page
@@ -40,6 +41,7 @@ static int64_t realtime_of(const struct kevd_pager *p, uint64_t mono_ns)
 void kevd_pager_get_stats(struct kevd_pager *p, struct kevd_pager_stats *s)
 {
 	const struct handler *handlers = __atomic_load_n(&p->handlers, __ATOMIC_ACQUIRE);
+	const struct handler *wsh = __atomic_load_n(&p->wsh, __ATOMIC_ACQUIRE);
 
 	memset(s, 0, sizeof(*s));
 	s->eager = p->cfg.eager;
@@ -61,8 +63,12 @@ void kevd_pager_get_stats(struct kevd_pager *p, struct kevd_pager_stats *s)
 		s->eager_load_ns = ns;
 		return;
 	}
-	for (unsigned i = 0; handlers && i < p->cfg.handler_threads; i++) {
-		const struct counters *c = &handlers[i].c;
+	/* The handler threads, then the working-set thread's prefetch. */
+	for (unsigned i = 0; handlers && i <= p->cfg.handler_threads; i++) {
+		const struct counters *c = i < p->cfg.handler_threads ? &handlers[i].c : wsh ? &wsh->c : NULL;
+
+		if (!c)
+			break;
 
 		KEVD_PAGER_STATS(FOLD_MEMBER)
 		for (unsigned b = 0; b < KEVD_PAGER_HIST_BUCKETS; b++)
@@ -88,7 +94,14 @@ void kevd_pager_get_stats(struct kevd_pager *p, struct kevd_pager_stats *s)
 			s->threads[k].faults += n;
 		}
 	}
-	s->pages_loaded = s->pages_loaded_demand + s->pages_loaded_around;
+	s->pages_loaded = s->pages_loaded_demand + s->pages_loaded_around + s->pages_prefetched;
+	s->working_set = kevd_pager_ws_state(p, &s->working_set_pages);
+	s->prefetch_ns = load(&p->prefetch_ns);
+	s->prefetch_hits = load(&p->prefetch_hits);
+	if (s->prefetch_hits == KEVD_PAGER_UNMEASURED)
+		s->prefetch_unused = KEVD_PAGER_UNMEASURED;
+	else
+		s->prefetch_unused = s->pages_prefetched > s->prefetch_hits ? s->pages_prefetched - s->prefetch_hits : 0;
 }
 
 uint64_t kevd_pager_stats_thread_faults(const struct kevd_pager_stats *st, pid_t tid)

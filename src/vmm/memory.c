@@ -81,7 +81,7 @@ static int pager_create(struct kevd_vm *vm, void **state, struct kevd_error *err
 		.handler_threads = vm->cfg.pager_threads, .window_pages = vm->cfg.window_pages,
 		.window_max_pages = vm->cfg.window_max_pages, .eager = vm->cfg.eager,
 		.cache = vm->cfg.private_pages ? NULL : vm->cfg.image_cache,
-		.on_failure = on_pager_failure, .cb_arg = vm,
+		.prefetch_nice = vm->cfg.vcpu_nice, .on_failure = on_pager_failure, .cb_arg = vm,
 	};
 	int r = kevd_vm_place_initrd(vm, err);
 
@@ -128,6 +128,30 @@ const struct kevd_vm_part kevd_part_pager = {
 	.name = "pager", .create = pager_create, .start = pager_start, .quiesce = pager_quiesce,
 	.free = pager_free,
 };
+
+int kevd_vm_record_working_set(struct kevd_vm *vm, unsigned record_ms, struct kevd_pager_recording **out,
+			       struct kevd_error *err)
+{
+	/* The clock starts at the guest's first instruction (vcpu.c). */
+	if (kevd_pager_record(vm->pager, record_ms, &vm->first_run_ns, out, err) < 0)
+		return kevd_error_prefix(err, "vm '%s'", vm->name);
+	return 0;
+}
+
+int kevd_vm_prefetch_working_set(struct kevd_vm *vm, const uint64_t *gfns, size_t n, struct kevd_error *err)
+{
+	if (kevd_pager_prefetch(vm->pager, gfns, n, err) < 0)
+		return kevd_error_prefix(err, "vm '%s'", vm->name);
+	return 0;
+}
+
+void kevd_vm_kernel_digest(struct kevd_vm *vm, char out[17])
+{
+	struct kevd_image_identity id;
+
+	kevd_vm_kernel_identity(vm, &id);
+	kevd_image_identity_digest(&id, out);
+}
 
 /* ---- translation ---- */
 

@@ -409,6 +409,9 @@ int kevd_vm_pause(struct kevd_vm *vm, int timeout_ms, struct kevd_error *err)
 		return kevd_error_set(err, ETIMEDOUT, "vm '%s': the pager did not go idle within %d ms", vm->name,
 				      timeout_ms);
 	}
+	/* A working set is what the guest touched while it ran: a pause (a
+	 * snapshot, most often) ends its recording. */
+	kevd_pager_record_end(vm->pager);
 	return 0;
 }
 

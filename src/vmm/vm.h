@@ -177,6 +177,20 @@ void kevd_vm_kernel_identity(struct kevd_vm *vm, struct kevd_image_identity *out
 bool kevd_vm_restored(const struct kevd_vm *vm);
 const char *kevd_vm_snapshot_name(const struct kevd_vm *vm);
 
+/* The working set (docs/pager.md, "Working set"), set between
+ * kevd_vm_create() and kevd_vm_start(), one of the two, not in eager mode
+ * (-ENOTSUP): record the image pages the VM loads until the guest has run
+ * RECORD_MS ms from its first instruction, it pauses or it ends (*OUT
+ * gets a reference to the recording, which outlives the VM); or prefetch
+ * the list GFNS (copied) on a thread of the pager while the guest runs. */
+int kevd_vm_record_working_set(struct kevd_vm *vm, unsigned record_ms, struct kevd_pager_recording **out,
+			       struct kevd_error *err);
+int kevd_vm_prefetch_working_set(struct kevd_vm *vm, const uint64_t *gfns, size_t n, struct kevd_error *err);
+/* The digest (kevd_image_identity_digest) of the kernel's and initrd's
+ * identity: the image cache's id of a booted VM's image, and the name
+ * of its boot working set. */
+void kevd_vm_kernel_digest(struct kevd_vm *vm, char out[17]);
+
 /* Waits until every vCPU thread has ended, up to TIMEOUT_MS (-1 = forever);
  * returns 0, or -ETIMEDOUT. */
 int kevd_vm_wait(struct kevd_vm *vm, int timeout_ms);

@@ -1,0 +1,673 @@
+/*
+ * The working set (pager.h; docs/pager.md, "Working set"): recording the
+ * pages a pager loads, and prefetching such a list later.
+ *
+ * Recording: every load a handler thread completes appends its run to the
+ * recording, under the recording's mutex (taken once per load, and only
+ * by a recording pager), until the guest has run record_ms.  The
+ * working-set thread sleeps until then and ends the recording; shared, it
+ * first adds the image pages the guest has in its page tables although no
+ * load of this VM brought them (another VM had filled them into the
+ * cache), from /proc/self/pagemap.  A pause (kevd_pager_record_end) or
+ * the pager's stop end it earlier.  Loads are exactly once per page, so
+ * the list holds every page once without a check.
+ *
+ * Prefetch: the working-set thread reads the list's head in the order
+ * given (what the recorded guest loaded first), then walks the sorted list
+ * once, from where the head left off, following the faults on listed
+ * pages (a fault there means the guest overtook the walk).  Each run of
+ * consecutive pages is claimed page by page through the state words,
+ * as a fault claims its window, so a page a fault (or, shared, another
+ * VM) claimed first is skipped and nothing is read twice; the claimed run
+ * (at most KEVD_PAGER_PREFETCH_RUN pages) is read with one read and
+ * installed: shared, written into the cache, where the guest's touch maps
+ * it without a fault to kevd; private, with UFFDIO_COPY.  The handler
+ * threads go on serving faults meanwhile: a fault meeting a page this
+ * thread claimed waits for that one read, and before every read this
+ * thread yields the CPU while a handler is busy.  Afterwards, shared, it
+ * counts the hits once a second: the prefetched pages present in this
+ * VM's page tables, which only the guest's touches put there (the
+ * prefetch writes the cache, never this VM's mapping).  Private, the
+ * prefetch maps the pages itself, so a touch leaves no trace: no hits.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+#include "common/sandbox.h"
+#include "common/time.h"
+#include "pager/pager_internal.h"
+
+#define PAGEMAP_PRESENT (1ull << 63)
+#define PAGEMAP_BATCH 512
+#define HITS_EVERY_MS 1000
+
+struct kevd_pager_recording {
+	unsigned refs;           /* atomic */
+	pthread_mutex_t lock;    /* protects gfns, cap, oom; n and ended are written under it */
+	uint64_t *gfns;          /* in load order */
+	size_t n;                /* atomic (relaxed) for readers without the lock */
+	size_t cap;
+	int ended;               /* atomic: the list no longer changes */
+	bool oom;                /* a load could not be added: the list is short of it */
+};
+
+const char *kevd_pager_working_set_name(enum kevd_pager_working_set ws)
+{
+	static const char *const names[] = {
+		[KEVD_PAGER_WS_NONE] = "none", [KEVD_PAGER_WS_RECORDING] = "recording",
+		[KEVD_PAGER_WS_RECORDED] = "recorded", [KEVD_PAGER_WS_PREFETCHED] = "prefetched",
+	};
+
+	return (unsigned)ws < sizeof(names) / sizeof(names[0]) ? names[ws] : "none";
+}
+
+/* ---- the recording ---- */
+
+void kevd_pager_recording_unref(struct kevd_pager_recording *r)
+{
+	if (!r || __atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	pthread_mutex_destroy(&r->lock);
+	free(r->gfns);
+	free(r);
+}
+
+bool kevd_pager_recording_ended(struct kevd_pager_recording *r)
+{
+	return __atomic_load_n(&r->ended, __ATOMIC_ACQUIRE) != 0;
+}
+
+int kevd_pager_recording_pages(struct kevd_pager_recording *r, uint64_t **gfns, size_t *n)
+{
+	uint64_t *copy = NULL;
+	int rc = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (r->n && !(copy = malloc(r->n * sizeof(*copy))))
+		rc = -ENOMEM;
+	else if (r->n)
+		memcpy(copy, r->gfns, r->n * sizeof(*copy));
+	*gfns = copy;
+	*n = copy ? r->n : 0;
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+/* Under the lock.  Out of memory the list stays as it is, short of these
+ * pages (a working set is a hint: a page it misses is faulted in). */
+static void append_locked(struct kevd_pager_recording *r, uint64_t first, uint64_t npages)
+{
+	if (r->n + npages > r->cap) {
+		size_t cap = r->cap ? r->cap : 1024;
+		uint64_t *v;
+
+		while (cap < r->n + npages)
+			cap *= 2;
+		v = realloc(r->gfns, cap * sizeof(*v));
+		if (!v) {
+			r->oom = true;
+			return;
+		}
+		r->gfns = v;
+		r->cap = cap;
+	}
+	for (uint64_t i = 0; i < npages; i++)
+		r->gfns[r->n + i] = first + i;
+	__atomic_store_n(&r->n, r->n + npages, __ATOMIC_RELAXED);
+}
+
+/* Whether the guest has run record_ms (counted from its first instruction,
+ * or from the pager's start for an owner that gave no clock); else *LEFT
+ * gets the ns still to go (all of them before the guest runs). */
+static bool record_due(const struct kevd_pager *p, uint64_t *left)
+{
+	uint64_t start = p->run_start_ns ? __atomic_load_n(p->run_start_ns, __ATOMIC_ACQUIRE) : p->ws_started_ns;
+	uint64_t now = kevd_now_ns(CLOCK_MONOTONIC);
+
+	*left = p->record_ns;
+	if (!start)
+		return false;
+	if (now - start >= p->record_ns)
+		return true;
+	*left = p->record_ns - (now - start);
+	return false;
+}
+
+void kevd_pager_record_load(struct kevd_pager *p, uint64_t first, uint64_t npages)
+{
+	struct kevd_pager_recording *r = p->rec;
+	uint64_t left;
+
+	if (!r || kevd_pager_recording_ended(r) || record_due(p, &left))
+		return;
+	pthread_mutex_lock(&r->lock);
+	if (!r->ended)
+		append_locked(r, first, npages);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* The pagemap entries of the NPAGES (at most PAGEMAP_BATCH) pages from
+ * GFN, which lie in one memory region. */
+static int read_pagemap(struct kevd_pager *p, uint64_t gfn, uint64_t npages, uint64_t *ent)
+{
+	const struct region *rg = kevd_pager_region_of_gpa(p, gfn << KEVD_PAGE_SHIFT);
+	uint64_t host;
+	ssize_t got;
+
+	if (!rg)
+		return -ENOENT;
+	host = (uint64_t)(uintptr_t)rg->host + ((gfn << KEVD_PAGE_SHIFT) - rg->gpa);
+	got = KEVD_RETRY_EINTR(pread(p->pagemap, ent, npages * sizeof(*ent),
+				     (off_t)((host >> KEVD_PAGE_SHIFT) * sizeof(*ent))));
+	return got == (ssize_t)(npages * sizeof(*ent)) ? 0 : -EIO;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The first index of the sorted list at or past GFN. */
+static size_t lower_bound(const uint64_t *v, size_t n, uint64_t gfn)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v[mid] < gfn)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static bool in_sorted(const uint64_t *v, size_t n, uint64_t gfn)
+{
+	size_t i = lower_bound(v, n, gfn);
+
+	return i < n && v[i] == gfn;
+}
+
+/* Shared, under the recording's lock: the image pages the guest mapped
+ * from the cache without a fault to this VM (present in its page tables,
+ * not loaded by it), in guest-physical order after the loads. */
+static void add_mapped_locked(struct kevd_pager *p, struct kevd_pager_recording *r)
+{
+	cleanup_free uint64_t *sorted = r->n ? malloc(r->n * sizeof(*sorted)) : NULL;
+	size_t nsorted = r->n;
+	uint64_t ent[PAGEMAP_BATCH];
+
+	if (nsorted && !sorted)
+		return;
+	if (nsorted) {
+		memcpy(sorted, r->gfns, nsorted * sizeof(*sorted));
+		qsort(sorted, nsorted, sizeof(*sorted), cmp_u64);
+	}
+	for (size_t i = 0; i < kevd_image_extent_count(p->img); i++) {
+		const struct kevd_image_extent *e = kevd_image_extent(p->img, i);
+
+		for (uint64_t g = e->first_gfn; g < e->end_gfn;) {
+			uint64_t n = e->end_gfn - g < PAGEMAP_BATCH ? e->end_gfn - g : PAGEMAP_BATCH;
+
+			if (read_pagemap(p, g, n, ent) < 0)
+				return;
+			for (uint64_t k = 0; k < n; k++)
+				if ((ent[k] & PAGEMAP_PRESENT) && !in_sorted(sorted, nsorted, g + k))
+					append_locked(r, g + k, 1);
+			g += n;
+		}
+	}
+}
+
+/* Ends the recording (any thread, once; the others find it ended).
+ * Shared, while the cache is still mapped over guest RAM, the pages the
+ * guest mapped without a load of its own are added first. */
+static void end_recording(struct kevd_pager *p)
+{
+	struct kevd_pager_recording *r = p->rec;
+
+	if (!r || kevd_pager_recording_ended(r))
+		return;
+	pthread_mutex_lock(&r->lock);
+	if (!r->ended) {
+		if (p->cached && p->nshared_maps && p->pagemap >= 0)
+			add_mapped_locked(p, r);
+		if (r->oom)
+			kevd_warn("pager: image '%s': the working set misses pages (out of memory while recording)",
+				  kevd_image_path(p->img));
+		__atomic_store_n(&r->ended, 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+int kevd_pager_record(struct kevd_pager *p, unsigned record_ms, const uint64_t *run_start_ns,
+		      struct kevd_pager_recording **out, struct kevd_error *err)
+{
+	struct kevd_pager_recording *r;
+
+	if (p->started || p->rec || p->nws)
+		return kevd_error_set(err, EBUSY, "pager: a working set is set after start, or twice");
+	if (p->cfg.eager)
+		return kevd_error_set(err, ENOTSUP, "pager: no working set in eager mode");
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return kevd_error_sys(err, ENOMEM, "pager: working set");
+	pthread_mutex_init(&r->lock, NULL);
+	r->refs = 2;  /* the pager's and the caller's */
+	p->rec = r;
+	p->record_ns = (uint64_t)record_ms * 1000000u;
+	p->run_start_ns = run_start_ns;
+	*out = r;
+	return 0;
+}
+
+void kevd_pager_record_end(struct kevd_pager *p)
+{
+	end_recording(p);
+}
+
+/* ---- the prefetch ---- */
+
+int kevd_pager_prefetch(struct kevd_pager *p, const uint64_t *gfns, size_t n, struct kevd_error *err)
+{
+	uint64_t *v;
+	size_t k = 0;
+
+	if (p->started || p->rec || p->nws)
+		return kevd_error_set(err, EBUSY, "pager: a working set is set after start, or twice");
+	if (p->cfg.eager)
+		return kevd_error_set(err, ENOTSUP, "pager: no working set in eager mode");
+	if (!n)
+		return 0;
+	v = malloc(n * sizeof(*v));
+	if (!v)
+		return kevd_error_sys(err, ENOMEM, "pager: working set");
+	memcpy(v, gfns, n * sizeof(*v));
+	/* The head: the first pages as given that are the image's. */
+	p->ws_head = malloc((n < KEVD_PAGER_PREFETCH_HEAD ? n : KEVD_PAGER_PREFETCH_HEAD) * sizeof(*p->ws_head));
+	if (!p->ws_head) {
+		free(v);
+		return kevd_error_sys(err, ENOMEM, "pager: working set");
+	}
+	for (size_t i = 0; i < n && p->nws_head < KEVD_PAGER_PREFETCH_HEAD; i++)
+		if (kevd_image_has_page(p->img, gfns[i]))
+			p->ws_head[p->nws_head++] = gfns[i];
+	qsort(v, n, sizeof(*v), cmp_u64);
+	for (size_t i = 0; i < n; i++)
+		if ((!k || v[i] != v[k - 1]) && kevd_image_has_page(p->img, v[i]))
+			v[k++] = v[i];
+	if (!k) {
+		free(v);
+		free(p->ws_head);
+		p->ws_head = NULL;
+		p->nws_head = 0;
+		return 0;
+	}
+	p->ws = v;
+	p->nws = k;
+	return 0;
+}
+
+bool kevd_pager_ws_listed(const struct kevd_pager *p, uint64_t gfn)
+{
+	return in_sorted(p->ws, p->nws, gfn);
+}
+
+/* One past the last page of the extent holding GFN: a run read at once
+ * is contiguous in the cache's memfd, which lays extents one after the
+ * other. */
+static uint64_t extent_end(const struct kevd_image *img, uint64_t gfn)
+{
+	size_t lo = 0, hi = kevd_image_extent_count(img);
+
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (kevd_image_extent(img, mid)->first_gfn <= gfn)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return kevd_image_extent(img, lo)->end_gfn;
+}
+
+/* GFN claimed for the prefetch (*W its word), as a fault claims it; false
+ * if a fault or another VM has it, or it is in the cache already. */
+static bool claim(struct kevd_pager *p, uint64_t gfn, uint32_t **w)
+{
+	if (p->cached && kevd_cached_image_filled(p->cached, gfn))
+		return false;
+	*w = kevd_pagestate_get(p->states, gfn);
+	return *w && kevd_pagestate_claim(*w);
+}
+
+static void add_run(struct kevd_pager *p, uint64_t first, uint64_t n)
+{
+	if (p->nruns && p->runs[p->nruns - 1].first + p->runs[p->nruns - 1].n == first) {
+		p->runs[p->nruns - 1].n += n;
+		return;
+	}
+	if (p->nruns == p->cap_runs) {
+		size_t cap = p->cap_runs ? p->cap_runs * 2 : 64;
+		struct ws_run *v = realloc(p->runs, cap * sizeof(*v));
+
+		if (!v)
+			return;  /* the hits then undercount */
+		p->runs = v;
+		p->cap_runs = cap;
+	}
+	p->runs[p->nruns++] = (struct ws_run){ first, n };
+}
+
+/* Reads and installs the N claimed pages from GFN (words W) at HOST:
+ * counted, then published, as a fault's load.  A failure fails the pages
+ * left and the VM, as it would on a fault. */
+static int load_run(struct handler *h, uint64_t gfn, uint64_t n, uint64_t host, uint32_t **w)
+{
+	struct kevd_pager *p = h->pager;
+	struct kevd_error e = KEVD_ERROR_INIT;
+	uint64_t bytes = 0, installed = 0, ok;
+	int rc;
+
+	if (p->cached)
+		rc = kevd_cached_image_fill(p->cached, gfn, n, h->buf, &bytes, &e);
+	else
+		rc = kevd_image_fill(p->img, gfn, n, h->buf, &bytes, &e);
+	if (rc == 0)
+		bump(&h->c.bytes_read, bytes);
+	if (rc == 0 && !p->cached)
+		rc = kevd_pager_copy_in(h, host, h->buf, n << KEVD_PAGE_SHIFT, &installed, &e);
+	else if (rc == 0)
+		installed = n << KEVD_PAGE_SHIFT;
+	ok = installed >> KEVD_PAGE_SHIFT;
+	if (ok) {
+		bump(&h->c.pages_prefetched, ok);
+		add_run(p, gfn, ok);
+		if (p->cfg.on_load)
+			p->cfg.on_load(p->cfg.cb_arg, gfn, ok);
+	}
+	if (rc == 0) {
+		bump(&h->c.prefetch_loads, 1);
+	} else {
+		bump(&h->c.prefetch_failures, 1);
+		bump(&h->c.pages_failed, n - ok);
+	}
+	for (uint64_t i = 0; i < ok; i++)
+		kevd_pagestate_publish(w[i], KEVD_PAGE_MAPPED);
+	if (rc == 0)
+		return 0;
+	kevd_error_prefix(&e, "guest page 0x%llx (working-set prefetch)",
+			  (unsigned long long)((gfn + ok) << KEVD_PAGE_SHIFT));
+	if (p->cached)
+		kevd_cached_image_fail(p->cached, &e);
+	kevd_pager_report_failure(p, gfn + ok, &e);
+	kevd_pager_poison(p, host + (ok << KEVD_PAGE_SHIFT), n - ok);
+	for (uint64_t i = ok; i < n; i++)
+		kevd_pagestate_publish(w[i], KEVD_PAGE_FAILED);
+	return rc;
+}
+
+/* Loads the run of consecutive pages V[I], V[I+1], ... (at most
+ * KEVD_PAGER_PREFETCH_RUN, within one extent and region) that this thread
+ * can claim.  Returns how many entries of V it dealt with (at least 1: a
+ * page someone else has is passed over), or 0 once a read failed. */
+static size_t prefetch_at(struct kevd_pager *p, const uint64_t *v, size_t i, size_t nv)
+{
+	uint32_t *w[KEVD_PAGER_PREFETCH_RUN];
+	uint64_t g = v[i], end = extent_end(p->img, g), n = 0;
+	const struct region *rg = kevd_pager_region_of_gpa(p, g << KEVD_PAGE_SHIFT);
+	uint64_t rg_end = (rg->gpa + rg->len) >> KEVD_PAGE_SHIFT;
+
+	if (end > rg_end)
+		end = rg_end;
+	/* Faults first: a handler serving one gets this CPU. */
+	if (__atomic_load_n(&p->busy, __ATOMIC_RELAXED))
+		sched_yield();
+	while (i + n < nv && n < KEVD_PAGER_PREFETCH_RUN && v[i + n] == g + n && g + n < end && claim(p, g + n, &w[n]))
+		n++;
+	if (!n)
+		return 1;  /* loaded, or being loaded, by someone else */
+	if (load_run(p->wsh, g, n, (uint64_t)(uintptr_t)rg->host + ((g << KEVD_PAGE_SHIFT) - rg->gpa), w) < 0)
+		return 0;
+	return n;
+}
+
+static bool prefetching(struct kevd_pager *p)
+{
+	return !__atomic_load_n(&p->stopping, __ATOMIC_ACQUIRE) && !kevd_pager_failed(p);
+}
+
+/* Ranges of the sorted list still to walk; the first is walked now. */
+#define MAX_RANGES 64
+struct ranges {
+	struct { size_t lo, hi; } r[MAX_RANGES];
+	size_t n;
+};
+
+static void ranges_add(struct ranges *rs, size_t lo, size_t hi)
+{
+	if (lo < hi && rs->n < MAX_RANGES) {
+		rs->r[rs->n].lo = lo;
+		rs->r[rs->n++].hi = hi;
+	}
+}
+
+/* A fault loaded a listed page the walk has not reached: the walk goes
+ * on from index K, where the guest is, and comes back for the rest. */
+static void ranges_jump(struct ranges *rs, size_t k)
+{
+	for (size_t j = 0; j < rs->n; j++) {
+		size_t lo = rs->r[j].lo, hi = rs->r[j].hi;
+
+		if (k < lo || k >= hi || (j == 0 && k == lo))
+			continue;
+		if (rs->n == MAX_RANGES)
+			return;
+		memmove(&rs->r[1], &rs->r[0], rs->n++ * sizeof(rs->r[0]));
+		rs->r[0].lo = k;
+		rs->r[0].hi = hi;
+		rs->r[j + 1].hi = k;  /* [lo, k): later */
+		return;
+	}
+}
+
+/* The head first, in load order: what the guest touched first (its code,
+ * stack and page tables, where it was working) is what it touches first
+ * again.  False once a read failed. */
+static bool prefetch_head(struct kevd_pager *p)
+{
+	size_t i = 0, k;
+
+	while (i < p->nws_head && prefetching(p)) {
+		if (!(k = prefetch_at(p, p->ws_head, i, p->nws_head)))
+			return false;
+		i += k;
+	}
+	return true;
+}
+
+/* Then the whole list in guest-physical order, one sequential pass, begun
+ * after the head's last page (where the recorded guest was heading) and
+ * wrapped around; a fault on a listed page moves the pass on to where
+ * that fault's load ended.  T0: when the head began. */
+static void prefetch_pass(struct kevd_pager *p, uint64_t t0)
+{
+	struct ranges rs = { .n = 0 };
+	size_t k;
+
+	k = p->nws_head ? lower_bound(p->ws, p->nws, p->ws_head[p->nws_head - 1] + 1) : 0;
+	ranges_add(&rs, k, p->nws);
+	ranges_add(&rs, 0, k);
+	__atomic_store_n(&p->ws_hint, 0, __ATOMIC_RELAXED);
+	while (rs.n && prefetching(p)) {
+		uint64_t hint = __atomic_exchange_n(&p->ws_hint, 0, __ATOMIC_RELAXED);
+
+		if (hint)
+			ranges_jump(&rs, lower_bound(p->ws, p->nws, hint - 1));
+		if (rs.r[0].lo >= rs.r[0].hi) {
+			memmove(&rs.r[0], &rs.r[1], --rs.n * sizeof(rs.r[0]));
+			continue;
+		}
+		if (!(k = prefetch_at(p, p->ws, rs.r[0].lo, rs.r[0].hi)))
+			return;
+		rs.r[0].lo += k;
+	}
+	store(&p->prefetch_ns, kevd_now_ns(CLOCK_MONOTONIC) - t0);
+}
+
+/* Shared: the prefetched pages present in this VM's page tables now. */
+static void count_hits(struct kevd_pager *p)
+{
+	uint64_t ent[PAGEMAP_BATCH], hits = 0;
+
+	for (size_t i = 0; i < p->nruns; i++)
+		for (uint64_t g = p->runs[i].first, end = g + p->runs[i].n; g < end;) {
+			uint64_t n = end - g < PAGEMAP_BATCH ? end - g : PAGEMAP_BATCH;
+
+			if (read_pagemap(p, g, n, ent) < 0)
+				return;
+			for (uint64_t k = 0; k < n; k++)
+				hits += (ent[k] & PAGEMAP_PRESENT) != 0;
+			g += n;
+		}
+	store(&p->prefetch_hits, hits);
+}
+
+/* ---- the working-set thread ---- */
+
+static void *ws_main(void *arg)
+{
+	struct kevd_pager *p = arg;
+	struct kevd_error err = KEVD_ERROR_INIT;
+	bool hits = p->nws && p->cached && p->pagemap >= 0, head = true;
+	uint64_t t0 = kevd_now_ns(CLOCK_MONOTONIC);
+
+	/* The head races the vCPU, which sets itself up meanwhile: read at
+	 * once, before this thread confines itself and lowers its priority
+	 * (a millisecond or two, which would let the guest fault first). */
+	if (p->nws)
+		head = prefetch_head(p);
+	/* The guest's priority from here on: the faults' handlers go first,
+	 * and the pass does not starve the vCPU it works for. */
+	if (p->cfg.prefetch_nice && setpriority(PRIO_PROCESS, 0, (int)p->cfg.prefetch_nice) < 0)
+		kevd_debug("pager working-set thread: setpriority: %s", strerror(errno));
+	if (kevd_sandbox_thread(&kevd_pager_sandbox_role, &err) < 0 && err.errnum != ENOSYS)
+		kevd_warn("pager working-set thread runs unconfined: %s", err.msg);
+	if (p->nws && head)
+		prefetch_pass(p, t0);
+	if (hits)
+		count_hits(p);
+	while (p->rec || hits) {
+		struct pollfd pfd = { p->stopfd, POLLIN, 0 };
+		int timeout = HITS_EVERY_MS, r;
+		uint64_t left;
+
+		if (p->rec) {
+			if (record_due(p, &left)) {
+				end_recording(p);
+				break;
+			}
+			/* Before the guest runs, look again soon: its clock starts then. */
+			timeout = (p->run_start_ns && !__atomic_load_n(p->run_start_ns, __ATOMIC_ACQUIRE))
+					  ? 10 : (int)(left / 1000000u) + 1;
+		}
+		r = poll(&pfd, 1, timeout);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r != 0)
+			break;  /* stopping */
+		if (hits)
+			count_hits(p);
+	}
+	return NULL;
+}
+
+void kevd_pager_ws_prepare(struct kevd_pager *p)
+{
+	if (!p->rec && !p->nws)
+		return;
+	p->ws_started_ns = kevd_now_ns(CLOCK_MONOTONIC);
+	/* Shared only: the recording's last pages and the hits come from it. */
+	if (p->cached) {
+		p->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+		if (p->pagemap < 0)
+			kevd_warn("pager: /proc/self/pagemap: %s: no prefetch hits counted, no pages mapped from the cache recorded",
+				  strerror(errno));
+	}
+	store(&p->prefetch_hits, p->nws && p->pagemap < 0 ? KEVD_PAGER_UNMEASURED : 0);
+}
+
+int kevd_pager_ws_start(struct kevd_pager *p, struct kevd_error *err)
+{
+	struct handler *h;
+	int r;
+
+	if (!p->rec && !p->nws)
+		return 0;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return kevd_error_sys(err, ENOMEM, "pager: working set");
+	h->pager = p;
+	h->buf = aligned_alloc(KEVD_PAGE_SIZE, (size_t)KEVD_PAGER_PREFETCH_RUN * KEVD_PAGE_SIZE);
+	__atomic_store_n(&p->wsh, h, __ATOMIC_RELEASE);
+	if (!h->buf)
+		return kevd_error_sys(err, ENOMEM, "pager: prefetch buffer");
+	r = pthread_create(&h->thread, NULL, ws_main, p);
+	if (r)
+		return kevd_error_sys(err, r, "pager: starting the working-set thread");
+	h->started = true;
+	pthread_setname_np(h->thread, "pager-ws");
+	return 0;
+}
+
+void kevd_pager_ws_stop(struct kevd_pager *p)
+{
+	if (p->wsh && p->wsh->started) {
+		pthread_join(p->wsh->thread, NULL);
+		p->wsh->started = false;
+	}
+	end_recording(p);
+	if (p->nws && p->cached && p->nshared_maps && p->pagemap >= 0)
+		count_hits(p);
+}
+
+void kevd_pager_ws_free(struct kevd_pager *p)
+{
+	if (p->wsh)
+		free(p->wsh->buf);
+	free(p->wsh);
+	free(p->ws);
+	free(p->ws_head);
+	free(p->runs);
+	if (p->pagemap >= 0)
+		close(p->pagemap);
+	kevd_pager_recording_unref(p->rec);
+}
+
+enum kevd_pager_working_set kevd_pager_ws_state(struct kevd_pager *p, uint64_t *pages)
+{
+	if (p->nws) {
+		*pages = p->nws;
+		return KEVD_PAGER_WS_PREFETCHED;
+	}
+	if (p->rec) {
+		*pages = __atomic_load_n(&p->rec->n, __ATOMIC_RELAXED);
+		return kevd_pager_recording_ended(p->rec) ? KEVD_PAGER_WS_RECORDED : KEVD_PAGER_WS_RECORDING;
+	}
+	*pages = 0;
+	return KEVD_PAGER_WS_NONE;
+}
