@@ -12,6 +12,10 @@
 #                 backend), without a full-size file
 #   lazy-private  the pager copies every page into the clone (UFFDIO_COPY)
 #   eager         every page read before the first instruction
+#   lazy+ws, lazy-private+ws  the same with the working set: the first
+#                 restore recorded the pages the guest touched ([snapshot]
+#                 record_ms), this one prefetches them before it needs them
+#                 (the other rows run with record_ms = 0: no working set)
 # The snapshot's files are in the page cache in every case (just written).
 # Then 20 clones alive at once (mode=idle after the work): kevd's PSS
 # growth against one snapshot's pages plus what the clones wrote.
@@ -46,6 +50,11 @@ max_total_memory_mib = 40000
 [pager]
 cache_keep_s = 600
 EOF
+# Two configurations: without working sets (record_ms = 0), and with.
+cp "$tmp/kevd.conf" "$tmp/kevd-ws.conf"
+printf '[snapshot]\nrecord_ms = 0\n' >> "$tmp/kevd.conf"
+printf '[snapshot]\nrecord_ms = 2000\n' >> "$tmp/kevd-ws.conf"
+cp "$tmp/kevd.conf" "$tmp/kevd-nows.conf"
 api() { curl -sS --max-time 120 --unix-socket "$sock" "$@"; }
 post() { api -X POST -H 'Content-Type: application/json' -d "$2" "http://l$1"; }
 num() { grep -o "\"$1\": *[0-9]*" | head -n 1 | sed 's/.*: *//'; }
@@ -66,12 +75,14 @@ wait_exit() {
 		sleep 0.02
 	done
 }
-# fresh: a new daemon, so that the cache holds nothing of the snapshot
-# (an unused entry is kept for cache_keep_s: the warm case relies on it).
+# fresh [ws]: a new daemon, so that the cache holds nothing of the
+# snapshot (an unused entry is kept for cache_keep_s: the warm case relies
+# on it); with "ws", one that records and prefetches working sets.
 fresh() {
 	kill "$pid"
 	wait "$pid" 2> /dev/null || :
 	pid=
+	if [ "${1:-}" = ws ]; then cp "$tmp/kevd-ws.conf" "$tmp/kevd.conf"; else cp "$tmp/kevd-nows.conf" "$tmp/kevd.conf"; fi
 	daemon_start "$kevd" "$tmp" || exit 1
 }
 
@@ -94,7 +105,10 @@ one() {
 	res "$name" first_ns "$(echo "$j" | num create_to_first_run_ns)"
 	res "$name" run_ns "$(echo "$j" | num run_time_ns)"
 	res "$name" total_ns "$(($(echo "$j" | num create_to_first_run_ns) + $(echo "$j" | num run_time_ns)))"
-	res "$name" faults "$(api "http://l/v1/vms/$v/paging" | num faults)"
+	j=$(api "http://l/v1/vms/$v/paging")
+	res "$name" faults "$(echo "$j" | num faults)"
+	res "$name" prefetched "$(echo "$j" | num pages_prefetched)"
+	res "$name" hits "$(echo "$j" | num prefetch_hits)"
 	r=$(api "http://l/v1/vms/$v/console" | grep -o 'work: result=0x[0-9a-f]*' | tail -n 1)
 	[ -n "$first_result" ] || first_result=$r
 	[ "$r" = "$first_result" ] || { echo "bench_snapshot: clone $v ($name) ended with '$r', not '$first_result'" >&2; exit 1; }
@@ -111,12 +125,21 @@ for i in $(seq "$runs"); do
 	fresh
 	one eager eager
 done
+# The working set: recorded by a first restore (not measured), then used.
+fresh ws
+one record lazy-private
+sleep 2.5
+api http://l/v1/snapshots/gold > /dev/null
+for i in $(seq "$runs"); do
+	fresh ws
+	one lazy+ws lazy
+	fresh ws
+	one lazy-private+ws lazy-private
+done
+
 
 # ---- 20 clones alive at once ----
-kill "$pid"
-wait "$pid" 2> /dev/null || :
-pid=
-daemon_start "$kevd" "$tmp" || exit 1
+fresh
 post /v1/vms "{\"name\":\"idle\",\"kernel\":\"guest.elf\",\"memory_mib\":1024,\"cmdline\":\"touch=all write=1 work=$rounds mode=idle\"}" > /dev/null
 wait_for idle 'work: rounds='
 post /v1/vms/idle/snapshot '{"name":"idle","stop":true}' > /dev/null
@@ -139,10 +162,12 @@ idle_pages=$(api http://l/v1/snapshots/idle | num pages)
 printf 'bench_snapshot: %s\n' "$(date -u '+%Y-%m-%d %H:%M UTC'), load $(loadavg), $(kevd_build)"
 printf 'snapshot: 1024 MiB VM, %s pages in its memory file (%s MiB); work=%s rounds after the restore\n' \
 	"$snap_pages" "$(fmt "$((snap_pages * 4096))" 1048576 1)" "$rounds"
-printf '%-14s %12s %12s %12s %8s   %s\n' restore "first ins ms" "finish ms" "run ms" faults "(median of $runs)"
-for m in lazy lazy-warm lazy-private eager; do
-	printf '%-14s %12s %12s %12s %8s\n' "$m" "$(fmt "$(med "$m" first_ns)" 1e6 3)" "$(fmt "$(med "$m" total_ns)" 1e6 1)" \
-		"$(fmt "$(med "$m" run_ns)" 1e6 1)" "$(med "$m" faults)"
+printf '%-16s %12s %12s %12s %8s %10s %8s   %s\n' restore "first ins ms" "finish ms" "run ms" faults prefetched hits \
+	"(median of $runs)"
+for m in lazy lazy-warm lazy-private eager lazy+ws lazy-private+ws; do
+	printf '%-16s %12s %12s %12s %8s %10s %8s\n' "$m" "$(fmt "$(med "$m" first_ns)" 1e6 3)" \
+		"$(fmt "$(med "$m" total_ns)" 1e6 1)" "$(fmt "$(med "$m" run_ns)" 1e6 1)" "$(med "$m" faults)" \
+		"$(med "$m" prefetched)" "$(med "$m" hits)"
 done
 printf '\nratios (this run):\n'
 printf '  first instruction, lazy / eager:        %s   (target <= 0.02x, and <= 2 ms)\n' \
@@ -150,6 +175,12 @@ printf '  first instruction, lazy / eager:        %s   (target <= 0.02x, and <= 
 printf '  finish, lazy / lazy-warm:                %s\n' "$(ratio "$(med lazy total_ns)" "$(med lazy-warm total_ns)")"
 printf '  finish, lazy / eager:                    %s\n' "$(ratio "$(med lazy total_ns)" "$(med eager total_ns)")"
 printf '  finish, lazy-private / lazy:             %s\n' "$(ratio "$(med lazy-private total_ns)" "$(med lazy total_ns)")"
+printf '  finish, lazy+ws / lazy-warm:             %s   (target <= 1.2x the plain mapping)\n' \
+	"$(ratio "$(med lazy+ws total_ns)" "$(med lazy-warm total_ns)")"
+printf '  finish, lazy+ws / lazy:                  %s   (target <= 0.5x)\n' "$(ratio "$(med lazy+ws total_ns)" "$(med lazy total_ns)")"
+printf '  finish, lazy-private+ws / lazy-private:  %s\n' \
+	"$(ratio "$(med lazy-private+ws total_ns)" "$(med lazy-private total_ns)")"
+printf '  faults, lazy+ws / lazy:                  %s\n' "$(ratio "$(med lazy+ws faults)" "$(med lazy faults)")"
 printf '\n20 clones alive: kevd PSS +%s MiB; one snapshot %s MiB + the clones wrote %s MiB = %s MiB: %s (target <= 1.2x)\n' \
 	"$(fmt "$((after - before))" 1024 1)" "$(fmt "$((idle_pages * 4096))" 1048576 1)" "$(fmt "$((priv * 4096))" 1048576 1)" \
 	"$(fmt "$((idle_pages * 4096 + priv * 4096))" 1048576 1)" \
