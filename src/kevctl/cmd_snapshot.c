@@ -143,17 +143,9 @@ int kevctl_cmd_snapshots(struct kevctl_ctx *ctx, int argc, char **argv)
 
 int kevctl_cmd_snapshot_names(struct kevctl_ctx *ctx, int argc, char **argv)
 {
-	json_t *list = NULL, *snap;
-	size_t i;
-	int rc;
-
 	(void)argc;
 	(void)argv;
-	rc = get_list(ctx, &list);
-	json_array_foreach(json_object_get(list, "snapshots"), i, snap)
-		printf("%s\n", kevctl_str(snap, "name"));
-	json_decref(list);
-	return rc;
+	return kevctl_print_names(ctx, "/v1/snapshots", "snapshots");
 }
 
 static void show_text(const json_t *snap)

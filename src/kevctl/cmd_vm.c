@@ -80,19 +80,23 @@ int kevctl_cmd_ls(struct kevctl_ctx *ctx, int argc, char **argv)
 	return rc;
 }
 
-int kevctl_cmd_names(struct kevctl_ctx *ctx, int argc, char **argv)
+int kevctl_print_names(struct kevctl_ctx *ctx, const char *path, const char *key)
 {
-	json_t *list = NULL, *vm;
+	json_t *list = NULL, *item;
 	size_t i;
-	int rc;
+	int rc = kevctl_request_json(&ctx->client, "GET", path, NULL, &list, &ctx->err);
 
-	(void)argc;
-	(void)argv;
-	rc = kevctl_request_json(&ctx->client, "GET", "/v1/vms", NULL, &list, &ctx->err);
-	json_array_foreach(json_object_get(list, "vms"), i, vm)
-		printf("%s\n", kevctl_str(vm, "name"));
+	json_array_foreach(json_object_get(list, key), i, item)
+		printf("%s\n", kevctl_str(item, "name"));
 	json_decref(list);
 	return rc;
+}
+
+int kevctl_cmd_names(struct kevctl_ctx *ctx, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	return kevctl_print_names(ctx, "/v1/vms", "vms");
 }
 
 /* A non-negative decimal that fits a JSON integer kevd will range-check. */

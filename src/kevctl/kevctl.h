@@ -27,6 +27,9 @@ kevctl_cmd_fn kevctl_cmd_ls, kevctl_cmd_create, kevctl_cmd_restore, kevctl_cmd_s
 /* cmd_snapshot.c */
 kevctl_cmd_fn kevctl_cmd_snapshot, kevctl_cmd_snapshots, kevctl_cmd_snapshot_show, kevctl_cmd_snapshot_rm,
 	kevctl_cmd_snapshot_names;
+/* The "name" of every object in the array KEY of GET PATH, one a line
+ * (the completion's lists of VMs and snapshots). */
+int kevctl_print_names(struct kevctl_ctx *ctx, const char *path, const char *key);
 /* cmd_run.c */
 kevctl_cmd_fn kevctl_cmd_run, kevctl_cmd_console;
 /* cmd_info.c */
