@@ -210,7 +210,6 @@ grep -q '"prefetch_hits":null' "$tmp/paging" || die "p1: prefetch hits are not n
 # bench/bench_snapshot.sh measures what it gains.
 [ "$(pnum pages_prefetched)" -gt 0 ] || die "p1 prefetched nothing"
 [ "$(pnum faults)" -le "$c1_faults" ] || die "p1 took $(pnum faults) faults, more than c1's $c1_faults without a list"
-[ "$(pnum pages_prefetched)" -gt 4000 ] || die "p1: only $(pnum pages_prefetched) pages prefetched"
 echo "$me: lazy-private: $(pnum faults) faults prefetching ($(pnum pages_prefetched) pages prefetched)"
 api DELETE /v1/vms/p1
 
