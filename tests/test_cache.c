@@ -393,6 +393,7 @@ static void *probe_main(void *arg)
 	sig = sigsetjmp(jb, 1);
 	if (!sig)
 		(void)*(volatile unsigned char *)t->addr;
+	fault_jmp = NULL;  /* no late kick may jump into a frame that is gone */
 	t->stopped_by = sig;
 	__atomic_store_n(&t->done, 1, __ATOMIC_RELEASE);
 	return NULL;

@@ -432,6 +432,7 @@ static void *fail_main(void *arg)
 	fault_jmp = &jb;
 	sig = sigsetjmp(jb, 1);
 	if (sig) {
+		fault_jmp = NULL;  /* no late signal may jump into a frame that is gone */
 		t->stopped_by = sig;
 		t->reached = i;
 		return NULL;
@@ -439,6 +440,7 @@ static void *fail_main(void *arg)
 	pthread_barrier_wait(t->barrier);
 	for (; i < t->pages; i++)
 		(void)*(volatile unsigned char *)(t->f->mem + ((BASE_GFN + i) << 12));
+	fault_jmp = NULL;
 	t->reached = i;
 	return NULL;
 }
@@ -630,6 +632,10 @@ static void *kickable_main(void *arg)
 	fault_jmp = &jb;
 	sig = sigsetjmp(jb, 1);
 	if (sig) {
+		/* As below: the main thread's kick may come after a SIGBUS got
+		 * this thread out (the ASan run crashed on one, jumping into
+		 * this frame once it was gone). */
+		fault_jmp = NULL;
 		k->t.stopped_by = sig;
 		k->t.reached = i;
 		return NULL;
