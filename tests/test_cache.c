@@ -538,7 +538,9 @@ static void wait_prefetched(struct kevd_pager *p, struct kevd_pager_stats *st)
  * pages the guest touches afterwards are its hits (it maps them without a
  * fault); a second VM with the same list finds nothing left to read; a VM
  * that records maps the filled pages without a fault and records them all
- * the same (from its page tables, when the recording ends). */
+ * the same (from its page tables, when the recording ends), flagging the
+ * ones it wrote; a VM given that list gets those mapped writable before it
+ * touches them (its own copies, of the file's bytes), and no others. */
 START_TEST(working_set_shared)
 {
 	struct eb_elf e;
@@ -551,7 +553,8 @@ START_TEST(working_set_shared)
 	struct kevd_pager_recording *rec;
 	struct kevd_pager_stats st;
 	bool *seen = calloc(pages, 1);
-	struct vm a, b, r;
+	struct vm a, b, r, d;
+	uint64_t mapped, priv, wrote = 0;
 	size_t n;
 
 	for (uint64_t g = 0; g < pages; g++)
@@ -586,6 +589,8 @@ START_TEST(working_set_shared)
 	ck_assert_int_eq(kevd_pager_record(r.pager, 60000, NULL, &rec, &err), 0);
 	vm_run(&r);
 	check_content(r.mem, &e, pages, 0);
+	for (uint64_t g = 0; g < pages; g += 3)  /* every third page written */
+		r.mem[((BASE_GFN + g) << 12) + 7] ^= 0xff;
 	kevd_pager_get_stats(r.pager, &st);
 	ck_assert_uint_eq(st.faults, 0);
 	ck_assert_uint_eq(st.working_set_pages, 0);
@@ -594,11 +599,35 @@ START_TEST(working_set_shared)
 	ck_assert_int_eq(kevd_pager_recording_pages(rec, &got, &n), 0);
 	ck_assert_uint_eq(n, pages);
 	for (size_t i = 0; i < n; i++) {
-		ck_assert(got[i] >= BASE_GFN && got[i] < BASE_GFN + pages && !seen[got[i] - BASE_GFN]);
-		seen[got[i] - BASE_GFN] = true;
+		uint64_t g = got[i] & ~KEVD_PAGER_WS_WRITTEN;
+
+		ck_assert(g >= BASE_GFN && g < BASE_GFN + pages && !seen[g - BASE_GFN]);
+		seen[g - BASE_GFN] = true;
+		ck_assert_msg(!(got[i] & KEVD_PAGER_WS_WRITTEN) == !!((g - BASE_GFN) % 3),
+			      "page %llu flagged %d", (unsigned long long)(g - BASE_GFN),
+			      !!(got[i] & KEVD_PAGER_WS_WRITTEN));
+		wrote += (got[i] & KEVD_PAGER_WS_WRITTEN) != 0;
 	}
 	for (uint64_t g = 0; g < pages; g++)
 		ck_assert_int_eq(__atomic_load_n(&fills[g], __ATOMIC_RELAXED), 1);
+
+	/* That list, the cache warm: the written pages are D's own at once. */
+	vm_create(&d, img, c);
+	ck_assert_int_eq(kevd_pager_prefetch(d.pager, got, n, &err), 0);
+	vm_run(&d);
+	wait_prefetched(d.pager, &st);
+	ck_assert_uint_eq(st.pages_prefetched, 0);
+	ck_assert_uint_eq(st.pages_premapped, wrote);
+	ck_assert_int_eq(kevd_pager_residency(d.pager, &mapped, &priv, &err), 0);
+	ck_assert_uint_eq(priv, wrote);
+	ck_assert_uint_ge(mapped, wrote);
+	check_content(d.mem, &e, pages, 0);
+	kevd_pager_stop(d.pager);
+	kevd_pager_get_stats(d.pager, &st);
+	ck_assert_uint_eq(st.faults, 0);
+	ck_assert_uint_eq(st.prefetch_hits, 0);
+	ck_assert_uint_eq(st.prefetch_unused, 0);
+	vm_free(&d);
 	free(got);
 	kevd_pager_recording_unref(rec);
 	vm_free(&r);

@@ -66,6 +66,11 @@
 /* Pages at the start of a working set prefetched first, in their order:
  * those a recording loaded first. */
 #define KEVD_PAGER_PREFETCH_HEAD 512
+/* A working-set entry's flag beside its GFN: the recorded guest wrote the
+ * page (shared backing: its copy had become private when the recording
+ * ended).  A shared prefetch maps such a page writable, as the guest's
+ * own copy, before the guest needs it. */
+#define KEVD_PAGER_WS_WRITTEN (1ull << 63)
 /* A statistic that cannot be measured here (JSON null, NaN in /metrics). */
 #define KEVD_PAGER_UNMEASURED UINT64_MAX
 
@@ -180,10 +185,12 @@ struct kevd_pager_thread_faults {
 	  "Reads of the prefetch, each of up to KEVD_PAGER_PREFETCH_RUN pages.") \
 	X(prefetch_failures, SUM, "prefetch_failures", NULL, COUNTER, \
 	  "Prefetch reads that failed (their pages are published FAILED and the VM fails, as on a fault).") \
+	X(pages_premapped, SUM, "pages_premapped", "kevd_vm_pager_pages_premapped_total", COUNTER, \
+	  "Working-set pages the recorded guest wrote that the prefetch mapped writable into this VM (shared backing only).") \
 	X(prefetch_hits, MEASURED, "prefetch_hits", "kevd_vm_pager_prefetch_hits", GAUGE, \
-	  "Prefetched pages the guest has touched since (mapped in its page tables; shared backing only).") \
+	  "Prefetched pages, not premapped, the guest has touched since (mapped in its page tables; shared backing only).") \
 	X(prefetch_unused, MEASURED, "prefetch_unused", "kevd_vm_pager_prefetch_unused", GAUGE, \
-	  "Prefetched pages the guest has not touched (yet): pages_prefetched - prefetch_hits.") \
+	  "Prefetched pages, not premapped, the guest has not touched (yet).") \
 	X(prefetch_misses, SUM, "prefetch_misses", "kevd_vm_pager_prefetch_misses_total", COUNTER, \
 	  "Faults on pages the working set does not list (0 without a prefetch).") \
 	X(prefetch_ns, PAGER, "prefetch_ns", NULL, GAUGE, \
@@ -258,8 +265,9 @@ struct kevd_pager_recording;
  * guest's first instruction, 0 until then, read atomically), until
  * kevd_pager_record_end() or until the pager stops.  Shared, pages the
  * guest mapped from the cache without a fault (another VM had loaded
- * them) are added, in guest-physical order, when the recording ends.
- * *OUT gets a reference. */
+ * them) are added, in guest-physical order, when the recording ends, and
+ * every page the guest's copy of which is private then (it wrote it) is
+ * flagged KEVD_PAGER_WS_WRITTEN.  *OUT gets a reference. */
 int kevd_pager_record(struct kevd_pager *p, unsigned record_ms, const uint64_t *run_start_ns,
 		      struct kevd_pager_recording **out, struct kevd_error *err);
 /* Ends the recording now (a pause); nothing if there is none. */
@@ -279,7 +287,11 @@ void kevd_pager_recording_unref(struct kevd_pager_recording *r);
  * ended), in runs of consecutive pages KEVD_PAGER_PREFETCH_RUN at a time.
  * It claims each page as a fault does: a page a fault (or, shared, another
  * VM) loaded first is skipped, and a fault that meets a page the prefetch
- * claimed waits for that one read.  Copies GFNS. */
+ * claimed waits for that one read.  Shared, a listed page flagged
+ * KEVD_PAGER_WS_WRITTEN is then mapped writable into this VM's view at
+ * once (a private copy, MADV_POPULATE_WRITE), whoever filled it: the
+ * guest's first touch takes one EPT violation instead of two (map, then
+ * copy on its write).  Copies GFNS. */
 int kevd_pager_prefetch(struct kevd_pager *p, const uint64_t *gfns, size_t n, struct kevd_error *err);
 
 /* What a handler thread may do once it runs (common/sandbox.h). */

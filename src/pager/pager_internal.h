@@ -67,7 +67,7 @@ struct handler {
 	struct counters c;
 };
 
-/* A run of pages the prefetch loaded. */
+/* A run of pages the prefetch loaded (and did not premap). */
 struct ws_run {
 	uint64_t first, n;
 };
@@ -110,16 +110,21 @@ struct kevd_pager {
 	uint64_t record_ns;
 	uint64_t ws_started_ns;          /* CLOCK_MONOTONIC: the working-set thread started */
 	const uint64_t *run_start_ns;    /* the owner's: the guest's first instruction, 0 before; atomic */
-	uint64_t *ws;                    /* owned: the prefetch list, sorted, image pages only; immutable */
+	uint64_t *ws;                    /* owned: the prefetch list, sorted, image pages only, no flags; immutable */
 	size_t nws;
+	uint64_t *ws_written;            /* owned: its pages flagged KEVD_PAGER_WS_WRITTEN, sorted; immutable */
+	size_t nws_written;
+	bool *ws_premapped;              /* owned: per ws_written page, premapped (tried) yet; the working-set thread's */
 	uint64_t *ws_head;               /* owned: its first pages in the order given (load order); immutable */
 	size_t nws_head;
 	uint64_t ws_hint;                /* atomic: 1 + where a fault's load on a listed page ended; 0 = none */
 	struct handler *wsh;             /* the working-set thread; published (release) before it starts */
 	int pagemap;                     /* owned: /proc/self/pagemap, -1 without a working set */
-	struct ws_run *runs;             /* owned: what the prefetch loaded; the working-set thread's until joined */
+	struct ws_run *runs;             /* owned: what the prefetch loaded and left to the guest to map (not
+					  * premapped); the working-set thread's until joined */
 	size_t nruns, cap_runs;
-	uint64_t prefetch_hits;          /* relaxed atomics, read by stats */
+	uint64_t runs_pages;             /* pages in runs (relaxed atomics, read by stats) */
+	uint64_t prefetch_hits;
 	uint64_t prefetch_ns;
 };
 

@@ -101,7 +101,7 @@ void kevd_pager_get_stats(struct kevd_pager *p, struct kevd_pager_stats *s)
 	if (s->prefetch_hits == KEVD_PAGER_UNMEASURED)
 		s->prefetch_unused = KEVD_PAGER_UNMEASURED;
 	else
-		s->prefetch_unused = s->pages_prefetched > s->prefetch_hits ? s->pages_prefetched - s->prefetch_hits : 0;
+		s->prefetch_unused = load(&p->runs_pages) > s->prefetch_hits ? load(&p->runs_pages) - s->prefetch_hits : 0;
 }
 
 uint64_t kevd_pager_stats_thread_faults(const struct kevd_pager_stats *st, pid_t tid)

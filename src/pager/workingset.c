@@ -38,6 +38,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -48,6 +49,7 @@
 #include "pager/pager_internal.h"
 
 #define PAGEMAP_PRESENT (1ull << 63)
+#define PAGEMAP_FILE (1ull << 61)      /* a page of the file (the cache's memfd), not a private copy */
 #define PAGEMAP_BATCH 512
 #define HITS_EVERY_MS 1000
 
@@ -204,11 +206,14 @@ static bool in_sorted(const uint64_t *v, size_t n, uint64_t gfn)
 
 /* Shared, under the recording's lock: the image pages the guest mapped
  * from the cache without a fault to this VM (present in its page tables,
- * not loaded by it), in guest-physical order after the loads. */
+ * not loaded by it), in guest-physical order after the loads; then every
+ * page whose copy is private (the guest wrote it) is flagged written.
+ * Out of memory the flags are left out (they are a hint). */
 static void add_mapped_locked(struct kevd_pager *p, struct kevd_pager_recording *r)
 {
 	cleanup_free uint64_t *sorted = r->n ? malloc(r->n * sizeof(*sorted)) : NULL;
-	size_t nsorted = r->n;
+	cleanup_free uint64_t *written = NULL;
+	size_t nsorted = r->n, nwritten = 0, capw = 0;
 	uint64_t ent[PAGEMAP_BATCH];
 
 	if (nsorted && !sorted)
@@ -225,12 +230,29 @@ static void add_mapped_locked(struct kevd_pager *p, struct kevd_pager_recording 
 
 			if (read_pagemap(p, g, n, ent) < 0)
 				return;
-			for (uint64_t k = 0; k < n; k++)
-				if ((ent[k] & PAGEMAP_PRESENT) && !in_sorted(sorted, nsorted, g + k))
+			for (uint64_t k = 0; k < n; k++) {
+				if (!(ent[k] & PAGEMAP_PRESENT))
+					continue;
+				if (!in_sorted(sorted, nsorted, g + k))
 					append_locked(r, g + k, 1);
+				if (ent[k] & PAGEMAP_FILE)
+					continue;
+				if (nwritten == capw) {
+					uint64_t *v = realloc(written, (capw ? capw * 2 : 256) * sizeof(*v));
+
+					if (!v)
+						return;
+					written = v;
+					capw = capw ? capw * 2 : 256;
+				}
+				written[nwritten++] = g + k;  /* in order: extents ascend */
+			}
 			g += n;
 		}
 	}
+	for (size_t i = 0; i < r->n && nwritten; i++)
+		if (in_sorted(written, nwritten, r->gfns[i]))
+			r->gfns[i] |= KEVD_PAGER_WS_WRITTEN;
 }
 
 /* Ends the recording (any thread, once; the others find it ended).
@@ -284,8 +306,8 @@ void kevd_pager_record_end(struct kevd_pager *p)
 
 int kevd_pager_prefetch(struct kevd_pager *p, const uint64_t *gfns, size_t n, struct kevd_error *err)
 {
-	uint64_t *v;
-	size_t k = 0;
+	uint64_t *v, *w;
+	size_t k = 0, nw = 0, kw = 0;
 
 	if (p->started || p->rec || p->nws)
 		return kevd_error_set(err, EBUSY, "pager: a working set is set after start, or twice");
@@ -294,31 +316,50 @@ int kevd_pager_prefetch(struct kevd_pager *p, const uint64_t *gfns, size_t n, st
 	if (!n)
 		return 0;
 	v = malloc(n * sizeof(*v));
-	if (!v)
-		return kevd_error_sys(err, ENOMEM, "pager: working set");
-	memcpy(v, gfns, n * sizeof(*v));
+	w = malloc(n * sizeof(*w));
+	p->ws_premapped = calloc(n, 1);
 	/* The head: the first pages as given that are the image's. */
 	p->ws_head = malloc((n < KEVD_PAGER_PREFETCH_HEAD ? n : KEVD_PAGER_PREFETCH_HEAD) * sizeof(*p->ws_head));
-	if (!p->ws_head) {
+	if (!v || !w || !p->ws_head || !p->ws_premapped) {
 		free(v);
+		free(w);
+		free(p->ws_head);
+		free(p->ws_premapped);
+		p->ws_head = NULL;
+		p->ws_premapped = NULL;
 		return kevd_error_sys(err, ENOMEM, "pager: working set");
 	}
-	for (size_t i = 0; i < n && p->nws_head < KEVD_PAGER_PREFETCH_HEAD; i++)
-		if (kevd_image_has_page(p->img, gfns[i]))
-			p->ws_head[p->nws_head++] = gfns[i];
+	for (size_t i = 0; i < n; i++) {
+		uint64_t g = gfns[i] & ~KEVD_PAGER_WS_WRITTEN;
+
+		v[i] = g;
+		if (gfns[i] & KEVD_PAGER_WS_WRITTEN)
+			w[nw++] = g;
+		if (p->nws_head < KEVD_PAGER_PREFETCH_HEAD && kevd_image_has_page(p->img, g))
+			p->ws_head[p->nws_head++] = g;
+	}
 	qsort(v, n, sizeof(*v), cmp_u64);
 	for (size_t i = 0; i < n; i++)
 		if ((!k || v[i] != v[k - 1]) && kevd_image_has_page(p->img, v[i]))
 			v[k++] = v[i];
+	qsort(w, nw, sizeof(*w), cmp_u64);
+	for (size_t i = 0; i < nw; i++)
+		if (!kw || w[i] != w[kw - 1])
+			w[kw++] = w[i];
 	if (!k) {
 		free(v);
+		free(w);
 		free(p->ws_head);
+		free(p->ws_premapped);
 		p->ws_head = NULL;
+		p->ws_premapped = NULL;
 		p->nws_head = 0;
 		return 0;
 	}
 	p->ws = v;
 	p->nws = k;
+	p->ws_written = w;
+	p->nws_written = kw;
 	return 0;
 }
 
@@ -357,6 +398,7 @@ static bool claim(struct kevd_pager *p, uint64_t gfn, uint32_t **w)
 
 static void add_run(struct kevd_pager *p, uint64_t first, uint64_t n)
 {
+	bump(&p->runs_pages, n);
 	if (p->nruns && p->runs[p->nruns - 1].first + p->runs[p->nruns - 1].n == first) {
 		p->runs[p->nruns - 1].n += n;
 		return;
@@ -396,7 +438,6 @@ static int load_run(struct handler *h, uint64_t gfn, uint64_t n, uint64_t host, 
 	ok = installed >> KEVD_PAGE_SHIFT;
 	if (ok) {
 		bump(&h->c.pages_prefetched, ok);
-		add_run(p, gfn, ok);
 		if (p->cfg.on_load)
 			p->cfg.on_load(p->cfg.cb_arg, gfn, ok);
 	}
@@ -421,10 +462,53 @@ static int load_run(struct handler *h, uint64_t gfn, uint64_t n, uint64_t host, 
 	return rc;
 }
 
+/* Whether GFN is flagged written and not premapped yet (the head's pages
+ * come again in the pass). */
+static bool to_premap(const struct kevd_pager *p, uint64_t gfn)
+{
+	size_t i = lower_bound(p->ws_written, p->nws_written, gfn);
+
+	return p->cached && i < p->nws_written && p->ws_written[i] == gfn && !p->ws_premapped[i];
+}
+
+/* Shared: the N pages from GFN (in the cache, in region RG) mapped
+ * writable into this VM's view where the recording saw them written: the
+ * copy the guest's write would make, made now.  A failure leaves the page
+ * to the guest's fault (the list is a hint).  LOADED: this VM's prefetch
+ * read them; its pages left to the guest go to the runs the hits are
+ * counted over. */
+static void premap(struct kevd_pager *p, const struct region *rg, uint64_t gfn, uint64_t n, bool loaded)
+{
+	for (uint64_t i = 0; i < n;) {
+		bool wr = to_premap(p, gfn + i);
+		uint64_t k = 1;
+
+		while (i + k < n && to_premap(p, gfn + i + k) == wr)
+			k++;
+		if (wr) {
+			unsigned char *at = rg->host + (((gfn + i) << KEVD_PAGE_SHIFT) - rg->gpa);
+			size_t at_w = lower_bound(p->ws_written, p->nws_written, gfn + i);
+
+			memset(&p->ws_premapped[at_w], 1, k);  /* tried: not again */
+			if (madvise(at, k << KEVD_PAGE_SHIFT, MADV_POPULATE_WRITE) == 0)
+				bump(&p->wsh->c.pages_premapped, k);
+			else
+				kevd_debug("pager: premapping guest page 0x%llx (+%llu): %s",
+					   (unsigned long long)((gfn + i) << KEVD_PAGE_SHIFT), (unsigned long long)k,
+					   strerror(errno));
+		} else if (loaded) {
+			add_run(p, gfn + i, k);
+		}
+		i += k;
+	}
+}
+
 /* Loads the run of consecutive pages V[I], V[I+1], ... (at most
  * KEVD_PAGER_PREFETCH_RUN, within one extent and region) that this thread
- * can claim.  Returns how many entries of V it dealt with (at least 1: a
- * page someone else has is passed over), or 0 once a read failed. */
+ * can claim, or passes over the run the cache has already (premapping
+ * both).  Returns how many entries of V it dealt with (at least 1: a page
+ * a fault or another VM is loading is passed over), or 0 once a read
+ * failed. */
 static size_t prefetch_at(struct kevd_pager *p, const uint64_t *v, size_t i, size_t nv)
 {
 	uint32_t *w[KEVD_PAGER_PREFETCH_RUN];
@@ -437,12 +521,20 @@ static size_t prefetch_at(struct kevd_pager *p, const uint64_t *v, size_t i, siz
 	/* Faults first: a handler serving one gets this CPU. */
 	if (__atomic_load_n(&p->busy, __ATOMIC_RELAXED))
 		sched_yield();
+	while (p->cached && i + n < nv && n < KEVD_PAGER_PREFETCH_RUN && v[i + n] == g + n && g + n < end &&
+	       kevd_cached_image_filled(p->cached, g + n))
+		n++;
+	if (n) {
+		premap(p, rg, g, n, false);
+		return n;
+	}
 	while (i + n < nv && n < KEVD_PAGER_PREFETCH_RUN && v[i + n] == g + n && g + n < end && claim(p, g + n, &w[n]))
 		n++;
 	if (!n)
-		return 1;  /* loaded, or being loaded, by someone else */
+		return 1;  /* being loaded by someone else */
 	if (load_run(p->wsh, g, n, (uint64_t)(uintptr_t)rg->host + ((g << KEVD_PAGE_SHIFT) - rg->gpa), w) < 0)
 		return 0;
+	premap(p, rg, g, n, true);
 	return n;
 }
 
@@ -651,6 +743,8 @@ void kevd_pager_ws_free(struct kevd_pager *p)
 		free(p->wsh->buf);
 	free(p->wsh);
 	free(p->ws);
+	free(p->ws_written);
+	free(p->ws_premapped);
 	free(p->ws_head);
 	free(p->runs);
 	if (p->pagemap >= 0)
