@@ -123,6 +123,7 @@ one() {
 	res "$name" prefetched "$(echo "$j" | num pages_prefetched)"
 	res "$name" hits "$(echo "$j" | num prefetch_hits)"
 	res "$name" premapped "$(echo "$j" | num pages_premapped)"
+	res "$name" prefetch_ns "$(echo "$j" | num prefetch_ns)"
 	r=$(api "http://l/v1/vms/$v/console" | grep -o 'work: result=0x[0-9a-f]*' | tail -n 1)
 	[ -n "$first_result" ] || first_result=$r
 	[ "$r" = "$first_result" ] || { echo "bench_snapshot: clone $v ($name) ended with '$r', not '$first_result'" >&2; exit 1; }
@@ -178,12 +179,12 @@ idle_pages=$(api http://l/v1/snapshots/idle | num pages)
 printf 'bench_snapshot: %s\n' "$(date -u '+%Y-%m-%d %H:%M UTC'), load $(loadavg), $(kevd_build)"
 printf 'snapshot: 1024 MiB VM, %s pages in its memory file (%s MiB); work=%s rounds after the restore\n' \
 	"$snap_pages" "$(fmt "$((snap_pages * 4096))" 1048576 1)" "$rounds"
-printf '%-16s %12s %12s %12s %8s %10s %8s %9s   %s\n' restore "first ins ms" "finish ms" "run ms" faults prefetched hits \
-	premapped "(median of $runs)"
+printf '%-16s %12s %12s %12s %8s %10s %8s %9s %9s   %s\n' restore "first ins ms" "finish ms" "run ms" faults prefetched hits \
+	premapped "ws ms" "(median of $runs)"
 for m in lazy lazy-warm lazy-private eager lazy+ws lazy-warm+ws lazy-private+ws; do
-	printf '%-16s %12s %12s %12s %8s %10s %8s %9s\n' "$m" "$(fmt "$(med "$m" first_ns)" 1e6 3)" \
+	printf '%-16s %12s %12s %12s %8s %10s %8s %9s %9s\n' "$m" "$(fmt "$(med "$m" first_ns)" 1e6 3)" \
 		"$(fmt "$(med "$m" total_ns)" 1e6 1)" "$(fmt "$(med "$m" run_ns)" 1e6 1)" "$(med "$m" faults)" \
-		"$(med "$m" prefetched)" "$(med "$m" hits)" "$(med "$m" premapped)"
+		"$(med "$m" prefetched)" "$(med "$m" hits)" "$(med "$m" premapped)" "$(fmt "$(med "$m" prefetch_ns)" 1e6 1)"
 done
 printf '\nratios (this run):\n'
 printf '  first instruction, lazy / eager:        %s   (target <= 0.02x, and <= 2 ms)\n' \

@@ -287,11 +287,12 @@ void kevd_pager_recording_unref(struct kevd_pager_recording *r);
  * ended), in runs of consecutive pages KEVD_PAGER_PREFETCH_RUN at a time.
  * It claims each page as a fault does: a page a fault (or, shared, another
  * VM) loaded first is skipped, and a fault that meets a page the prefetch
- * claimed waits for that one read.  Shared, a listed page flagged
- * KEVD_PAGER_WS_WRITTEN is then mapped writable into this VM's view at
- * once (a private copy, MADV_POPULATE_WRITE), whoever filled it: the
- * guest's first touch takes one EPT violation instead of two (map, then
- * copy on its write).  Copies GFNS. */
+ * claimed waits for that one read.  Shared, once the list is read, the
+ * listed pages flagged KEVD_PAGER_WS_WRITTEN that the guest has not mapped
+ * yet are mapped writable into this VM's view (a private copy,
+ * MADV_POPULATE_WRITE), whoever filled them: the guest's first touch
+ * takes one EPT violation instead of two (map, then copy on its write).
+ * Copies GFNS. */
 int kevd_pager_prefetch(struct kevd_pager *p, const uint64_t *gfns, size_t n, struct kevd_error *err);
 
 /* What a handler thread may do once it runs (common/sandbox.h). */

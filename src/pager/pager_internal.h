@@ -114,7 +114,7 @@ struct kevd_pager {
 	size_t nws;
 	uint64_t *ws_written;            /* owned: its pages flagged KEVD_PAGER_WS_WRITTEN, sorted; immutable */
 	size_t nws_written;
-	bool *ws_premapped;              /* owned: per ws_written page, premapped (tried) yet; the working-set thread's */
+	unsigned char *ws_premap;        /* owned: per ws_written page, PREMAP_*; the working-set thread's */
 	uint64_t *ws_head;               /* owned: its first pages in the order given (load order); immutable */
 	size_t nws_head;
 	uint64_t ws_hint;                /* atomic: 1 + where a fault's load on a listed page ended; 0 = none */

@@ -317,16 +317,16 @@ int kevd_pager_prefetch(struct kevd_pager *p, const uint64_t *gfns, size_t n, st
 		return 0;
 	v = malloc(n * sizeof(*v));
 	w = malloc(n * sizeof(*w));
-	p->ws_premapped = calloc(n, 1);
+	p->ws_premap = calloc(n, 1);
 	/* The head: the first pages as given that are the image's. */
 	p->ws_head = malloc((n < KEVD_PAGER_PREFETCH_HEAD ? n : KEVD_PAGER_PREFETCH_HEAD) * sizeof(*p->ws_head));
-	if (!v || !w || !p->ws_head || !p->ws_premapped) {
+	if (!v || !w || !p->ws_head || !p->ws_premap) {
 		free(v);
 		free(w);
 		free(p->ws_head);
-		free(p->ws_premapped);
+		free(p->ws_premap);
 		p->ws_head = NULL;
-		p->ws_premapped = NULL;
+		p->ws_premap = NULL;
 		return kevd_error_sys(err, ENOMEM, "pager: working set");
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -350,9 +350,9 @@ int kevd_pager_prefetch(struct kevd_pager *p, const uint64_t *gfns, size_t n, st
 		free(v);
 		free(w);
 		free(p->ws_head);
-		free(p->ws_premapped);
+		free(p->ws_premap);
 		p->ws_head = NULL;
-		p->ws_premapped = NULL;
+		p->ws_premap = NULL;
 		p->nws_head = 0;
 		return 0;
 	}
@@ -462,22 +462,98 @@ static int load_run(struct handler *h, uint64_t gfn, uint64_t n, uint64_t host, 
 	return rc;
 }
 
-/* Whether GFN is flagged written and not premapped yet (the head's pages
- * come again in the pass). */
-static bool to_premap(const struct kevd_pager *p, uint64_t gfn)
+/* The premap state of a page flagged written (p->ws_premap). */
+enum { PREMAP_TODO, PREMAP_LOADED, PREMAP_DONE };
+
+static unsigned char *premap_state(const struct kevd_pager *p, uint64_t gfn)
 {
 	size_t i = lower_bound(p->ws_written, p->nws_written, gfn);
 
-	return p->cached && i < p->nws_written && p->ws_written[i] == gfn && !p->ws_premapped[i];
+	return i < p->nws_written && p->ws_written[i] == gfn ? &p->ws_premap[i] : NULL;
 }
 
-/* Shared: the N pages from GFN (in the cache, in region RG) mapped
- * writable into this VM's view where the recording saw them written: the
- * copy the guest's write would make, made now.  A failure leaves the page
- * to the guest's fault (the list is a hint).  LOADED: this VM's prefetch
- * read them; its pages left to the guest go to the runs the hits are
- * counted over. */
-static void premap(struct kevd_pager *p, const struct region *rg, uint64_t gfn, uint64_t n, bool loaded)
+/* Whether GFN is flagged written and not premapped (nor passed over) yet:
+ * the head's pages come again in the pass. */
+static bool to_premap(const struct kevd_pager *p, uint64_t gfn)
+{
+	const unsigned char *st = p->cached ? premap_state(p, gfn) : NULL;
+
+	return st && *st != PREMAP_DONE;
+}
+
+static void premap_done(struct kevd_pager *p, uint64_t gfn, uint64_t k)
+{
+	memset(premap_state(p, gfn), PREMAP_DONE, k);
+}
+
+/* Shared: the K pages from GFN (filled in the cache, flagged written, in
+ * region RG) mapped writable into this VM's view: the copy the guest's
+ * write would make, made now.  A failure leaves the pages to the guest's
+ * faults (the list is a hint). */
+static void premap_run(struct kevd_pager *p, const struct region *rg, uint64_t gfn, uint64_t k)
+{
+	unsigned char *at = rg->host + ((gfn << KEVD_PAGE_SHIFT) - rg->gpa);
+
+	premap_done(p, gfn, k);
+	if (madvise(at, k << KEVD_PAGE_SHIFT, MADV_POPULATE_WRITE) == 0)
+		bump(&p->wsh->c.pages_premapped, k);
+	else
+		kevd_debug("pager: premapping guest page 0x%llx (+%llu): %s", (unsigned long long)(gfn << KEVD_PAGE_SHIFT),
+			   (unsigned long long)k, strerror(errno));
+}
+
+/* The K (at most PAGEMAP_BATCH) pages from GFN premapped where the guest
+ * has not mapped them itself yet: one it touched already took its faults
+ * (the copy left would cost it no more than the premap), and, loaded by
+ * this VM's prefetch, is a hit. */
+static void premap_absent(struct kevd_pager *p, const struct region *rg, uint64_t gfn, uint64_t k)
+{
+	uint64_t ent[PAGEMAP_BATCH];
+
+	if (p->pagemap < 0 || read_pagemap(p, gfn, k, ent) < 0) {
+		premap_run(p, rg, gfn, k);
+		return;
+	}
+	for (uint64_t i = 0; i < k;) {
+		bool absent = !(ent[i] & PAGEMAP_PRESENT);
+		uint64_t m = 1;
+
+		while (i + m < k && !(ent[i + m] & PAGEMAP_PRESENT) == absent)
+			m++;
+		if (absent) {
+			premap_run(p, rg, gfn + i, m);
+		} else {
+			for (uint64_t j = 0; j < m; j++)
+				if (*premap_state(p, gfn + i + j) == PREMAP_LOADED)
+					add_run(p, gfn + i + j, 1);
+			premap_done(p, gfn + i, m);
+		}
+		i += m;
+	}
+}
+
+/* The written pages of [GFN, GFN + N) that are filled and not premapped
+ * yet, premapped (in runs within one region). */
+static void premap_range(struct kevd_pager *p, uint64_t gfn, uint64_t n)
+{
+	for (uint64_t i = 0; i < n;) {
+		const struct region *rg = kevd_pager_region_of_gpa(p, (gfn + i) << KEVD_PAGE_SHIFT);
+		uint64_t k = 0;
+
+		while (rg && i + k < n && k < PAGEMAP_BATCH && to_premap(p, gfn + i + k) &&
+		       kevd_cached_image_filled(p->cached, gfn + i + k) &&
+		       kevd_pager_region_of_gpa(p, (gfn + i + k) << KEVD_PAGE_SHIFT) == rg)
+			k++;
+		if (k)
+			premap_absent(p, rg, gfn + i, k);
+		i += k ? k : 1;
+	}
+}
+
+/* The N pages from GFN this VM's prefetch loaded: the ones flagged
+ * written are marked its own (an untouched one premapped later is no
+ * hit), the others added to the runs the hits are counted over. */
+static void loaded_run(struct kevd_pager *p, uint64_t gfn, uint64_t n)
 {
 	for (uint64_t i = 0; i < n;) {
 		bool wr = to_premap(p, gfn + i);
@@ -485,30 +561,19 @@ static void premap(struct kevd_pager *p, const struct region *rg, uint64_t gfn, 
 
 		while (i + k < n && to_premap(p, gfn + i + k) == wr)
 			k++;
-		if (wr) {
-			unsigned char *at = rg->host + (((gfn + i) << KEVD_PAGE_SHIFT) - rg->gpa);
-			size_t at_w = lower_bound(p->ws_written, p->nws_written, gfn + i);
-
-			memset(&p->ws_premapped[at_w], 1, k);  /* tried: not again */
-			if (madvise(at, k << KEVD_PAGE_SHIFT, MADV_POPULATE_WRITE) == 0)
-				bump(&p->wsh->c.pages_premapped, k);
-			else
-				kevd_debug("pager: premapping guest page 0x%llx (+%llu): %s",
-					   (unsigned long long)((gfn + i) << KEVD_PAGE_SHIFT), (unsigned long long)k,
-					   strerror(errno));
-		} else if (loaded) {
+		if (wr)
+			memset(premap_state(p, gfn + i), PREMAP_LOADED, k);
+		else
 			add_run(p, gfn + i, k);
-		}
 		i += k;
 	}
 }
 
 /* Loads the run of consecutive pages V[I], V[I+1], ... (at most
  * KEVD_PAGER_PREFETCH_RUN, within one extent and region) that this thread
- * can claim, or passes over the run the cache has already (premapping
- * both).  Returns how many entries of V it dealt with (at least 1: a page
- * a fault or another VM is loading is passed over), or 0 once a read
- * failed. */
+ * can claim, or (shared) passes over the run the cache has already.
+ * Returns how many entries of V it dealt with (at least 1: a page a fault
+ * or another VM is loading is passed over), or 0 once a read failed. */
 static size_t prefetch_at(struct kevd_pager *p, const uint64_t *v, size_t i, size_t nv)
 {
 	uint32_t *w[KEVD_PAGER_PREFETCH_RUN];
@@ -524,17 +589,15 @@ static size_t prefetch_at(struct kevd_pager *p, const uint64_t *v, size_t i, siz
 	while (p->cached && i + n < nv && n < KEVD_PAGER_PREFETCH_RUN && v[i + n] == g + n && g + n < end &&
 	       kevd_cached_image_filled(p->cached, g + n))
 		n++;
-	if (n) {
-		premap(p, rg, g, n, false);
-		return n;
-	}
+	if (n)
+		return n;  /* its written pages premapped after the pass */
 	while (i + n < nv && n < KEVD_PAGER_PREFETCH_RUN && v[i + n] == g + n && g + n < end && claim(p, g + n, &w[n]))
 		n++;
 	if (!n)
 		return 1;  /* being loaded by someone else */
 	if (load_run(p->wsh, g, n, (uint64_t)(uintptr_t)rg->host + ((g << KEVD_PAGE_SHIFT) - rg->gpa), w) < 0)
 		return 0;
-	premap(p, rg, g, n, true);
+	loaded_run(p, g, n);
 	return n;
 }
 
@@ -592,6 +655,42 @@ static bool prefetch_head(struct kevd_pager *p)
 	return true;
 }
 
+/* Shared, after the pass has filled the cache: the written pages not
+ * premapped yet and not yet mapped by the guest, in the pass's order (the
+ * head's pages, then from after the head's last page, wrapped around),
+ * consecutive ones together.  Apart from the reads, which are faster, so
+ * that they stay ahead of the guest and keep its faults away; a page the
+ * guest reaches first costs it a second EPT violation only, and pages it
+ * went past meanwhile are passed over. */
+static void premap_pass(struct kevd_pager *p)
+{
+	size_t start, n = p->nws_written;
+
+	if (!p->cached || !n)
+		return;
+	for (size_t i = 0; i < p->nws_head && prefetching(p); i++) {
+		uint64_t g = p->ws_head[i];
+
+		if (to_premap(p, g) && kevd_cached_image_filled(p->cached, g))
+			premap_range(p, g, 1);
+	}
+	start = p->nws_head ? lower_bound(p->ws_written, n, p->ws_head[p->nws_head - 1] + 1) % n : 0;
+	for (size_t done = 0; done < n && prefetching(p);) {
+		size_t i = (start + done) % n, k = 0;
+		uint64_t g = p->ws_written[i];
+		const struct region *rg = kevd_pager_region_of_gpa(p, g << KEVD_PAGE_SHIFT);
+
+		while (done + k < n && (start + done + k) % n == i + k && k < KEVD_PAGER_PREFETCH_RUN &&
+		       p->ws_written[i + k] == g + k && p->ws_premap[i + k] != PREMAP_DONE && rg &&
+		       kevd_pager_region_of_gpa(p, (g + k) << KEVD_PAGE_SHIFT) == rg &&
+		       kevd_cached_image_filled(p->cached, g + k))
+			k++;
+		if (k)
+			premap_absent(p, rg, g, k);
+		done += k ? k : 1;
+	}
+}
+
 /* Then the whole list in guest-physical order, one sequential pass, begun
  * after the head's last page (where the recorded guest was heading) and
  * wrapped around; a fault on a listed page moves the pass on to where
@@ -618,6 +717,7 @@ static void prefetch_pass(struct kevd_pager *p, uint64_t t0)
 			return;
 		rs.r[0].lo += k;
 	}
+	premap_pass(p);
 	store(&p->prefetch_ns, kevd_now_ns(CLOCK_MONOTONIC) - t0);
 }
 
@@ -744,7 +844,7 @@ void kevd_pager_ws_free(struct kevd_pager *p)
 	free(p->wsh);
 	free(p->ws);
 	free(p->ws_written);
-	free(p->ws_premapped);
+	free(p->ws_premap);
 	free(p->ws_head);
 	free(p->runs);
 	if (p->pagemap >= 0)
