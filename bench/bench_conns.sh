@@ -23,13 +23,8 @@ done
 top=$(cd "$(dirname "$0")/.." && pwd)
 kevd="$top/kevd"
 gen="$top/bench/bench_api"
-command -v python3 prlimit > /dev/null || { echo "bench_conns: needs python3 and prlimit" >&2; exit 1; }
-command -v curl > /dev/null || { echo "bench_conns: needs curl" >&2; exit 1; }
-[ -x "$gen" ] || { echo "bench_conns: build bench/bench_api first (make bench/bench_api)" >&2; exit 1; }
-tmp=$(mktemp -d)
-pid=
-trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || :; rm -rf "$tmp"' EXIT
 . "$top/bench/lib.sh"
+bench_begin bench_conns python3 prlimit curl bench_api
 port=$((20000 + RANDOM % 20000))
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$tmp/token"
 daemon_dir "$tmp" "$top/tests/guests/testguest.elf" <<EOF

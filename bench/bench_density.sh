@@ -22,12 +22,8 @@ done
 top=$(cd "$(dirname "$0")/.." && pwd)
 kevd="$top/kevd"
 guest="$top/tests/guests/testguest.elf"
-command -v curl > /dev/null || { echo "bench_density: needs curl" >&2; exit 1; }
-(exec 3<>/dev/kvm) 2>/dev/null || { echo "bench_density: /dev/kvm cannot be opened: skipped"; exit 77; }
-tmp=$(mktemp -d)
-pid=
-trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || :; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 . "$top/bench/lib.sh"
+bench_begin bench_density curl kvm
 sock="$tmp/kevd.sock"
 daemon_dir "$tmp" "$guest" <<EOF
 [limits]

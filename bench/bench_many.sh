@@ -18,12 +18,8 @@ while [ $# -gt 0 ]; do
 done
 top=$(cd "$(dirname "$0")/.." && pwd)
 kevd="$top/kevd"
-(exec 3<>/dev/kvm) 2>/dev/null || { echo "bench_many: /dev/kvm cannot be opened: skipped"; exit 77; }
-tmp=$(mktemp -d)
-pid=
-trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || :; rm -rf "$tmp"' EXIT
 . "$top/bench/lib.sh"
-sock="$tmp/kevd.sock"
+bench_begin bench_many kvm curl
 daemon_dir "$tmp" "$top/tests/guests/testguest.elf" <<EOF
 [limits]
 max_vms = $((n + 10))

@@ -21,12 +21,8 @@ done
 top=$(cd "$(dirname "$0")/.." && pwd)
 kevd="$top/kevd"
 guest="$top/tests/guests/testguest.elf"
-(exec 3<>/dev/kvm) 2>/dev/null || { echo "bench_shared: /dev/kvm cannot be opened: skipped"; exit 77; }
-tmp=$(mktemp -d)
-pid=
-trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || :; rm -rf "$tmp"' EXIT
 . "$top/bench/lib.sh"
-sock="$tmp/kevd.sock"
+bench_begin bench_shared kvm
 daemon_dir "$tmp" "$guest" < /dev/null
 api() { curl -sS --max-time 60 --unix-socket "$sock" "$@"; }
 num() { grep -o "\"$1\": *[0-9]*" | head -n 1 | sed 's/.*: *//'; }

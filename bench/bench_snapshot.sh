@@ -35,13 +35,8 @@ done
 top=$(cd "$(dirname "$0")/.." && pwd)
 kevd="$top/kevd"
 guest="$top/tests/guests/testguest.elf"
-command -v curl > /dev/null || { echo "bench_snapshot: needs curl" >&2; exit 1; }
-(exec 3<>/dev/kvm) 2>/dev/null || { echo "bench_snapshot: /dev/kvm cannot be opened: skipped"; exit 77; }
-tmp=$(mktemp -d)
-pid=
-trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || :; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 . "$top/bench/lib.sh"
-sock="$tmp/kevd.sock"
+bench_begin bench_snapshot curl kvm
 daemon_dir "$tmp" "$guest" <<EOF
 [limits]
 max_vms = 32

@@ -22,14 +22,8 @@ done
 top=$(cd "$(dirname "$0")/.." && pwd)
 kevd="$top/kevd"
 gen="$top/bench/bench_api"
-command -v curl > /dev/null || { echo "bench_spin: needs curl" >&2; exit 1; }
-[ -x "$gen" ] || { echo "bench_spin: build bench/bench_api first (make bench/bench_api)" >&2; exit 1; }
-(exec 3<>/dev/kvm) 2>/dev/null || { echo "bench_spin: /dev/kvm cannot be opened: skipped"; exit 77; }
-tmp=$(mktemp -d)
-pid=
-trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || :; rm -rf "$tmp"' EXIT
 . "$top/bench/lib.sh"
-sock="$tmp/kevd.sock"
+bench_begin bench_spin kvm curl bench_api
 daemon_dir "$tmp" "$top/tests/guests/testguest.elf" <<EOF
 [limits]
 max_vms = $((n + 10))

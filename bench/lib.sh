@@ -57,3 +57,24 @@ daemon_start() {
 	echo "kevd did not start: $(cat "$2/kevd.log")" >&2
 	return 1
 }
+
+# bench_begin NAME NEED...: what every bench script checks first, by NEED:
+# kvm (/dev/kvm that cannot be opened: skipped, exit 77), bench_api (built),
+# or a command (missing: exit 1); then $tmp (a new directory), $sock in it,
+# $pid (the daemon's, none yet) and the trap that stops the daemon and
+# removes $tmp at exit (KEEP=1 keeps it).  $top must be set.
+bench_begin() {
+	local me=$1 need
+	shift
+	for need in "$@"; do
+		case $need in
+		kvm) (exec 3<>/dev/kvm) 2>/dev/null || { echo "$me: /dev/kvm cannot be opened: skipped"; exit 77; } ;;
+		bench_api) [ -x "$top/bench/bench_api" ] || { echo "$me: build bench/bench_api first (make bench/bench_api)" >&2; exit 1; } ;;
+		*) command -v "$need" > /dev/null || { echo "$me: needs $need" >&2; exit 1; } ;;
+		esac
+	done
+	tmp=$(mktemp -d)
+	sock="$tmp/kevd.sock"
+	pid=
+	trap '[ -z "$pid" ] || kill "$pid" 2>/dev/null || :; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
+}
