@@ -1,7 +1,8 @@
 #!/bin/bash
 # Snapshot restore: a 1 GiB VM of the test guest that touched and rewrote
-# its 32 MiB data image (touch=all write=1) is snapshotted as its work
-# begins (work=ROUNDS); clones restored from it finish that work.  For each
+# its 32 MiB data image (touch=all write=1) and wrote RAM_MIB (224) MiB of
+# RAM besides (ram=), 256 MiB in all, is snapshotted as its work begins
+# (work=ROUNDS); clones restored from it finish that work.  For each
 # way to restore, create -> first guest instruction (create_to_first_run_ns)
 # and create -> end of the work (the guest's exit), median of RUNS:
 #   lazy          the shared cache empty: every page from the snapshot file
@@ -20,16 +21,20 @@
 # Then 20 clones alive at once (mode=idle after the work): kevd's PSS
 # growth against one snapshot's pages plus what the clones wrote.
 #
-# usage: bench/bench_snapshot.sh [-r RUNS] [-w ROUNDS]   (defaults 5, 10)
+# The 20 clones' guest works on its data image only (no ram=).
+#
+# usage: bench/bench_snapshot.sh [-r RUNS] [-w ROUNDS] [-m RAM_MIB]   (defaults 5, 4, 224)
 set -eu
 export LC_ALL=C
 runs=5
-rounds=10
+rounds=4
+ram=224
 while [ $# -gt 0 ]; do
 	case $1 in
 	-r) runs=${2:?}; shift 2 ;;
 	-w) rounds=${2:?}; shift 2 ;;
-	*) echo "usage: bench/bench_snapshot.sh [-r RUNS] [-w ROUNDS]" >&2; exit 2 ;;
+	-m) ram=${2:?}; shift 2 ;;
+	*) echo "usage: bench/bench_snapshot.sh [-r RUNS] [-w ROUNDS] [-m RAM_MIB]" >&2; exit 2 ;;
 	esac
 done
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -87,7 +92,7 @@ daemon_start "$kevd" "$tmp" || exit 1
 # work ended would leave the clones nothing to do, so it is made again.
 for try in 1 2 3 4 5 0; do
 	[ "$try" != 0 ] || { echo "bench_snapshot: no snapshot before the source's work ended" >&2; exit 1; }
-	post /v1/vms "{\"name\":\"src\",\"kernel\":\"guest.elf\",\"memory_mib\":1024,\"cmdline\":\"touch=all write=1 work=$rounds\"}" > /dev/null
+	post /v1/vms "{\"name\":\"src\",\"kernel\":\"guest.elf\",\"memory_mib\":1024,\"cmdline\":\"touch=all write=1 work=$rounds ram=$ram\"}" > /dev/null
 	t=0
 	until api "http://l/v1/vms/src/console" | grep -q 'work: rounds='; do
 		t=$((t + 1))
@@ -172,8 +177,8 @@ done
 idle_pages=$(api http://l/v1/snapshots/idle | num pages)
 
 printf 'bench_snapshot: %s\n' "$(date -u '+%Y-%m-%d %H:%M UTC'), load $(loadavg), $(kevd_build)"
-printf 'snapshot: 1024 MiB VM, %s pages in its memory file (%s MiB); work=%s rounds after the restore\n' \
-	"$snap_pages" "$(fmt "$((snap_pages * 4096))" 1048576 1)" "$rounds"
+printf 'snapshot: 1024 MiB VM, %s pages in its memory file (%s MiB); work=%s rounds after the restore, ram=%s\n' \
+	"$snap_pages" "$(fmt "$((snap_pages * 4096))" 1048576 1)" "$rounds" "$ram"
 printf '%-16s %12s %12s %12s %8s %10s %8s %9s %9s   %s\n' restore "first ins ms" "finish ms" "run ms" faults prefetched hits \
 	premapped "ws ms" "(median of $runs)"
 for m in lazy lazy-warm lazy-private eager lazy+ws lazy-warm+ws lazy-private+ws; do

@@ -654,9 +654,29 @@ const struct kevd_image_segment *kevd_image_segment_of(const struct kevd_image *
 	return NULL;
 }
 
+const struct kevd_image_extent *kevd_image_extent_of(const struct kevd_image *img, uint64_t gfn)
+{
+	size_t lo = 0, hi = img->n_ext;
+
+	/* First extent whose pages end after GFN. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (img->ext[mid].end_gfn <= gfn)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < img->n_ext && img->ext[lo].first_gfn <= gfn)
+		return &img->ext[lo];
+	return NULL;
+}
+
+/* The extents, not the segments: with a snapshot's memory every page of
+ * RAM is the image's, in or outside the kernel's segments. */
 bool kevd_image_has_page(const struct kevd_image *img, uint64_t gfn)
 {
-	return kevd_image_segment_of(img, gfn) != NULL;
+	return kevd_image_extent_of(img, gfn) != NULL;
 }
 
 bool kevd_image_pvh_entry(const struct kevd_image *img, kevd_gpa_t *entry)

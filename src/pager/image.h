@@ -83,6 +83,8 @@ const struct kevd_image_segment *kevd_image_segment(const struct kevd_image *img
 const struct kevd_image_segment *kevd_image_segment_of(const struct kevd_image *img, uint64_t gfn);
 
 size_t kevd_image_extent_count(const struct kevd_image *img);
+/* The extent holding GFN, or NULL: the image's pages are the extents'. */
+const struct kevd_image_extent *kevd_image_extent_of(const struct kevd_image *img, uint64_t gfn);
 const struct kevd_image_extent *kevd_image_extent(const struct kevd_image *img, size_t i);
 /* Number of distinct guest pages backed by the image. */
 uint64_t kevd_image_pages(const struct kevd_image *img);

@@ -177,13 +177,14 @@ static void stream_passed(struct kevd_pager *p, pid_t tid, uint64_t gfn)
  * kernel's readahead does it: while the thread's faults come where its
  * last window ended, the window doubles (up to window_max_pages) and
  * reaches forward from the fault; any other fault falls back to
- * window_pages, aligned around it.  Clipped to the segment and to the
- * memory region. */
+ * window_pages, aligned around it.  Clipped to the extent (contiguous
+ * image pages: for a restore, a whole RAM range, in and outside the
+ * kernel's segments) and to the memory region. */
 static void plan_window(struct handler *h, struct run *r, pid_t tid, bool listed)
 {
 	struct kevd_pager *p = h->pager;
-	const struct kevd_image_segment *seg = kevd_image_segment_of(p->img, r->gfn);
-	uint64_t seg_first = seg ? seg->first_gfn : r->gfn, seg_end = seg ? seg->end_gfn : r->gfn + 1;
+	const struct kevd_image_extent *ext = kevd_image_extent_of(p->img, r->gfn);
+	uint64_t seg_first = ext ? ext->first_gfn : r->gfn, seg_end = ext ? ext->end_gfn : r->gfn + 1;
 	uint64_t rg_first = r->rg->gpa >> KEVD_PAGE_SHIFT, rg_end = (r->rg->gpa + r->rg->len) >> KEVD_PAGE_SHIFT;
 	struct stream *st = stream_of(p, tid);
 	unsigned window = st ? __atomic_load_n(&st->window, __ATOMIC_RELAXED) : 0;

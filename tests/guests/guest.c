@@ -158,6 +158,7 @@ struct config {
 	int write;            /* write=1: overwrite the touched pages, check them */
 	u64 touches;          /* pages= : number of touches per vCPU */
 	u64 work_rounds;      /* work=ROUNDS, 0: no work phase */
+	u64 ram_pages;        /* ram=MIB: pages of RAM from TESTGUEST_RAM_BASE the work phase works on too */
 };
 
 struct vcpu_result {
@@ -271,6 +272,9 @@ static void parse_option(const char *s, u64 n)
 	} else if ((k = prefix(s, n, "work="))) {
 		if (parse_u64(s + k, n - k, &v))
 			cfg.work_rounds = v;
+	} else if ((k = prefix(s, n, "ram="))) {
+		if (parse_u64(s + k, n - k, &v))
+			cfg.ram_pages = v > TESTGUEST_RAM_MAX_MIB ? TESTGUEST_RAM_MAX_MIB * 256 : v * 256;
 	} else if ((k = prefix(s, n, "mode="))) {
 		s += k;
 		n -= k;
@@ -306,6 +310,7 @@ static void parse_cmdline(const char *s)
 	cfg.mode = RUN_NORMAL;
 	cfg.write = 0;
 	cfg.work_rounds = 0;
+	cfg.ram_pages = 0;
 	while (s && *s) {
 		u64 n = 0;
 
@@ -374,8 +379,14 @@ static const struct mb2_tag *mb2_find(u32 info, u32 type)
 	return 0;
 }
 
+/* The end of the usable RAM that holds TESTGUEST_RAM_BASE (0: none), from
+ * the memory map print_mmap() reads. */
+static u64 ram_end;
+
 static void print_mmap_entry(u64 base, u64 len, u32 type)
 {
+	if (type == 1 && base <= TESTGUEST_RAM_BASE && base + len > TESTGUEST_RAM_BASE)
+		ram_end = base + len;
 	puts_("mmap: base=");
 	put_hex(base, 16);
 	puts_(" len=");
@@ -505,7 +516,24 @@ static void check_written(struct vcpu_result *r)
 	r->write_bad = bad;
 }
 
-/* work=, BSP, once every check is done: mark the touched pages. */
+/* The work phase's pages: the touched data pages (0 .. TESTGUEST_DATA_PAGES),
+ * then with ram=, cfg.ram_pages pages of RAM from TESTGUEST_RAM_BASE
+ * (numbered from TESTGUEST_DATA_PAGES on). */
+static u64 work_end(void)
+{
+	return TESTGUEST_DATA_PAGES + cfg.ram_pages;
+}
+
+static u64 *work_words(u64 page)
+{
+	if (page < TESTGUEST_DATA_PAGES)
+		return testguest_data + page * TESTGUEST_WORDS_PER_PAGE;
+	return (u64 *)(uintptr_t)(TESTGUEST_RAM_BASE + (page - TESTGUEST_DATA_PAGES) * TESTGUEST_PAGE_SIZE);
+}
+
+/* work=, BSP, once every check is done: mark the touched pages; with
+ * ram=, fit the RAM pages into the memory map and give each its first
+ * contents (so that a snapshot taken from here on holds them). */
 static void work_prepare(void)
 {
 	u64 i, page, state = cfg.seed;
@@ -514,24 +542,37 @@ static void work_prepare(void)
 		page = touch_page(i, &state);
 		page_map[page / 64] |= 1ull << (page % 64);
 	}
+	if (ram_end <= TESTGUEST_RAM_BASE)
+		cfg.ram_pages = 0;
+	else if (cfg.ram_pages > (ram_end - TESTGUEST_RAM_BASE) / TESTGUEST_PAGE_SIZE)
+		cfg.ram_pages = (ram_end - TESTGUEST_RAM_BASE) / TESTGUEST_PAGE_SIZE;
+	for (page = TESTGUEST_DATA_PAGES; page < work_end(); page++) {
+		u64 *w = work_words(page);
+		u32 j;
+
+		for (j = 0; j < TESTGUEST_WORDS_PER_PAGE; j++)
+			w[j] = testguest_word(page * TESTGUEST_WORDS_PER_PAGE + j);
+	}
 }
 
 static int worked(u64 page)
 {
+	if (page >= TESTGUEST_DATA_PAGES)
+		return page < work_end();
 	return page_map[page / 64] >> (page % 64) & 1;
 }
 
 static u64 work_npages(void)
 {
-	u64 page, n = 0;
+	u64 page, n = cfg.ram_pages;
 
 	for (page = 0; page < TESTGUEST_DATA_PAGES; page++)
 		n += worked(page);
 	return n;
 }
 
-/* The worked page with rank worked pages below it; TESTGUEST_DATA_PAGES if
- * there are no more than rank. */
+/* The worked page with rank worked pages below it; work_end() if there
+ * are no more than rank. */
 static u64 work_page_at(u64 rank)
 {
 	u64 page, n = 0;
@@ -543,7 +584,7 @@ static u64 work_page_at(u64 rank)
 			return page;
 		n++;
 	}
-	return TESTGUEST_DATA_PAGES;
+	return rank - n < cfg.ram_pages ? TESTGUEST_DATA_PAGES + (rank - n) : work_end();
 }
 
 /* work=: vCPU index of n runs every round over its slice of the worked
@@ -561,7 +602,7 @@ static void work_share(u64 index, u32 nvcpus)
 	for (r = 1; r <= cfg.work_rounds; r++) {
 		for (page = first; page < end; page++)
 			if (worked(page))
-				testguest_work_page(testguest_data + page * TESTGUEST_WORDS_PER_PAGE, page, r);
+				testguest_work_page(work_words(page), page, r);
 		if (index == 0 && r % 100 == 0) {
 			puts_("work: round ");
 			put_dec(r);
@@ -575,9 +616,9 @@ static u64 work_digest(void)
 {
 	u64 page, d = TESTGUEST_WORK_DIGEST_INIT;
 
-	for (page = 0; page < TESTGUEST_DATA_PAGES; page++)
+	for (page = 0; page < work_end(); page++)
 		if (worked(page))
-			d = testguest_work_digest(d, page, testguest_data + page * TESTGUEST_WORDS_PER_PAGE);
+			d = testguest_work_digest(d, page, work_words(page));
 	return d;
 }
 
@@ -787,6 +828,10 @@ void testguest_main(u64 index)
 			put_dec(cfg.work_rounds);
 			puts_(" pages=");
 			put_dec(work_npages());
+			if (cfg.ram_pages) {
+				puts_(" ram_pages=");
+				put_dec(cfg.ram_pages);
+			}
 			putch('\n');
 			__atomic_store_n(&work_ready, 1, __ATOMIC_RELEASE);
 			work_share(0, nvcpus);

@@ -53,6 +53,11 @@
 #define TESTGUEST_PAGE_SIZE        TESTGUEST_U32(4096)
 #define TESTGUEST_DATA_BYTES       TESTGUEST_U32(33554432)         /* 32 MiB data image */
 #define TESTGUEST_DATA_PAGES       (TESTGUEST_DATA_BYTES / TESTGUEST_PAGE_SIZE)
+/* ram=MIB: the work phase's pages of RAM begin here (above the image and
+ * its .bss), at most TESTGUEST_RAM_MAX_MIB of them, within the usable RAM
+ * of the memory map. */
+#define TESTGUEST_RAM_BASE         0x10000000ull
+#define TESTGUEST_RAM_MAX_MIB      2048
 #define TESTGUEST_DATA_WORDS       (TESTGUEST_DATA_BYTES / 8)
 #define TESTGUEST_WORDS_PER_PAGE   (TESTGUEST_PAGE_SIZE / 8)
 #define TESTGUEST_BSS_BYTES        TESTGUEST_U32(2097152)          /* 2 MiB zero region */
