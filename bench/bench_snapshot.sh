@@ -53,7 +53,7 @@ EOF
 # Two configurations: without working sets (record_ms = 0), and with.
 cp "$tmp/kevd.conf" "$tmp/kevd-ws.conf"
 printf '[snapshot]\nrecord_ms = 0\n' >> "$tmp/kevd.conf"
-printf '[snapshot]\nrecord_ms = 2000\n' >> "$tmp/kevd-ws.conf"
+printf '[snapshot]\nrecord_ms = 60000\n' >> "$tmp/kevd-ws.conf"
 cp "$tmp/kevd.conf" "$tmp/kevd-nows.conf"
 api() { curl -sS --max-time 120 --unix-socket "$sock" "$@"; }
 post() { api -X POST -H 'Content-Type: application/json' -d "$2" "http://l$1"; }

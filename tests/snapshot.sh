@@ -11,6 +11,9 @@
 #   entry of the snapshot filled each page once in total (the clones'
 #   own loads add up to it) and read each of the snapshot's pages once at
 #   most; a clone made after the 20 rewrote their memory still ends right;
+# - a guest that wrote RAM outside the kernel's segments (ram=): its
+#   clone ends right, and loads those pages with fault-around like the
+#   kernel's (not one fault a page);
 # - bad input: missing, truncated, corrupted, wrong-format snapshots and
 #   a changed kernel are refused (422) naming the file; a corrupted page
 #   fails the clone that loads it, naming it; bad names, duplicates,
@@ -183,6 +186,22 @@ restore ccc cc-1 ""
 [ "$(result cc)" = "$want" ] || die "a clone snapshotted ended with another result"
 expect 204 "delete cc" DELETE /v1/vms/cc
 expect 204 "delete ccc" DELETE /v1/vms/ccc
+# RAM beyond the image: 64 MiB from 256 MiB up (16384 pages), every page
+# of it in the snapshot's memory file and none in the kernel's segments.
+expect 201 "create rref" POST /v1/vms '{"name":"rref","kernel":"guest.elf","memory_mib":512,"cmdline":"touch=none work=400 ram=64"}'
+expect 201 "create r1" POST /v1/vms '{"name":"r1","kernel":"guest.elf","memory_mib":512,"cmdline":"touch=none work=400 ram=64"}'
+wait_console r1 'work: rounds=400 pages=16384 ram_pages=16384$' "r1 did not work on its RAM"
+snap r1 r1-1
+grep -q '"pages":1[6-9][0-9][0-9][0-9]' "$tmp/body" || die "snapshot r1-1 lacks the RAM pages: $(cat "$tmp/body")"
+restore rc r1-1 ""
+rwant=$(result rref)
+[ "$(result rc)" = "$rwant" ] || die "the clone of a guest that wrote RAM ended with another result"
+[ "$(result r1)" = "$rwant" ] || die "r1 ended with another result after its snapshot"
+api GET /v1/vms/rc/paging
+[ "$(num faults)" -lt 1000 ] || die "the clone took $(num faults) faults for 16384 pages of RAM (no fault-around)"
+[ "$(num pages_loaded)" -ge 16384 ] || die "the clone loaded $(num pages_loaded) pages, not its 16384 of RAM"
+for v in rref r1 rc; do expect 204 "delete $v" DELETE "/v1/vms/$v"; done
+expect 204 "delete r1-1" DELETE /v1/snapshots/r1-1
 expect 200 "list snapshots" GET /v1/snapshots
 for s in o1-1 o1-2 o1-3 o4-1 o4-2 o4-3; do
 	grep -q "\"name\":\"$s\"" "$tmp/body" || die "$s is not listed"
