@@ -221,6 +221,17 @@ grep -q '"prefetch_hits":null' "$tmp/paging" || die "p1: prefetch hits are not n
 echo "$me: lazy-private: $(pnum faults) faults prefetching ($(pnum pages_prefetched) pages prefetched)"
 api DELETE /v1/vms/p1
 
+# ---- a list of format 1 (before the written flags) is read too ----
+od -An -tu4 -j 8 -N 4 "$tmp/snapshots/s1/workingset" | grep -qw 2 || die "the list is not of format 2"
+printf '\001' | dd of="$tmp/snapshots/s1/workingset" bs=1 seek=8 conv=notrunc 2> /dev/null
+no_images
+api POST /v1/vms '{"name":"c4","snapshot":"s1"}'
+[ "$code" = 201 ] || die "restore c4 over a format-1 working set: $code"
+finish c4
+[ "$result" = "$want" ] || die "c4: '$result', an uninterrupted run printed '$want'"
+grep -q '"working_set":"prefetched"' "$tmp/paging" || die "c4 did not prefetch a format-1 list"
+api DELETE /v1/vms/c4
+
 # ---- a corrupted list: no prefetch, a warning, the restore works ----
 printf 'garbage!' | dd of="$tmp/snapshots/s1/workingset" bs=1 seek=40 conv=notrunc 2> /dev/null
 cp "$tmp/snapshots/s1/workingset" "$tmp/corrupted"

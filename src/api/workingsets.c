@@ -160,9 +160,10 @@ int kevd_wsfile_read(int dirfd, const char *name, uint64_t **gfns, size_t *n, st
 		done += (size_t)r;
 	}
 	memcpy(&h, buf, sizeof(h));
-	if (memcmp(h.magic, KEVD_WORKINGSET_MAGIC, sizeof(h.magic)) || h.version != KEVD_WORKINGSET_VERSION ||
-	    h.header_bytes != sizeof(h))
-		return kevd_error_set(err, EBADMSG, "not a working set of this kevd's format %d", KEVD_WORKINGSET_VERSION);
+	if (memcmp(h.magic, KEVD_WORKINGSET_MAGIC, sizeof(h.magic)) || h.version < KEVD_WORKINGSET_VERSION_MIN ||
+	    h.version > KEVD_WORKINGSET_VERSION || h.header_bytes != sizeof(h))
+		return kevd_error_set(err, EBADMSG, "not a working set of this kevd's formats %d-%d",
+				      KEVD_WORKINGSET_VERSION_MIN, KEVD_WORKINGSET_VERSION);
 	if (!h.count || h.count > MAX_PAGES || sizeof(h) + h.count * 8 != len)
 		return kevd_error_set(err, EBADMSG, "%zu bytes of pages where its header says %llu pages (truncated or corrupted)",
 				      len - sizeof(h), (unsigned long long)h.count);

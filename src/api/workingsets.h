@@ -31,9 +31,12 @@
 #define KEVD_WORKINGSET_TMP ".workingset.tmp"
 
 /* The file: this header, then count little-endian u64 guest page
- * numbers in the order the recording loaded them. */
+ * numbers in the order the recording loaded them, bit 63 set on those
+ * the recorded guest wrote (KEVD_PAGER_WS_WRITTEN; version 2).  Version 1
+ * files (no flags) are read as well. */
 #define KEVD_WORKINGSET_MAGIC "KEVDWSET"
-#define KEVD_WORKINGSET_VERSION 1
+#define KEVD_WORKINGSET_VERSION 2
+#define KEVD_WORKINGSET_VERSION_MIN 1
 struct kevd_workingset_header {
 	char magic[8];           /* KEVD_WORKINGSET_MAGIC, no terminator */
 	uint32_t version;        /* KEVD_WORKINGSET_VERSION */

@@ -363,6 +363,10 @@ void kevd_pager_stop(struct kevd_pager *p)
 		if (write(p->stopfd, &one, sizeof(one)) < 0) {
 			/* eventfd write fails only on counter overflow: already signalled */
 		}
+		/* The working-set thread first, while the handlers still serve:
+		 * nothing of it waits for them, but should a touch of guest
+		 * memory of its ever fault, it would be served. */
+		kevd_pager_ws_stop(p);
 		for (unsigned i = 0; i < p->cfg.handler_threads; i++) {
 			if (p->handlers[i].started)
 				pthread_join(p->handlers[i].thread, NULL);
@@ -370,7 +374,7 @@ void kevd_pager_stop(struct kevd_pager *p)
 		}
 	}
 	/* The working set's last walks read this VM's view of the cache:
-	 * before it goes. */
+	 * before it goes (without handler threads it was not stopped above). */
 	kevd_pager_ws_stop(p);
 	/* Shared, the guest's view of the cache goes first: once the
 	 * userfaultfd is closed, a touch of a hole (a vCPU still about, a

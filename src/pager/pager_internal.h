@@ -14,6 +14,12 @@
 
 #include "pager/pager.h"
 
+/* glibc before 2.35 lacks MADV_POPULATE_WRITE (Linux 5.14); the ABI is fixed. */
+#include <sys/mman.h>
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
 /* Debian 12's headers predate UFFDIO_POISON (Linux 6.6); the ABI is fixed. */
 #ifndef UFFD_FEATURE_POISON
 #define UFFD_FEATURE_POISON (1 << 14)
@@ -115,6 +121,7 @@ struct kevd_pager {
 	uint64_t *ws_written;            /* owned: its pages flagged KEVD_PAGER_WS_WRITTEN, sorted; immutable */
 	size_t nws_written;
 	unsigned char *ws_premap;        /* owned: per ws_written page, PREMAP_*; the working-set thread's */
+	bool ws_premap_off;              /* MADV_POPULATE_WRITE refused (EINVAL); the working-set thread's */
 	uint64_t *ws_head;               /* owned: its first pages in the order given (load order); immutable */
 	size_t nws_head;
 	uint64_t ws_hint;                /* atomic: 1 + where a fault's load on a listed page ended; 0 = none */

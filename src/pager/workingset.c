@@ -258,6 +258,7 @@ static void add_mapped_locked(struct kevd_pager *p, struct kevd_pager_recording 
 	cleanup_free uint64_t *written = NULL;
 	size_t nsorted = r->n, nwritten = 0, capw = 0;
 	uint64_t ent[PAGEMAP_BATCH];
+	bool noflags = false;
 
 	if (nsorted && !sorted)
 		return;
@@ -278,13 +279,15 @@ static void add_mapped_locked(struct kevd_pager *p, struct kevd_pager_recording 
 					continue;
 				if (!in_sorted(sorted, nsorted, g + k))
 					append_locked(r, g + k, 1);
-				if (ent[k] & PAGEMAP_FILE)
+				if ((ent[k] & PAGEMAP_FILE) || noflags)
 					continue;
 				if (nwritten == capw) {
 					uint64_t *v = realloc(written, (capw ? capw * 2 : 256) * sizeof(*v));
 
-					if (!v)
-						return;
+					if (!v) {
+						noflags = true;  /* the walk goes on, without the flags */
+						continue;
+					}
 					written = v;
 					capw = capw ? capw * 2 : 256;
 				}
@@ -293,7 +296,7 @@ static void add_mapped_locked(struct kevd_pager *p, struct kevd_pager_recording 
 			g += n;
 		}
 	}
-	for (size_t i = 0; i < r->n && nwritten; i++)
+	for (size_t i = 0; i < r->n && nwritten && !noflags; i++)
 		if (in_sorted(written, nwritten, r->gfns[i]))
 			r->gfns[i] |= KEVD_PAGER_WS_WRITTEN;
 }
@@ -401,6 +404,12 @@ int kevd_pager_prefetch(struct kevd_pager *p, const uint64_t *gfns, size_t n, st
 	}
 	p->ws = v;
 	p->nws = k;
+	if (!kw) {  /* a private recording's list, or an old one: no flags */
+		free(w);
+		free(p->ws_premap);
+		w = NULL;
+		p->ws_premap = NULL;
+	}
 	p->ws_written = w;
 	p->nws_written = kw;
 	return 0;
@@ -529,18 +538,34 @@ static void premap_run(struct kevd_pager *p, const struct region *rg, uint64_t g
 {
 	unsigned char *at = rg->host + ((gfn << KEVD_PAGE_SHIFT) - rg->gpa);
 
-	premap_done(p, gfn, k);
-	if (madvise(at, k << KEVD_PAGE_SHIFT, MADV_POPULATE_WRITE) == 0)
+	if (!p->ws_premap_off && madvise(at, k << KEVD_PAGE_SHIFT, MADV_POPULATE_WRITE) == 0) {
 		bump(&p->wsh->c.pages_premapped, k);
-	else
+		premap_done(p, gfn, k);
+		return;
+	}
+	/* Left to the guest: the ones this VM's prefetch read are counted
+	 * over for the hits, as unflagged pages are.  A kernel without
+	 * MADV_POPULATE_WRITE (before Linux 5.14) says so once. */
+	if (!p->ws_premap_off && errno == EINVAL) {
+		kevd_debug("pager: MADV_POPULATE_WRITE: %s: the working set's written pages are not premapped",
+			   strerror(errno));
+		p->ws_premap_off = true;
+	} else if (!p->ws_premap_off) {
 		kevd_debug("pager: premapping guest page 0x%llx (+%llu): %s", (unsigned long long)(gfn << KEVD_PAGE_SHIFT),
 			   (unsigned long long)k, strerror(errno));
+	}
+	for (uint64_t j = 0; j < k; j++)
+		if (*premap_state(p, gfn + j) == PREMAP_LOADED)
+			add_run(p, gfn + j, 1);
+	premap_done(p, gfn, k);
 }
 
 /* The K (at most PAGEMAP_BATCH) pages from GFN premapped where the guest
- * has not mapped them itself yet: one it touched already took its faults
- * (the copy left would cost it no more than the premap), and, loaded by
- * this VM's prefetch, is a hit. */
+ * has no private copy yet: one it has took its faults already (and,
+ * loaded by this VM's prefetch, is a hit).  A page mapped from the cache
+ * (read by the guest, or mapped with a neighbour by the kernel's
+ * fault-around) is premapped still: its write to come would cost it a
+ * second EPT violation. */
 static void premap_absent(struct kevd_pager *p, const struct region *rg, uint64_t gfn, uint64_t k)
 {
 	uint64_t ent[PAGEMAP_BATCH];
@@ -550,10 +575,10 @@ static void premap_absent(struct kevd_pager *p, const struct region *rg, uint64_
 		return;
 	}
 	for (uint64_t i = 0; i < k;) {
-		bool absent = !(ent[i] & PAGEMAP_PRESENT);
+		bool absent = !(ent[i] & PAGEMAP_PRESENT) || (ent[i] & PAGEMAP_FILE);
 		uint64_t m = 1;
 
-		while (i + m < k && !(ent[i + m] & PAGEMAP_PRESENT) == absent)
+		while (i + m < k && (!(ent[i + m] & PAGEMAP_PRESENT) || (ent[i + m] & PAGEMAP_FILE)) == absent)
 			m++;
 		if (absent) {
 			premap_run(p, rg, gfn + i, m);
