@@ -165,7 +165,8 @@ finish c1
 [ "$result" = "$want" ] || die "c1: '$result', an uninterrupted run printed '$want'"
 grep -q '"working_set":"recorded"' "$tmp/paging" || die "c1 did not record its working set"
 c1_faults=$(pnum faults) c1_pages=$(pnum working_set_pages)
-[ "$c1_faults" -gt 0 ] || die "c1 took no fault"
+c1_demand=$((c1_faults - $(pnum faults_coalesced)))
+[ "$c1_demand" -gt 0 ] || die "c1 took no demand fault"
 wait_file "$tmp/snapshots/s1/workingset"
 [ "$(stat -c %s "$tmp/snapshots/s1/workingset")" = $((32 + c1_pages * 8)) ] ||
 	die "the working set file is not $c1_pages pages"
@@ -181,8 +182,15 @@ grep -q '"backing":"shared"' "$tmp/paging" || die "c2 is not shared (hits are co
 c2_faults=$(pnum faults) prefetched=$(pnum pages_prefetched) hits=$(pnum prefetch_hits) unused=$(pnum prefetch_unused)
 premapped=$(pnum pages_premapped)
 [ "$(pnum working_set_pages)" = "$c1_pages" ] || die "c2 prefetched a list of $(pnum working_set_pages) pages, c1 recorded $c1_pages"
-[ "$((c2_faults * 20))" -le "$c1_faults" ] ||
-	die "c2 took $c2_faults faults, more than 5% of c1's $c1_faults"
+# Its demand faults (those that loaded their page: a coalesced one met a
+# page the prefetch was reading, and waited for that read) at most 5% of
+# c1's; all its faults at most 10% (on a loaded host the guest meets a
+# prefetch read in flight now and then: 2 of 3 faults in one CI run).
+c2_demand=$(($(pnum faults) - $(pnum faults_coalesced)))
+[ "$((c2_demand * 20))" -le "$c1_demand" ] ||
+	die "c2 took $c2_demand demand faults, more than 5% of c1's $c1_demand"
+[ "$((c2_faults * 10))" -le "$c1_faults" ] ||
+	die "c2 took $c2_faults faults, more than 10% of c1's $c1_faults"
 # What the faults loaded first is not prefetched; the pages the first
 # clone's fault-around brought and its guest never touched are not hit.
 # The pages c1's guest wrote (its work rewrites every page it touched)
@@ -198,7 +206,7 @@ api GET /metrics
 grep -q "^kevd_vm_pager_prefetch_hits{vm=\"c2\"} $hits\$" "$tmp/body" || die "metrics: no prefetch hits of $hits"
 grep -q "^kevd_vm_pager_pages_loaded_total{vm=\"c2\",cause=\"prefetch\"} $prefetched\$" "$tmp/body" ||
 	die "metrics: no $prefetched pages loaded by the prefetch"
-echo "$me: restores: $c1_faults faults recording, $c2_faults prefetching ($prefetched pages prefetched, $premapped premapped, $hits hits, $unused unused)"
+echo "$me: restores: $c1_faults faults recording, $c2_faults prefetching, $c2_demand of them demand ($prefetched pages prefetched, $premapped premapped, $hits hits, $unused unused)"
 api DELETE /v1/vms/c2
 
 # ---- lazy-private: the prefetch installs the pages itself, so no hits ----
