@@ -728,26 +728,18 @@ static void premap_pass(struct kevd_pager *p)
 
 	if (!p->cached || !n)
 		return;
-	for (size_t i = 0; i < p->nws_head && prefetching(p); i++) {
-		uint64_t g = p->ws_head[i];
-
-		if (to_premap(p, g) && kevd_cached_image_filled(p->cached, g))
-			premap_range(p, g, 1);
-	}
+	for (size_t i = 0; i < p->nws_head && prefetching(p); i++)
+		premap_range(p, p->ws_head[i], 1);
 	start = p->nws_head ? lower_bound(p->ws_written, n, p->ws_head[p->nws_head - 1] + 1) % n : 0;
+	/* Runs of consecutive flagged pages (not across the wrap), each
+	 * premapped where it is filled and not done yet. */
 	for (size_t done = 0; done < n && prefetching(p);) {
-		size_t i = (start + done) % n, k = 0;
-		uint64_t g = p->ws_written[i];
-		const struct region *rg = kevd_pager_region_of_gpa(p, g << KEVD_PAGE_SHIFT);
+		size_t i = (start + done) % n, k = 1;
 
-		while (done + k < n && (start + done + k) % n == i + k && k < KEVD_PAGER_PREFETCH_RUN &&
-		       p->ws_written[i + k] == g + k && p->ws_premap[i + k] != PREMAP_DONE && rg &&
-		       kevd_pager_region_of_gpa(p, (g + k) << KEVD_PAGE_SHIFT) == rg &&
-		       kevd_cached_image_filled(p->cached, g + k))
+		while (i + k < n && done + k < n && k < KEVD_PAGER_PREFETCH_RUN && p->ws_written[i + k] == p->ws_written[i] + k)
 			k++;
-		if (k)
-			premap_absent(p, rg, g, k);
-		done += k ? k : 1;
+		premap_range(p, p->ws_written[i], k);
+		done += k;
 	}
 }
 
