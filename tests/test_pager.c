@@ -202,8 +202,8 @@ static void check_identities(const struct kevd_pager_stats *st, bool failed)
 	for (int b = 0; b < KEVD_PAGER_HIST_BUCKETS; b++)
 		hist += st->latency_hist[b];
 	ck_assert_uint_eq(hist, st->loads);
-	ck_assert_uint_le(st->load_failures, st->pages_failed);
-	ck_assert_int_eq(st->load_failures + st->faults_unserved > 0, failed);
+	ck_assert_uint_le(st->load_failures + st->readahead_failures, st->pages_failed);
+	ck_assert_int_eq(st->load_failures + st->readahead_failures + st->faults_unserved > 0, failed);
 }
 
 /* Stops the pager (joining its threads, so nothing is in flight) and
@@ -708,6 +708,151 @@ START_TEST(identities_injected_storm)
 }
 END_TEST
 
+/* Waits (bounded) until the pager has done READAHEADS read-aheads. */
+static void wait_readaheads(struct kevd_pager *p, uint64_t readaheads, struct kevd_pager_stats *st)
+{
+	for (int i = 0; i < 500; i++) {
+		kevd_pager_get_stats(p, st);
+		if (st->readaheads + st->readahead_failures >= readaheads)
+			return;
+		usleep(10000);
+	}
+}
+
+/* A growing window (window_pages 2): sequential faults on pages 0, 2
+ * and 10 take windows of 2, 4 and 8 pages, each reaching as far again
+ * ahead (2-10, then 10-26).  The third is past a chunk (4 x 2 pages): only
+ * its first chunk, 10-17, is read before the fault is woken, and 18-25,
+ * with nobody faulting there, is one read-ahead.  Touching those pages
+ * then takes no fault.  _i = 1: that read (the image's fourth) fails: the
+ * VM fails with it, its pages are FAILED, and no fault is counted as a
+ * failed load. */
+START_TEST(readahead_after_wake)
+{
+	struct kevd_pager_config cfg = { .window_pages = 2, .window_max_pages = 64 };
+	struct fixture *f;
+	struct kevd_pager_stats st;
+
+	if (_i && !inject("image_read=4"))
+		return;
+	f = setup(100, 0, &cfg, true);
+	(void)*(volatile unsigned char *)(f->mem + ((BASE_GFN + 0) << 12));
+	(void)*(volatile unsigned char *)(f->mem + ((BASE_GFN + 2) << 12));
+	(void)*(volatile unsigned char *)(f->mem + ((BASE_GFN + 10) << 12));
+	wait_readaheads(f->pager, 1, &st);
+	ck_assert_uint_eq(st.faults, 3);
+	ck_assert_uint_eq(st.loads, 3);
+	ck_assert_uint_eq(st.pages_loaded_demand, 3);
+	ck_assert_uint_eq(st.window_hist[1], 1);
+	ck_assert_uint_eq(st.window_hist[2], 1);
+	ck_assert_uint_eq(st.window_hist[3], 1);
+	if (_i) {
+		ck_assert_uint_eq(st.readaheads, 0);
+		ck_assert_uint_eq(st.readahead_failures, 1);
+		ck_assert_uint_eq(st.load_failures, 0);
+		ck_assert_uint_eq(st.pages_failed, 8);
+		ck_assert_uint_eq(st.pages_loaded, 18);
+		for (int w = 0; w < 500 && !__atomic_load_n(&f->failures, __ATOMIC_ACQUIRE); w++)
+			usleep(10000);
+		ck_assert_int_eq(f->failures, 1);
+		ck_assert_ptr_nonnull(strstr(f->failure_msg, "injected read error"));
+		ck_assert_ptr_nonnull(strstr(f->failure_msg, "guest page 0x112000"));
+		stop_and_check(f, &st);
+		teardown(f);
+		return;
+	}
+	ck_assert_uint_eq(st.readaheads, 1);
+	ck_assert_uint_eq(st.readahead_failures, 0);
+	ck_assert_uint_eq(st.pages_loaded, 26);
+	ck_assert_uint_eq(st.pages_loaded_around, 23);
+	for (int g = 0; g < 101; g++)
+		ck_assert_int_eq(__atomic_load_n(&f->loads[g], __ATOMIC_RELAXED), g < 26);
+	for (int g = 18; g < 26; g++)
+		(void)*(volatile unsigned char *)(f->mem + ((BASE_GFN + g) << 12));
+	kevd_pager_get_stats(f->pager, &st);
+	ck_assert_uint_eq(st.faults, 3);
+	check_content(f, 101);
+	stop_and_check(f, &st);
+	ck_assert_uint_eq(st.pages_loaded, 101);
+	teardown(f);
+}
+END_TEST
+
+/* A quiesce (a pause) leaves the pager idle: the read-ahead queued when
+ * it came is dropped, so nothing more is read until the next fault. */
+START_TEST(readahead_dropped_by_quiesce)
+{
+	struct kevd_pager_config cfg = { .window_pages = 2, .window_max_pages = 64 };
+	struct fixture *f = setup(200, 0, &cfg, true);
+	struct kevd_pager_stats a, b;
+	static const int pages[] = { 0, 2, 10, 26, 58 };
+
+	/* Windows of 2, 4, 8, 16, 32: the last one's read-ahead is 7 chunks. */
+	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
+		(void)*(volatile unsigned char *)(f->mem + ((BASE_GFN + pages[i]) << 12));
+	ck_assert_int_eq(kevd_pager_quiesce(f->pager, 5000), 0);
+	kevd_pager_get_stats(f->pager, &a);
+	usleep(50000);
+	kevd_pager_get_stats(f->pager, &b);
+	ck_assert_uint_eq(a.faults, 5);
+	ck_assert_uint_eq(b.readaheads, a.readaheads);
+	ck_assert_uint_eq(b.pages_loaded, a.pages_loaded);
+	ck_assert_uint_le(a.pages_loaded, 58 + 64);
+	/* The next fault reads again, and what was dropped is still loaded
+	 * on demand, once. */
+	check_content(f, 201);
+	stop_and_check(f, &b);
+	ck_assert_uint_eq(b.pages_loaded, 201);
+	for (int g = 0; g < 201; g++)
+		ck_assert_int_eq(__atomic_load_n(&f->loads[g], __ATOMIC_RELAXED), 1);
+	teardown(f);
+}
+END_TEST
+
+/* Growing windows under 8-thread storms (each thread up its own slice,
+ * all from both ends at once, and random; 1-3 handler threads): read-ahead
+ * races the faults that catch up with it or get there first (then it has
+ * nothing left to read: demand comes first), and still every page is
+ * loaded once, every byte right, and the counters add up. */
+START_TEST(readahead_under_storm)
+{
+	enum { FILE_PAGES = 1500, ZERO_PAGES = 40, PAGES = FILE_PAGES + 1 + ZERO_PAGES, NT = 8 };
+	struct kevd_pager_config cfg = { .window_pages = 4, .window_max_pages = 128,
+					 .handler_threads = 1 + (unsigned)_i % 3 };
+
+	for (int round = 0; round < 3; round++) {
+		struct fixture *f = setup(FILE_PAGES, ZERO_PAGES, &cfg, true);
+		static uint32_t order[NT][PAGES];
+		pthread_barrier_t b;
+		pthread_t th[NT];
+		struct toucher ts[NT];
+		struct kevd_pager_stats st;
+		unsigned seed = (unsigned)round + 11;
+
+		for (int t = 0; t < NT; t++)
+			for (size_t i = 0; i < PAGES; i++)
+				order[t][i] = round == 0 ? (uint32_t)((t * (PAGES / NT) + i) % PAGES)
+					    : round == 2 ? (uint32_t)(rand_r(&seed) % PAGES)
+					    : t % 2 ? (uint32_t)(PAGES - 1 - i) : (uint32_t)i;
+		pthread_barrier_init(&b, NULL, NT);
+		for (int t = 0; t < NT; t++) {
+			ts[t] = (struct toucher){ .f = f, .barrier = &b, .order = order[t], .n = PAGES };
+			ck_assert_int_eq(pthread_create(&th[t], NULL, touch_main, &ts[t]), 0);
+		}
+		for (int t = 0; t < NT; t++)
+			pthread_join(th[t], NULL);
+		pthread_barrier_destroy(&b);
+		check_content(f, PAGES);
+		stop_and_check(f, &st);
+		ck_assert_uint_eq(st.pages_loaded, PAGES);
+		ck_assert_uint_eq(st.pages_failed + st.load_failures + st.readahead_failures, 0);
+		for (size_t g = 0; g < PAGES; g++)
+			ck_assert_int_eq(__atomic_load_n(&f->loads[g], __ATOMIC_RELAXED), 1);
+		teardown(f);
+	}
+}
+END_TEST
+
 START_TEST(error_paths)
 {
 	struct fixture *f = setup(20, 0, NULL, false);
@@ -970,6 +1115,9 @@ static Suite *suite(void)
 	tcase_add_loop_test(t, identities_after_storm, 0, 6);
 	tcase_add_test(t, identities_partial_copy);
 	tcase_add_loop_test(t, identities_injected_storm, 0, 3);
+	tcase_add_loop_test(t, readahead_after_wake, 0, 2);
+	tcase_add_test(t, readahead_dropped_by_quiesce);
+	tcase_add_loop_test(t, readahead_under_storm, 0, 3);
 	tcase_add_test(t, error_paths);
 	tcase_add_test(t, prefetch_alone);
 	tcase_add_loop_test(t, prefetch_under_storm, 0, 4);

@@ -11,7 +11,10 @@
  *     DONTWAKE; shared: one write into the cache's memfd, which every VM
  *     of the image maps), count, publish MAPPED and only then wake the
  *     faulting threads (shared: their retried faults find the pages in the
- *     cache); or
+ *     cache).  A sequential fault's window is read in part before the
+ *     wake (its first chunk) and the rest afterwards, as its stream's
+ *     read-ahead: between fault batches, a chunk at a time, claimed the
+ *     same way; or
  *   - meet LOADING/MAPPED (a coalesced fault; shared, maybe another VM's
  *     load): sleep on the word until the owner publishes, then UFFDIO_WAKE
  *     the page, because an EEXIST or a copy finished before this fault
@@ -342,6 +345,10 @@ int kevd_pager_quiesce(struct kevd_pager *p, int timeout_ms)
 {
 	uint64_t deadline = kevd_now_ns(CLOCK_MONOTONIC) + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
 
+	/* Idle means no read-ahead either: what is queued is dropped (a read
+	 * under way is waited for below); faults after a resume queue anew. */
+	if (p)
+		__atomic_add_fetch(&p->ra_gen, 1, __ATOMIC_SEQ_CST);
 	/* A batch is a few window fills: polling beats a condition variable
 	 * on every fault's path. */
 	while (p && __atomic_load_n(&p->busy, __ATOMIC_SEQ_CST)) {

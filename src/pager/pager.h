@@ -150,9 +150,13 @@ struct kevd_pager_thread_faults {
 	X(pages_loaded_demand, SUM, "pages_loaded_demand", NULL, COUNTER, \
 	  "The faulting page of a load, when installed (exported by hand, cause=\"demand\").") \
 	X(pages_loaded_around, SUM, "pages_loaded_around", NULL, COUNTER, \
-	  "Neighbours installed with a faulting page (exported by hand, cause=\"fault_around\").") \
+	  "Neighbours installed with a faulting page, or after it as its read-ahead (exported by hand, cause=\"fault_around\").") \
 	X(loads, SUM, "loads", "kevd_vm_pager_loads_total", COUNTER, \
 	  "Load operations: one read of a run of pages and its install (UFFDIO_COPY, or a write into the shared cache).") \
+	X(readaheads, SUM, "readaheads", "kevd_vm_pager_readaheads_total", COUNTER, \
+	  "Reads of the rest of a growing window after its fault was woken, each of up to 4 x window_pages pages (their pages count in pages_loaded_around).") \
+	X(readahead_failures, SUM, "readahead_failures", NULL, COUNTER, \
+	  "Read-aheads that failed (their pages are published FAILED and the VM fails, as on a fault).") \
 	X(faults, SUM, "faults", "kevd_vm_pager_faults_total", COUNTER, \
 	  "Page faults on image pages served by the pager.") \
 	X(faults_coalesced, SUM, "faults_coalesced", "kevd_vm_pager_faults_coalesced_total", COUNTER, \
@@ -234,9 +238,11 @@ int kevd_pager_start(struct kevd_pager *p, struct kevd_error *err);
  * Idempotent. */
 void kevd_pager_stop(struct kevd_pager *p);
 
-/* Waits, up to TIMEOUT_MS, until no handler thread is serving a fault:
- * once the faulting threads are parked out of the guest, nothing is then
- * half loaded (a pause, a snapshot).  -ETIMEDOUT if one still is. */
+/* Waits, up to TIMEOUT_MS, until no handler thread is serving a fault or
+ * reading ahead, and drops the read-ahead queued so far: once the
+ * faulting threads are parked out of the guest, nothing is then half
+ * loaded and nothing more is read until the next fault (a pause, a
+ * snapshot).  -ETIMEDOUT if one still is. */
 int kevd_pager_quiesce(struct kevd_pager *p, int timeout_ms);
 
 /* Stops (as above) and frees everything. The image stays the caller's. */

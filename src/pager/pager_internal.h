@@ -44,6 +44,19 @@ struct region {
 	unsigned char *host;
 };
 
+/* The read-ahead of one stream (service.c): the rest of a growing window,
+ * pages [next, end) of region RG, read by the handler thread that served
+ * its fault once that fault was woken, between fault batches.  The
+ * handler's own; RG NULL = a free slot. */
+struct readahead {
+	const struct region *rg;
+	const struct stream *st;
+	uint64_t next, end;
+	unsigned gen;            /* the pager's ra_gen when queued: older ones are dropped */
+};
+
+#define READAHEAD_SLOTS 4
+
 /* Counters of one handler thread: written only by it (relaxed stores, no
  * read-modify-write on the hot path), read by anyone with relaxed loads.
  * The scalars are the per-thread rows of KEVD_PAGER_STATS, under the same
@@ -70,6 +83,8 @@ struct handler {
 	pthread_t thread;        /* owned by the pager: joined in kevd_pager_stop */
 	bool started;
 	unsigned char *buf;      /* window_max_pages pages; this thread's only */
+	struct readahead ra[READAHEAD_SLOTS];  /* this thread's only (a working-set thread has none) */
+	unsigned ra_turn;        /* the slot the next read-ahead read serves first */
 	struct counters c;
 };
 
@@ -87,6 +102,8 @@ struct stream {
 	int32_t tid;             /* 0 = free; claimed once by compare-and-swap */
 	uint32_t window;         /* the window its last fault used; 0 before any */
 	uint64_t next_gfn;       /* where its next sequential fault would come */
+	uint64_t start_gfn;      /* growing windows: where its window began (its read-ahead runs
+				  * to next_gfn), so that a fault in between is a catch-up */
 };
 
 struct kevd_pager {
@@ -106,7 +123,10 @@ struct kevd_pager {
 	bool started;
 	int stopping;                    /* atomic: kevd_pager_stop() under way; the prefetch gives up */
 	int failed;                      /* atomic: first failure reported */
-	unsigned busy;                   /* atomic: handler threads between poll and the end of their batch */
+	unsigned busy;                   /* atomic: handler threads between poll and the end of their batch
+					  * or read-ahead read */
+	unsigned ra_gen;                 /* atomic: bumped by kevd_pager_quiesce(), which so drops every
+					  * read-ahead queued before it */
 	uint64_t mono_base_ns, real_base_ns;
 	uint64_t eager_load_ns;          /* relaxed atomics: set by start, read by stats */
 	uint64_t eager_bytes;

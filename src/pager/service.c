@@ -134,6 +134,8 @@ struct run {
 	const struct region *rg;
 	uint64_t gfn;                  /* the faulting page */
 	uint64_t first, end, wstart, wend;
+	uint64_t ra_end;               /* growing window: read ahead [end, ra_end) once woken; 0 = none */
+	bool ahead;                    /* a read-ahead's run: no fault waits on it as its own */
 	uint64_t host;                 /* host address of first */
 	struct stream *stream;         /* the faulting thread's fault-around state, if tracked */
 	uint32_t *words[KEVD_PAGER_MAX_WINDOW];  /* indexed by gfn - wstart */
@@ -169,8 +171,17 @@ static void stream_passed(struct kevd_pager *p, pid_t tid, uint64_t gfn)
 {
 	struct stream *st = stream_of(p, tid);
 
-	if (st)
+	if (st && __atomic_load_n(&st->next_gfn, __ATOMIC_RELAXED) < gfn + 1)
 		__atomic_store_n(&st->next_gfn, gfn + 1, __ATOMIC_RELAXED);
+}
+
+/* The demand load of a growing window, and each read of its read-ahead:
+ * what a fault may wait for behind read-ahead work. */
+static unsigned readahead_chunk(const struct kevd_pager *p)
+{
+	unsigned n = p->cfg.window_pages * 4;
+
+	return n < p->cfg.window_max_pages ? n : p->cfg.window_max_pages;
 }
 
 /* The fault-around window of the fault at R->gfn by thread TID, as the
@@ -179,7 +190,16 @@ static void stream_passed(struct kevd_pager *p, pid_t tid, uint64_t gfn)
  * reaches forward from the fault; any other fault falls back to
  * window_pages, aligned around it.  Clipped to the extent (contiguous
  * image pages: for a restore, a whole RAM range, in and outside the
- * kernel's segments) and to the memory region. */
+ * kernel's segments) and to the memory region.
+ *
+ * A sequential fault's window is not read all before the fault is woken:
+ * its first chunk is (the demand load, 4 x window_pages), the rest, and
+ * one more window past it, is its read-ahead, read by this thread once
+ * the guest runs again (a chunk at a time, between fault batches, so that
+ * a demand fault never waits for more than one chunk).  The stream then
+ * reaches to the end of the read-ahead: a fault before that end is the
+ * guest catching up with it, served with a demand load of its own, the
+ * window unchanged. */
 static void plan_window(struct handler *h, struct run *r, pid_t tid, bool listed)
 {
 	struct kevd_pager *p = h->pager;
@@ -189,8 +209,12 @@ static void plan_window(struct handler *h, struct run *r, pid_t tid, bool listed
 	struct stream *st = stream_of(p, tid);
 	unsigned window = st ? __atomic_load_n(&st->window, __ATOMIC_RELAXED) : 0;
 	uint64_t next = st ? __atomic_load_n(&st->next_gfn, __ATOMIC_RELAXED) : 0;
+	uint64_t from = st ? __atomic_load_n(&st->start_gfn, __ATOMIC_RELAXED) : 0;
+	bool grow = p->cfg.window_max_pages > p->cfg.window_pages;
 	bool seq = window && r->gfn >= next && r->gfn < next + window;
+	bool catchup = grow && window && !seq && r->gfn >= from && r->gfn < next;
 	unsigned size, b = 0;
+	uint64_t end;
 
 	/* A page of the working set: the guest has overtaken the prefetch
 	 * and runs on through pages it is known to need, so the largest
@@ -198,23 +222,45 @@ static void plan_window(struct handler *h, struct run *r, pid_t tid, bool listed
 	if (listed) {
 		seq = true;
 		size = p->cfg.window_max_pages;
-	} else if (!seq)
+	} else if (catchup)
+		size = window;
+	else if (!seq)
 		size = p->cfg.window_pages;
 	else
 		size = window * 2 < p->cfg.window_max_pages ? window * 2 : p->cfg.window_max_pages;
 	r->stream = st;
 	if (st)
 		__atomic_store_n(&st->window, size, __ATOMIC_RELAXED);
-	r->wstart = seq ? r->gfn : r->gfn - r->gfn % size;
-	r->wend = r->wstart + size;
+	r->wstart = seq || catchup ? r->gfn : r->gfn - r->gfn % size;
+	end = catchup ? next : r->wstart + size;
+	if (end > seg_end)
+		end = seg_end;
+	if (end > rg_end)
+		end = rg_end;
 	if (r->wstart < seg_first)
 		r->wstart = seg_first;
-	if (r->wend > seg_end)
-		r->wend = seg_end;
 	if (r->wstart < rg_first)
 		r->wstart = rg_first;
-	if (r->wend > rg_end)
-		r->wend = rg_end;
+	/* Growing and sequential: the read-ahead reaches one window past
+	 * this one (the kernel's asynchronous readahead), so that it is
+	 * still reading while the guest runs through this window.  Not for a
+	 * listed page: the working-set thread reads on from where this load
+	 * ends (ws_hint), so the window is read whole, as before. */
+	if (grow && seq && !listed) {
+		end = r->wstart + 2 * (uint64_t)size;
+		end = end < seg_end ? end : seg_end;
+		end = end < rg_end ? end : rg_end;
+	}
+	r->wend = end;
+	r->ra_end = 0;
+	if (grow && (seq || catchup) && !listed && end - r->gfn > readahead_chunk(p)) {
+		r->wend = r->gfn + readahead_chunk(p);
+		r->ra_end = end;
+	}
+	if (st && (seq || catchup)) {
+		__atomic_store_n(&st->start_gfn, r->gfn, __ATOMIC_RELAXED);
+		__atomic_store_n(&st->next_gfn, end, __ATOMIC_RELAXED);
+	}
 	while ((1u << b) < size && b < KEVD_PAGER_WINDOW_BUCKETS - 1)
 		b++;
 	bump(&h->c.window_hist[b], 1);
@@ -285,17 +331,19 @@ static void fail_run(struct handler *h, struct run *r, uint64_t first, uint64_t 
 
 /* A copy that failed after INSTALLED bytes: the pages before the failing
  * one are in place and count as loaded, the rest as failed, and the
- * operation as one failed load, not also as a load, so that each fault
- * has one outcome.  Counted before anything is woken, as a load is. */
+ * operation as one failed load (or read-ahead), not also as a load, so
+ * that each fault has one outcome.  Counted before anything is woken, as
+ * a load is. */
 static void copy_failed(struct handler *h, struct run *r, uint64_t installed, struct kevd_error *e)
 {
 	uint64_t ok_end = r->first + (installed >> KEVD_PAGE_SHIFT);
+	uint64_t demand = !r->ahead && r->gfn < ok_end;
 
-	bump(&h->c.load_failures, 1);
+	bump(r->ahead ? &h->c.readahead_failures : &h->c.load_failures, 1);
 	bump(&h->c.pages_failed, r->end - ok_end);
 	if (ok_end > r->first) {
-		bump(&h->c.pages_loaded_demand, r->gfn < ok_end);
-		bump(&h->c.pages_loaded_around, ok_end - r->first - (r->gfn < ok_end));
+		bump(&h->c.pages_loaded_demand, demand);
+		bump(&h->c.pages_loaded_around, ok_end - r->first - demand);
 		kevd_pager_record_load(h->pager, r->first, ok_end - r->first);
 		for (uint64_t g = r->first; g < ok_end; g++)
 			kevd_pagestate_publish(r->words[g - r->wstart], KEVD_PAGE_MAPPED);
@@ -323,7 +371,7 @@ static int read_run(struct handler *h, struct run *r)
 		rc = kevd_image_fill(p->img, r->first, n, h->buf, &bytes, &e);
 	if (rc < 0) {
 		kevd_error_prefix(&e, "guest page 0x%llx", (unsigned long long)(r->gfn << KEVD_PAGE_SHIFT));
-		bump(&h->c.load_failures, 1);
+		bump(r->ahead ? &h->c.readahead_failures : &h->c.load_failures, 1);
 		bump(&h->c.pages_failed, n);
 		fail_run(h, r, r->first, r->end, &e);
 		return rc;
@@ -350,8 +398,30 @@ static void run_done(struct handler *h, struct run *r, uint64_t t0)
 	for (uint64_t g = r->first; g < r->end; g++)
 		kevd_pagestate_publish(r->words[g - r->wstart], KEVD_PAGE_MAPPED);
 	wake_range(p, r->host, n << KEVD_PAGE_SHIFT);
-	if (r->stream)
+	/* A growing window's stream was planned to the end of its read-ahead. */
+	if (r->stream && !r->ra_end) {
+		__atomic_store_n(&r->stream->start_gfn, r->first, __ATOMIC_RELAXED);
 		__atomic_store_n(&r->stream->next_gfn, r->end, __ATOMIC_RELAXED);
+	}
+}
+
+/* Queues [R->end, R->ra_end) as the read-ahead of R's stream: its slot
+ * (replaced: the stream has moved on), else a free one, else the next in
+ * turn. */
+static void readahead_queue(struct handler *h, const struct run *r)
+{
+	struct readahead *slot = NULL;
+
+	for (unsigned i = 0; i < READAHEAD_SLOTS && !slot; i++)
+		if (h->ra[i].rg && h->ra[i].st == r->stream)
+			slot = &h->ra[i];
+	for (unsigned i = 0; i < READAHEAD_SLOTS && !slot; i++)
+		if (!h->ra[i].rg)
+			slot = &h->ra[i];
+	if (!slot)
+		slot = &h->ra[h->ra_turn++ % READAHEAD_SLOTS];
+	*slot = (struct readahead){ .rg = r->rg, .st = r->stream, .next = r->end, .end = r->ra_end,
+				    .gen = __atomic_load_n(&h->pager->ra_gen, __ATOMIC_SEQ_CST) };
 }
 
 /* Private: the run into this VM's memory with one UFFDIO_COPY.  Shared:
@@ -370,6 +440,91 @@ static void load_run(struct handler *h, struct run *r, uint64_t t0)
 		return;
 	}
 	run_done(h, r, t0);
+	if (r->ra_end > r->end)
+		readahead_queue(h, r);
+}
+
+static bool readahead_pending(const struct handler *h)
+{
+	for (unsigned i = 0; i < READAHEAD_SLOTS; i++)
+		if (h->ra[i].rg)
+			return true;
+	return false;
+}
+
+/* One read of read-ahead, for the slots in turn: the first pages from a
+ * slot's next on that nobody has claimed (or, shared, filled), up to a
+ * chunk, read and installed as a fault's would be, but counted as
+ * read-ahead.  A slot whose pages others took is passed over a chunk's
+ * worth of pages at a time.  Nothing waits on these pages as its own
+ * load, so they are published and woken for whoever met them meanwhile. */
+static void readahead_step(struct handler *h)
+{
+	struct kevd_pager *p = h->pager;
+	struct readahead *ra = NULL;
+	struct kevd_error e = KEVD_ERROR_INIT;
+	unsigned chunk = readahead_chunk(p);
+	uint64_t installed = 0, n;
+	uint32_t *w = NULL;
+	struct run r;
+
+	for (unsigned i = 0; i < READAHEAD_SLOTS && !ra; i++, h->ra_turn++)
+		if (h->ra[h->ra_turn % READAHEAD_SLOTS].rg)
+			ra = &h->ra[h->ra_turn % READAHEAD_SLOTS];
+	if (!ra)
+		return;
+	/* Queued before a quiesce (a pause): dropped, the pager stays idle. */
+	if (ra->gen != __atomic_load_n(&p->ra_gen, __ATOMIC_SEQ_CST)) {
+		ra->rg = NULL;
+		return;
+	}
+	r = (struct run){ .rg = ra->rg, .ahead = true };
+	for (unsigned scanned = 0; !w && ra->next < ra->end && scanned < chunk; scanned++) {
+		uint64_t g = ra->next++;
+
+		if (p->cached && kevd_cached_image_filled(p->cached, g))
+			continue;
+		w = kevd_pagestate_get(p->states, g);
+		if (!w) {
+			/* No memory for a state word: the pages are left to
+			 * their faults, which report it. */
+			ra->next = ra->end;
+			break;
+		}
+		if (!kevd_pagestate_claim(w))
+			w = NULL;
+		else
+			r.gfn = g;
+	}
+	if (!w) {
+		if (ra->next >= ra->end)
+			ra->rg = NULL;
+		return;
+	}
+	r.wstart = r.gfn;
+	r.wend = r.gfn + chunk < ra->end ? r.gfn + chunk : ra->end;
+	claim_run(p, &r, w);
+	ra->next = r.end;
+	if (ra->next >= ra->end)
+		ra->rg = NULL;
+	if (read_run(h, &r) < 0) {
+		ra->rg = NULL;
+		return;
+	}
+	n = r.end - r.first;
+	if (!p->cached && kevd_pager_copy_in(h, r.host, h->buf, n << KEVD_PAGE_SHIFT, &installed, &e) < 0) {
+		ra->rg = NULL;
+		copy_failed(h, &r, installed, &e);
+		return;
+	}
+	bump(&h->c.readaheads, 1);
+	bump(&h->c.pages_loaded_around, n);
+	kevd_pager_record_load(p, r.first, n);
+	if (p->cfg.on_load)
+		p->cfg.on_load(p->cfg.cb_arg, r.first, n);
+	for (uint64_t g = r.first; g < r.end; g++)
+		kevd_pagestate_publish(r.words[g - r.wstart], KEVD_PAGE_MAPPED);
+	wake_range(p, r.host, n << KEVD_PAGE_SHIFT);
 }
 
 /* A fault that met its page loading or loaded by another fault (another
@@ -475,14 +630,24 @@ void *kevd_pager_handler_main(void *arg)
 		kevd_warn("pager thread runs unconfined: %s", err.msg);
 	for (;;) {
 		struct pollfd pfd[2] = { { p->uffd, POLLIN, 0 }, { p->stopfd, POLLIN, 0 } };
+		bool ahead = readahead_pending(h);
 		ssize_t n;
 
-		if (KEVD_RETRY_EINTR(poll(pfd, 2, -1)) < 0)
+		/* Read-ahead only while no fault waits: a look (timeout 0)
+		 * before every chunk of it. */
+		if (KEVD_RETRY_EINTR(poll(pfd, 2, ahead ? 0 : -1)) < 0)
 			break;
 		if (pfd[1].revents)
 			break;
 		if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL))
 			break;
+		if (!(pfd[0].revents & POLLIN)) {
+			/* Busy as a batch is, for kevd_pager_quiesce(). */
+			__atomic_add_fetch(&p->busy, 1, __ATOMIC_SEQ_CST);
+			readahead_step(h);
+			__atomic_sub_fetch(&p->busy, 1, __ATOMIC_SEQ_CST);
+			continue;
+		}
 		/* Counted from before the read: kevd_pager_quiesce() must not
 		 * see an idle pager while a batch it read is half served. */
 		__atomic_add_fetch(&p->busy, 1, __ATOMIC_SEQ_CST);
