@@ -345,13 +345,20 @@ int kevd_pager_quiesce(struct kevd_pager *p, int timeout_ms)
 {
 	uint64_t deadline = kevd_now_ns(CLOCK_MONOTONIC) + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
 
-	/* Idle means no read-ahead either: what is queued is dropped (a read
-	 * under way is waited for below); faults after a resume queue anew. */
-	if (p)
-		__atomic_add_fetch(&p->ra_gen, 1, __ATOMIC_SEQ_CST);
+	if (!p)
+		return 0;
+	/* Idle means no read-ahead either: a read-ahead queued by a batch
+	 * that began before this bump, or by one this wait sees in flight (a
+	 * fault a parked vCPU left behind), carries the older generation and
+	 * is dropped; a read of it under way is waited for.  A batch that
+	 * begins after the bump was not in flight here.  (Each side writes
+	 * first and then reads the other's word, both sequentially
+	 * consistent: a batch that read the old generation is seen busy.)
+	 * Faults after a resume queue anew. */
+	__atomic_add_fetch(&p->ra_gen, 1, __ATOMIC_SEQ_CST);
 	/* A batch is a few window fills: polling beats a condition variable
 	 * on every fault's path. */
-	while (p && __atomic_load_n(&p->busy, __ATOMIC_SEQ_CST)) {
+	while (__atomic_load_n(&p->busy, __ATOMIC_SEQ_CST)) {
 		if (kevd_now_ns(CLOCK_MONOTONIC) >= deadline)
 			return -ETIMEDOUT;
 		nanosleep(&(struct timespec){ 0, 100000 }, NULL);

@@ -52,7 +52,8 @@ struct readahead {
 	const struct region *rg;
 	const struct stream *st;
 	uint64_t next, end;
-	unsigned gen;            /* the pager's ra_gen when queued: older ones are dropped */
+	unsigned gen;            /* the pager's ra_gen when the batch that queued it began: older
+				  * ones are dropped */
 };
 
 #define READAHEAD_SLOTS 4
@@ -85,6 +86,7 @@ struct handler {
 	unsigned char *buf;      /* window_max_pages pages; this thread's only */
 	struct readahead ra[READAHEAD_SLOTS];  /* this thread's only (a working-set thread has none) */
 	unsigned ra_turn;        /* the slot the next read-ahead read serves first */
+	unsigned batch_gen;      /* the pager's ra_gen when this thread's current batch began */
 	struct counters c;
 };
 

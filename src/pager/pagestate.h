@@ -6,10 +6,12 @@
  * its state word and change it with compare-and-swap outside any lock:
  *
  *   UNLOADED --claim--> LOADING --publish--> MAPPED
- *                              \--publish--> FAILED
+ *       ^                      \--publish--> FAILED
+ *       \-------publish---------/   (a read-ahead giving its pages back)
  *
- * Exactly one thread wins the claim and loads the page; every other thread
- * that meets LOADING sleeps on the word (futex) until it is published.
+ * Exactly one thread at a time wins the claim; it loads the page (or
+ * gives it back); every other thread that meets LOADING sleeps on the
+ * word (futex) until it is published.
  */
 #ifndef KEVD_PAGESTATE_H
 #define KEVD_PAGESTATE_H
@@ -44,7 +46,9 @@ unsigned kevd_pagestate_stripes(const struct kevd_pagestate *ps);
 
 /* UNLOADED -> LOADING; true when this caller won the page. */
 bool kevd_pagestate_claim(uint32_t *word);
-/* LOADING -> FINAL (MAPPED or FAILED), waking every sleeper. */
+/* LOADING -> FINAL (MAPPED or FAILED, or UNLOADED to give the page back:
+ * a sleeper then finds it UNLOADED and may claim it), waking every
+ * sleeper. */
 void kevd_pagestate_publish(uint32_t *word, enum kevd_page_state final);
 /* Sleeps while the word is LOADING; returns the state it then has. */
 enum kevd_page_state kevd_pagestate_wait(uint32_t *word);

@@ -171,7 +171,10 @@ static void stream_passed(struct kevd_pager *p, pid_t tid, uint64_t gfn)
 {
 	struct stream *st = stream_of(p, tid);
 
-	if (st && __atomic_load_n(&st->next_gfn, __ATOMIC_RELAXED) < gfn + 1)
+	/* Not back into the read-ahead the stream is planned to: that is
+	 * still ahead of it. */
+	if (st && !(gfn >= __atomic_load_n(&st->start_gfn, __ATOMIC_RELAXED) &&
+		    gfn < __atomic_load_n(&st->next_gfn, __ATOMIC_RELAXED)))
 		__atomic_store_n(&st->next_gfn, gfn + 1, __ATOMIC_RELAXED);
 }
 
@@ -329,6 +332,29 @@ static void fail_run(struct handler *h, struct run *r, uint64_t first, uint64_t 
 		kevd_pagestate_publish(r->words[g - r->wstart], KEVD_PAGE_FAILED);
 }
 
+/* A read-ahead whose read or copy failed after its pages up to OK_END
+ * were in place: those count as read ahead, the rest are given back
+ * (UNLOADED, their sleepers woken to claim them again).  Nobody asked for
+ * them yet, so the VM goes on: a fault that wants one loads it and, if the
+ * image is really broken there, fails as it always did. */
+static void readahead_failed(struct handler *h, struct run *r, uint64_t ok_end)
+{
+	struct kevd_pager *p = h->pager;
+
+	bump(&h->c.readahead_failures, 1);
+	if (ok_end > r->first) {
+		bump(&h->c.pages_loaded_around, ok_end - r->first);
+		kevd_pager_record_load(p, r->first, ok_end - r->first);
+		if (p->cfg.on_load)
+			p->cfg.on_load(p->cfg.cb_arg, r->first, ok_end - r->first);
+		for (uint64_t g = r->first; g < ok_end; g++)
+			kevd_pagestate_publish(r->words[g - r->wstart], KEVD_PAGE_MAPPED);
+		wake_range(p, r->host, (ok_end - r->first) << KEVD_PAGE_SHIFT);
+	}
+	for (uint64_t g = ok_end; g < r->end; g++)
+		kevd_pagestate_publish(r->words[g - r->wstart], KEVD_PAGE_UNLOADED);
+}
+
 /* A copy that failed after INSTALLED bytes: the pages before the failing
  * one are in place and count as loaded, the rest as failed, and the
  * operation as one failed load (or read-ahead), not also as a load, so
@@ -339,7 +365,11 @@ static void copy_failed(struct handler *h, struct run *r, uint64_t installed, st
 	uint64_t ok_end = r->first + (installed >> KEVD_PAGE_SHIFT);
 	uint64_t demand = !r->ahead && r->gfn < ok_end;
 
-	bump(r->ahead ? &h->c.readahead_failures : &h->c.load_failures, 1);
+	if (r->ahead) {
+		readahead_failed(h, r, ok_end);
+		return;
+	}
+	bump(&h->c.load_failures, 1);
 	bump(&h->c.pages_failed, r->end - ok_end);
 	if (ok_end > r->first) {
 		bump(&h->c.pages_loaded_demand, demand);
@@ -369,6 +399,12 @@ static int read_run(struct handler *h, struct run *r)
 		rc = kevd_cached_image_fill(p->cached, r->first, n, h->buf, &bytes, &e);
 	else
 		rc = kevd_image_fill(p->img, r->first, n, h->buf, &bytes, &e);
+	if (rc < 0 && r->ahead) {
+		kevd_debug("pager: read-ahead of guest pages 0x%llx+%llu given back: %s",
+			   (unsigned long long)(r->first << KEVD_PAGE_SHIFT), (unsigned long long)n, e.msg);
+		readahead_failed(h, r, r->first);
+		return rc;
+	}
 	if (rc < 0) {
 		kevd_error_prefix(&e, "guest page 0x%llx", (unsigned long long)(r->gfn << KEVD_PAGE_SHIFT));
 		bump(r->ahead ? &h->c.readahead_failures : &h->c.load_failures, 1);
@@ -405,9 +441,10 @@ static void run_done(struct handler *h, struct run *r, uint64_t t0)
 	}
 }
 
-/* Queues [R->end, R->ra_end) as the read-ahead of R's stream: its slot
- * (replaced: the stream has moved on), else a free one, else the next in
- * turn. */
+/* Queues [R->end, R->ra_end) as the read-ahead of R's stream: its slot,
+ * extended if this window begins where the slot's range ends (the stream
+ * went on before its last read-ahead was read: that is still wanted) or
+ * replaced (it jumped); else a free one, else the next in turn. */
 static void readahead_queue(struct handler *h, const struct run *r)
 {
 	struct readahead *slot = NULL;
@@ -415,13 +452,19 @@ static void readahead_queue(struct handler *h, const struct run *r)
 	for (unsigned i = 0; i < READAHEAD_SLOTS && !slot; i++)
 		if (h->ra[i].rg && h->ra[i].st == r->stream)
 			slot = &h->ra[i];
+	if (slot && slot->rg == r->rg && slot->gen == h->batch_gen && r->first <= slot->end &&
+	    r->first >= slot->next) {
+		if (slot->end < r->ra_end)
+			slot->end = r->ra_end;
+		return;
+	}
 	for (unsigned i = 0; i < READAHEAD_SLOTS && !slot; i++)
 		if (!h->ra[i].rg)
 			slot = &h->ra[i];
 	if (!slot)
 		slot = &h->ra[h->ra_turn++ % READAHEAD_SLOTS];
 	*slot = (struct readahead){ .rg = r->rg, .st = r->stream, .next = r->end, .end = r->ra_end,
-				    .gen = __atomic_load_n(&h->pager->ra_gen, __ATOMIC_SEQ_CST) };
+				    .gen = h->batch_gen };
 }
 
 /* Private: the run into this VM's memory with one UFFDIO_COPY.  Shared:
@@ -473,8 +516,9 @@ static void readahead_step(struct handler *h)
 			ra = &h->ra[h->ra_turn % READAHEAD_SLOTS];
 	if (!ra)
 		return;
-	/* Queued before a quiesce (a pause): dropped, the pager stays idle. */
-	if (ra->gen != __atomic_load_n(&p->ra_gen, __ATOMIC_SEQ_CST)) {
+	/* Queued before a quiesce (a pause): dropped, the pager stays idle.
+	 * A failed VM reads nothing more for itself either. */
+	if (ra->gen != __atomic_load_n(&p->ra_gen, __ATOMIC_SEQ_CST) || __atomic_load_n(&p->failed, __ATOMIC_ACQUIRE)) {
 		ra->rg = NULL;
 		return;
 	}
@@ -592,8 +636,13 @@ static void handle_fault(struct handler *h, uint64_t addr, pid_t tid)
 		kevd_pager_report_failure(p, r.gfn, &e);
 		return;
 	}
-	if (!kevd_pagestate_claim(w)) {
-		coalesced(h, &r, addr, kevd_pagestate_wait(w));
+	while (!kevd_pagestate_claim(w)) {
+		enum kevd_page_state st = kevd_pagestate_wait(w);
+
+		/* UNLOADED: a read-ahead gave the page back; claim it again. */
+		if (st == KEVD_PAGE_UNLOADED)
+			continue;
+		coalesced(h, &r, addr, st);
 		stream_passed(p, tid, r.gfn);
 		return;
 	}
@@ -651,6 +700,7 @@ void *kevd_pager_handler_main(void *arg)
 		/* Counted from before the read: kevd_pager_quiesce() must not
 		 * see an idle pager while a batch it read is half served. */
 		__atomic_add_fetch(&p->busy, 1, __ATOMIC_SEQ_CST);
+		h->batch_gen = __atomic_load_n(&p->ra_gen, __ATOMIC_SEQ_CST);
 		n = read(p->uffd, msgs, sizeof(msgs));
 		for (size_t i = 0; n > 0 && i < (size_t)n / sizeof(msgs[0]); i++) {
 			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
