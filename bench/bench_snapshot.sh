@@ -86,24 +86,31 @@ fresh() {
 	daemon_start "$kevd" "$tmp" || exit 1
 }
 
-daemon_start "$kevd" "$tmp" || exit 1
-# The snapshot is taken as soon as the work begins (polled without a
-# pause: the whole work takes a few ms per round); one taken after the
-# work ended would leave the clones nothing to do, so it is made again.
-for try in 1 2 3 4 5 0; do
-	[ "$try" != 0 ] || { echo "bench_snapshot: no snapshot before the source's work ended" >&2; exit 1; }
-	post /v1/vms "{\"name\":\"src\",\"kernel\":\"guest.elf\",\"memory_mib\":1024,\"cmdline\":\"touch=all write=1 work=$rounds ram=$ram\"}" > /dev/null
-	t=0
-	until api "http://l/v1/vms/src/console" | grep -q 'work: rounds='; do
-		t=$((t + 1))
-		[ "$t" -lt 20000 ] || { echo "bench_snapshot: src never began its work" >&2; exit 1; }
+# snapshot_at_work VM SNAPSHOT CMDLINE: boots VM with CMDLINE and takes
+# SNAPSHOT (stop) as soon as its work begins (polled without a pause: the
+# whole work takes a few ms per round); one taken after the work ended
+# would leave the clones nothing to do, so it is made again.  The
+# snapshot's answer in $tmp/snap.json.
+snapshot_at_work() {
+	local vm=$1 snap=$2 cmdline=$3 try t late
+	for try in 1 2 3 4 5 0; do
+		[ "$try" != 0 ] || { echo "bench_snapshot: no snapshot of $vm before its work ended" >&2; exit 1; }
+		post /v1/vms "{\"name\":\"$vm\",\"kernel\":\"guest.elf\",\"memory_mib\":1024,\"cmdline\":\"$cmdline\"}" > /dev/null
+		t=0
+		until api "http://l/v1/vms/$vm/console" | grep -q 'work: rounds='; do
+			t=$((t + 1))
+			[ "$t" -lt 20000 ] || { echo "bench_snapshot: $vm never began its work" >&2; exit 1; }
+		done
+		post "/v1/vms/$vm/snapshot" "{\"name\":\"$snap\",\"stop\":true}" > "$tmp/snap.json"
+		late=$(api "http://l/v1/vms/$vm/console" | grep -c 'work: result=' || :)
+		api -X DELETE "http://l/v1/vms/$vm" > /dev/null
+		[ "$late" = 0 ] && return 0
+		api -X DELETE "http://l/v1/snapshots/$snap" > /dev/null
 	done
-	post /v1/vms/src/snapshot '{"name":"gold","stop":true}' > "$tmp/snap.json"
-	late=$(api "http://l/v1/vms/src/console" | grep -c 'work: result=' || :)
-	api -X DELETE http://l/v1/vms/src > /dev/null
-	[ "$late" = 0 ] && break
-	api -X DELETE http://l/v1/snapshots/gold > /dev/null
-done
+}
+
+daemon_start "$kevd" "$tmp" || exit 1
+snapshot_at_work src gold "touch=all write=1 work=$rounds ram=$ram"
 snap_pages=$(num pages < "$tmp/snap.json")
 
 # one NAME PAGING [HOLDER]: restores a clone, waits for its exit, records
@@ -156,24 +163,11 @@ done
 
 
 # ---- 20 clones alive at once ----
-# As for gold: taken as the work begins, again if it had already ended
-# (then the clones would write nothing, as an earlier version of this
-# script measured without noticing).
+# As for gold: taken as the work begins (until a snapshot taken whenever
+# the console showed it begun came after the work had ended, and the
+# clones wrote nothing).
 fresh
-for try in 1 2 3 4 5 0; do
-	[ "$try" != 0 ] || { echo "bench_snapshot: no idle snapshot before its work ended" >&2; exit 1; }
-	post /v1/vms "{\"name\":\"idle\",\"kernel\":\"guest.elf\",\"memory_mib\":1024,\"cmdline\":\"touch=all write=1 work=$rounds mode=idle\"}" > /dev/null
-	t=0
-	until api "http://l/v1/vms/idle/console" | grep -q 'work: rounds='; do
-		t=$((t + 1))
-		[ "$t" -lt 20000 ] || { echo "bench_snapshot: idle never began its work" >&2; exit 1; }
-	done
-	post /v1/vms/idle/snapshot '{"name":"idle","stop":true}' > /dev/null
-	late=$(api "http://l/v1/vms/idle/console" | grep -c 'work: result=' || :)
-	api -X DELETE http://l/v1/vms/idle > /dev/null
-	[ "$late" = 0 ] && break
-	api -X DELETE http://l/v1/snapshots/idle > /dev/null
-done
+snapshot_at_work idle idle "touch=all write=1 work=$rounds mode=idle"
 sleep 1
 before=$(pss_kib)
 for i in $(seq 20); do

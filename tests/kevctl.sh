@@ -317,7 +317,13 @@ k 0 rm eager
 k 0 create --name win --kernel guest.elf --window 4 --no-start
 k 0 paging win --json
 has '"window_pages":4'
+has '"window_max_pages":256'
 k 0 rm win
+# window 1 alone is no fault-around: the daemon's window_max_pages does not grow it
+k 0 create --name w1 --kernel guest.elf --window 1 --no-start
+k 0 paging w1 --json
+has '"window_pages":1' && has '"window_max_pages":1,'
+k 0 rm w1
 k 0 create --name priv --kernel guest.elf --paging lazy-private --window-max 32 --no-start --json
 has '"paging":"lazy-private"'
 k 0 paging priv --json

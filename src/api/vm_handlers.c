@@ -160,9 +160,12 @@ static void fill_config(struct kevd_server *srv, const struct kevd_create_reques
 	cfg->eager = cr->eager;
 	cfg->private_pages = cr->private_pages;
 	cfg->image_cache = srv->images;
-	cfg->window_max_pages = cr->window_max_pages ? cr->window_max_pages : st->window_max_pages;
 	cfg->protocol = cr->protocol;
 	cfg->window_pages = cr->window_pages ? cr->window_pages : st->window_pages;
+	/* "window_pages": 1 alone turns fault-around off, as for the pager
+	 * (docs/pager.md): the daemon's window_max_pages must not grow it. */
+	cfg->window_max_pages = cr->window_max_pages ? cr->window_max_pages
+			      : cfg->window_pages == 1 ? 1 : st->window_max_pages;
 	cfg->pager_threads = st->pager_threads;
 	cfg->vcpu_nice = st->vcpu_nice;
 	cfg->console_bytes = st->console_bytes;
