@@ -127,6 +127,8 @@ struct kevd_pager {
 	int failed;                      /* atomic: first failure reported */
 	unsigned busy;                   /* atomic: handler threads between poll and the end of their batch
 					  * or read-ahead read */
+	unsigned serving;                /* atomic: those of them serving a batch of faults (not reading
+					  * ahead): what the working-set prefetch gives way to */
 	unsigned ra_gen;                 /* atomic: bumped by kevd_pager_quiesce(), which so drops every
 					  * read-ahead queued before it */
 	uint64_t mono_base_ns, real_base_ns;

@@ -700,6 +700,7 @@ void *kevd_pager_handler_main(void *arg)
 		/* Counted from before the read: kevd_pager_quiesce() must not
 		 * see an idle pager while a batch it read is half served. */
 		__atomic_add_fetch(&p->busy, 1, __ATOMIC_SEQ_CST);
+		__atomic_add_fetch(&p->serving, 1, __ATOMIC_RELAXED);
 		h->batch_gen = __atomic_load_n(&p->ra_gen, __ATOMIC_SEQ_CST);
 		n = read(p->uffd, msgs, sizeof(msgs));
 		for (size_t i = 0; n > 0 && i < (size_t)n / sizeof(msgs[0]); i++) {
@@ -709,6 +710,7 @@ void *kevd_pager_handler_main(void *arg)
 				     (pid_t)msgs[i].arg.pagefault.feat.ptid);
 		}
 		/* n < 0: EAGAIN, another handler took the events. */
+		__atomic_sub_fetch(&p->serving, 1, __ATOMIC_RELAXED);
 		__atomic_sub_fetch(&p->busy, 1, __ATOMIC_SEQ_CST);
 	}
 	return NULL;

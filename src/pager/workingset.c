@@ -24,7 +24,8 @@
  * it without a fault to kevd; private, with UFFDIO_COPY.  The handler
  * threads go on serving faults meanwhile: a fault meeting a page this
  * thread claimed waits for that one read, and before every read this
- * thread yields the CPU while a handler is busy.  Afterwards, shared, it
+ * thread yields the CPU while a handler serves faults (not while one
+ * only reads ahead).  Afterwards, shared, it
  * counts the hits once a second: the prefetched pages present in this
  * VM's page tables, which only the guest's touches put there (the
  * prefetch writes the cache, never this VM's mapping).  Private, the
@@ -644,7 +645,7 @@ static size_t prefetch_at(struct kevd_pager *p, const uint64_t *v, size_t i, siz
 	if (end > rg_end)
 		end = rg_end;
 	/* Faults first: a handler serving one gets this CPU. */
-	if (__atomic_load_n(&p->busy, __ATOMIC_RELAXED))
+	if (__atomic_load_n(&p->serving, __ATOMIC_RELAXED))
 		sched_yield();
 	while (p->cached && i + n < nv && n < KEVD_PAGER_PREFETCH_RUN && v[i + n] == g + n && g + n < end &&
 	       kevd_cached_image_filled(p->cached, g + n))
