@@ -237,7 +237,11 @@ START_TEST(eager_equals_lazy)
 	struct run lazy, eager;
 	char *a, *b;
 
-	boot(&lazy, guest, 4, "touch=random:3000 seed=99", false, 0, KEVD_BOOT_AUTO);
+	/* Window 1: 3000 random touches hit 99.6% of the 16-page blocks, so
+	 * with fault-around (and read-ahead, on the faults that look
+	 * sequential) a lazy VM may well load every page; one page a fault
+	 * loads the ~2500 it touches. */
+	boot(&lazy, guest, 4, "touch=random:3000 seed=99", false, 1, KEVD_BOOT_AUTO);
 	boot(&eager, guest, 4, "touch=random:3000 seed=99", true, 0, KEVD_BOOT_AUTO);
 	ck_assert_int_eq(lazy.state, KEVD_VM_EXITED);
 	ck_assert_int_eq(eager.state, KEVD_VM_EXITED);
