@@ -47,6 +47,11 @@ run 1 "KVM_CREATE_VCPU 1: No space left on device" kvm_create_vcpu=2 --vcpus 4
 run 1 "failed: lazy paging failed: pager: no memory for the state of guest page" state_alloc=30 --vcpus 2 --window 1
 run 1 "registering guest pages .* with userfaultfd: Cannot allocate memory" uffd_register=1
 [ "$(wc -l < "$tmp/err")" -eq 1 ] || fail "a failed create is not one line"
+# A memslot KVM refuses, registered in line (a small VM) or on the memory
+# part's thread (256 MiB and more; the second slot: RAM above 4 GiB).
+run 1 "KVM_SET_USER_MEMORY_REGION (low RAM): Cannot allocate memory" kvm_memslot=1
+run 1 "KVM_SET_USER_MEMORY_REGION (high RAM): Cannot allocate memory" kvm_memslot=2 --memory 4200
+[ "$(wc -l < "$tmp/err")" -eq 1 ] || fail "a failed create is not one line"
 # An interrupted KVM_CREATE_VM is asked again: the VM runs to its end.
 run 1 "exited: guest wrote 0x0 to the debug exit port" kvm_create_vm=1
 
@@ -74,6 +79,26 @@ for _ in $(seq 200); do api http://l/v1/vms/b | grep -q '"state":"exited"' && br
 api http://l/v1/vms/b | grep -q '"exit_status":1' || fail "VM b did not run to its end"
 api -X DELETE http://l/v1/vms/a
 api -X DELETE http://l/v1/vms/b
+kill "$pid"
+wait "$pid" || fail "daemon exit status $?"
+pid=
+
+# A spare VM that cannot be made: the boot's memslot is the first
+# KVM_SET_USER_MEMORY_REGION, the spare its snapshot asks for the second.
+# The restore then makes its VM itself, and runs.
+KEVD_FAULT_INJECT=kvm_memslot=2 "$kevd" serve --config "$tmp/kevd.conf" 2> "$tmp/daemon.err" &
+pid=$!
+for _ in $(seq 100); do [ -S "$tmp/s" ] && api http://l/v1/health > /dev/null 2>&1 && break; sleep 0.05; done
+api -X POST -d '{"name":"c","kernel":"g.elf","cmdline":"touch=none work=100000"}' http://l/v1/vms > /dev/null
+for _ in $(seq 200); do api http://l/v1/vms/c/console | grep -q 'work: round 100$' && break; sleep 0.05; done
+api -X POST -d '{"name":"cs","stop":true}' http://l/v1/vms/c/snapshot | grep -q '"name":"cs"' || fail "no snapshot cs"
+for _ in $(seq 100); do grep -q 'no spare VM' "$tmp/daemon.err" && break; sleep 0.05; done
+grep -q 'no spare VM of 128 MiB with 1 vCPU(s): .*KVM_SET_USER_MEMORY_REGION (low RAM): Cannot allocate memory' \
+	"$tmp/daemon.err" || fail "the spare's failure was not logged: $(cat "$tmp/daemon.err")"
+api -X POST -d '{"name":"r","snapshot":"cs"}' http://l/v1/vms | grep -q '"spare":false' || fail "restore r"
+for _ in $(seq 200); do api http://l/v1/vms/r/console | grep -q 'work: round [1-9][0-9]*00$' && break; sleep 0.05; done
+api http://l/v1/vms/r | grep -q '"state":"running"' || fail "restore r does not run: $(api http://l/v1/vms/r)"
+echo "faults.sh: kvm_memslot=2 (a spare) -> $(grep -m1 'no spare VM' "$tmp/daemon.err")"
 kill "$pid"
 wait "$pid" || fail "daemon exit status $?"
 pid=

@@ -150,6 +150,7 @@ expect 204 "delete p1" DELETE /v1/vms/p1
 
 # ---- snapshots at three moments, 1 and 4 vCPUs ----
 create ref 1 "$work"
+grep -q '"spare":false' "$tmp/body" || die "a boot says it was made over a spare VM"
 for n in 1 4; do
 	create "o$n" "$n" "$work"
 	i=0
@@ -166,6 +167,9 @@ for n in 1 4; do
 	[ "$(result "o$n")" = "$want" ] || die "o$n (snapshotted thrice) ended with another result"
 	for i in 1 2 3; do
 		restore "c$n-$i" "o$n-$i" ""
+		# The snapshots asked for spares of their shape (64 MiB, n
+		# vCPUs) long ago: the first clone of each takes one.
+		[ "$i" != 1 ] || grep -q '"spare":true' "$tmp/body" || die "c$n-$i was not made over a spare VM"
 	done
 done
 for n in 1 4; do

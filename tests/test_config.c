@@ -189,7 +189,7 @@ START_TEST(sample_covers_every_key)
 		ck_assert_ptr_nonnull(k->desc);
 		n++;
 	}
-	ck_assert_uint_eq(n, 24);
+	ck_assert_uint_eq(n, 25);
 
 	/* Switch on every "#key = value" line: a '#' directly before a letter. */
 	on = strdup(text);
@@ -249,6 +249,7 @@ static const char *const every_key =
 	"window_pages = 1\n"
 	"[snapshot]\n"
 	"record_ms = 250\n"
+	"spare_vms = 5\n"
 	"[log]\n"
 	"level = debug\n"
 	"[metrics]\n"
@@ -280,6 +281,7 @@ START_TEST(every_key_set)
 	ck_assert_uint_eq(c.pager_threads, 4);
 	ck_assert_uint_eq(c.window_pages, 1);
 	ck_assert_uint_eq(c.record_ms, 250);
+	ck_assert_uint_eq(c.spare_vms, 5);
 	ck_assert_int_eq(c.log_level, KEVD_LOG_DEBUG);
 	ck_assert_str_eq(c.metrics_listen, "127.0.0.1:9464");
 	ck_assert_int_eq(kevd_config_validate(&c, &err), 0);

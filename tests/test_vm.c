@@ -90,15 +90,13 @@ static struct kevd_vm *create(const char *kernel, unsigned vcpus, const char *cm
 	return vm;
 }
 
-/* Boots, waits (bounded), collects the outcome; the caller frees run->vm. */
-static void boot(struct run *r, const char *kernel, unsigned vcpus, const char *cmdline, bool eager,
-		 unsigned window, enum kevd_boot_protocol proto)
+/* Starts R->vm, waits (bounded), collects the outcome; the caller frees
+ * r->vm. */
+static void run_vm(struct run *r)
 {
 	struct kevd_error err = KEVD_ERROR_INIT;
 	size_t n;
 
-	memset(r, 0, sizeof(*r));
-	r->vm = create(kernel, vcpus, cmdline, eager, window, proto);
 	if (kevd_vm_start(r->vm, &err) < 0)
 		ck_abort_msg("start: %s", err.msg);
 	if (kevd_vm_wait(r->vm, 60000) < 0)
@@ -116,6 +114,15 @@ static void boot(struct run *r, const char *kernel, unsigned vcpus, const char *
 			break;
 		usleep(10000);
 	}
+}
+
+/* Boots, waits (bounded), collects the outcome; the caller frees run->vm. */
+static void boot(struct run *r, const char *kernel, unsigned vcpus, const char *cmdline, bool eager,
+		 unsigned window, enum kevd_boot_protocol proto)
+{
+	memset(r, 0, sizeof(*r));
+	r->vm = create(kernel, vcpus, cmdline, eager, window, proto);
+	run_vm(r);
 }
 
 /* Host-side checksum of data pages [first, end) step STEP, as the guest sums. */
@@ -622,6 +629,74 @@ START_TEST(stop_mid_fault_leaves_nothing)
 }
 END_TEST
 
+/* A spare of the VM's shape is taken over, low and high RAM: the guest
+ * runs as in a VM made whole.  One of another shape, or given to a create
+ * that fails, is freed.  Nothing is left after. */
+START_TEST(spare_vms)
+{
+	static const uint64_t sizes[] = { 128, 4200 };  /* 4200: RAM above the MMIO hole too */
+	struct kevd_vm_config cfg = { .name = "spare", .kernel = guest, .vcpus = 2, .cmdline = "touch=all",
+				      .console_fd = -1 };
+	struct kevd_error err = KEVD_ERROR_INIT;
+	int fds0 = count_dir("/proc/self/fd"), big0 = count_big_maps();
+	struct kevd_vm *vm = NULL;
+	uint64_t mib;
+	unsigned n;
+	bool pc;
+	struct run r;
+
+	for (unsigned i = 0; i < 2; i++) {
+		cfg.memory_mib = sizes[i];
+		ck_assert_int_eq(kevd_vm_spare_new(sizes[i], 2, false, &cfg.spare, &err), 0);
+		kevd_vm_spare_shape(cfg.spare, &mib, &n, &pc);
+		ck_assert(mib == sizes[i] && n == 2 && !pc);
+		ck_assert_int_eq(count_dir("/proc/self/fd"), fds0 + 4);  /* /dev/kvm, the VM, two vCPUs */
+		ck_assert_int_gt(count_big_maps(), big0);  /* its RAM (one or two mappings: adjacent ones merge) */
+		memset(&r, 0, sizeof(r));
+		ck_assert_msg(kevd_vm_create(&cfg, &r.vm, &err) == 0, "%s", err.msg);
+		ck_assert(kevd_vm_from_spare(r.vm));
+		run_vm(&r);
+		check_guest_ok(&r, 2, TESTGUEST_DATA_PAGES, expected_sum(0, TESTGUEST_DATA_PAGES, 1));
+		kevd_vm_free(r.vm);
+		ck_assert_int_eq(count_dir("/proc/self/fd"), fds0);
+		ck_assert_int_eq(count_big_maps(), big0);
+		ck_assert_int_eq(count_vcpu_maps(), 0);
+	}
+
+	/* Another size, another vCPU count, a PC: a VM of its own each
+	 * time, and the spare goes. */
+	cfg.memory_mib = 128;
+	cfg.cmdline = "touch=none bss=0";
+	cfg.spare = NULL;  /* the last one was taken */
+	ck_assert_msg(kevd_vm_create(&cfg, &vm, &err) == 0, "%s", err.msg);
+	n = (unsigned)count_dir("/proc/self/fd");  /* a VM's own */
+	kevd_vm_free(vm);
+	for (unsigned i = 0; i < 3; i++) {
+		ck_assert_int_eq(kevd_vm_spare_new(i == 0 ? 256 : 128, i == 1 ? 1 : 2, i == 2, &cfg.spare, &err), 0);
+		ck_assert_msg(kevd_vm_create(&cfg, &vm, &err) == 0, "%s", err.msg);
+		ck_assert(!kevd_vm_from_spare(vm));
+		ck_assert_int_eq(count_dir("/proc/self/fd"), (int)n);  /* the spare's are gone */
+		kevd_vm_free(vm);
+	}
+	/* A create refused before any part, and one whose image part fails. */
+	ck_assert_int_eq(kevd_vm_spare_new(128, 2, false, &cfg.spare, &err), 0);
+	cfg.vcpus = 0;
+	ck_assert_int_eq(kevd_vm_create(&cfg, &vm, &err), -EINVAL);
+	cfg.vcpus = 2;
+	ck_assert_int_eq(kevd_vm_spare_new(128, 2, false, &cfg.spare, &err), 0);
+	cfg.kernel = "/nonexistent.elf";
+	ck_assert_int_eq(kevd_vm_create(&cfg, &vm, &err), -ENOENT);
+	ck_assert_int_eq(count_dir("/proc/self/fd"), fds0);
+	ck_assert_int_eq(count_big_maps(), big0);
+	ck_assert_int_eq(count_vcpu_maps(), 0);
+	/* A shape no VM may have. */
+	ck_assert_int_eq(kevd_vm_spare_new(1, 1, false, &cfg.spare, &err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err.msg, "1 MiB of memory is outside"));
+	ck_assert_int_eq(kevd_vm_spare_new(128, 0, false, &cfg.spare, &err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err.msg, "0 vCPUs is outside"));
+}
+END_TEST
+
 START_TEST(bad_configs)
 {
 	struct kevd_vm_config cfg = { .name = "bad", .kernel = guest, .memory_mib = 128, .vcpus = 1, .console_fd = -1 };
@@ -671,6 +746,7 @@ static Suite *suite(void)
 	tcase_add_test(t, truncated_image_fails_vm);
 	tcase_add_test(t, stop_mid_fault_leaves_nothing);
 	tcase_add_test(t, bad_configs);
+	tcase_add_test(t, spare_vms);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -23,6 +23,7 @@
 #include "api/registry.h"
 #include "api/server_internal.h"
 #include "api/snapshots.h"
+#include "api/spares.h"
 #include "api/vm_handlers.h"
 #include "api/workingsets.h"
 #include "common/log.h"
@@ -145,6 +146,47 @@ static void open_snapshots(struct kevd_server *srv, const struct kevd_server_set
 	}
 }
 
+/* A daemon just started is most likely to restore the snapshots taken
+ * last: spares of their shapes, newest first, as many shapes as spares are
+ * kept.  Whether a snapshot's VM was a PC is not in its manifest: these
+ * are not (a Linux guest's first restore makes its VM itself, and asks for
+ * a PC spare).  A directory that cannot be listed primes nothing. */
+static void prime_spares(struct kevd_server *srv)
+{
+	struct kevd_error e = KEVD_ERROR_INIT;
+	struct kevd_spare_shape shapes[64];
+	json_t *list = NULL, *snap;
+	unsigned n = 0;
+	size_t i;
+
+	if (!srv->snapshots || !srv->settings.spare_vms || kevd_snapstore_list(srv->snapshots, &list, &e) < 0)
+		return;
+	while (n < srv->settings.spare_vms && n < sizeof(shapes) / sizeof(shapes[0])) {
+		struct kevd_spare_shape next = { 0, 0, false };
+		const char *newest = NULL;
+
+		json_array_foreach(list, i, snap) {
+			const char *at = json_string_value(json_object_get(snap, "created_at"));
+			json_t *vm = json_object_get(snap, "vm");
+			json_int_t m = json_integer_value(json_object_get(vm, "memory_mib"));
+			json_int_t v = json_integer_value(json_object_get(vm, "vcpus"));
+			bool had = false;
+
+			for (unsigned k = 0; k < n; k++)
+				had = had || (shapes[k].memory_mib == (uint64_t)m && shapes[k].vcpus == (unsigned)v);
+			if (at && m > 0 && v > 0 && !had && (!newest || strcmp(at, newest) > 0)) {
+				newest = at;
+				next = (struct kevd_spare_shape){ (uint64_t)m, (unsigned)v, false };
+			}
+		}
+		if (!newest)
+			break;
+		shapes[n++] = next;
+		kevd_spares_want(srv->spares, &next, true);
+	}
+	json_decref(list);
+}
+
 /* Everything but the listeners, which need the rest to be in place. */
 static int setup_state(struct kevd_server *srv, const struct kevd_server_settings *s, struct kevd_error *err)
 {
@@ -152,12 +194,14 @@ static int setup_state(struct kevd_server *srv, const struct kevd_server_setting
 
 	if ((r = copy_settings(srv, s, err)) < 0 || (r = kevd_registry_new(&srv->registry, err)) < 0 ||
 	    (r = kevd_http_new(&srv->http, err)) < 0 || (r = setup_images(srv, s, err)) < 0 ||
-	    (r = kevd_jobs_new(srv->base, KEVD_JOBS_DEFAULT_WORKERS, &srv->jobs, err)) < 0)
+	    (r = kevd_jobs_new(srv->base, KEVD_JOBS_DEFAULT_WORKERS, &srv->jobs, err)) < 0 ||
+	    (r = kevd_spares_new(srv->base, srv->jobs, s->spare_vms, &srv->spares, err)) < 0)
 		return r;
 	srv->image_dirfd = kevd_imagedir_open_dir(s->image_dir, err);
 	if (srv->image_dirfd < 0)
 		return srv->image_dirfd;
 	open_snapshots(srv, s);
+	prime_spares(srv);
 	if ((r = kevd_wsstore_new(s->workingset_dir, &srv->wsets, err)) < 0)
 		return r;
 	srv->eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -217,6 +261,7 @@ int kevd_server_update(struct kevd_server *srv, const struct kevd_server_setting
 	close(srv->image_dirfd);
 	srv->image_dirfd = dirfd;
 	kevd_imagecache_reconfigure(srv->images, s->cache_keep_s, s->cache_max_mib << 20);
+	kevd_spares_set_max(srv->spares, s->spare_vms);
 	/* The listeners keep their limits: they were applied per listener. */
 	srv->settings.max_body_bytes = body;
 	srv->settings.request_timeout_s = timeout;
@@ -229,6 +274,7 @@ void kevd_server_shutdown(struct kevd_server *srv)
 	struct kevd_registry_entry *e;
 
 	srv->shutting_down = true;
+	kevd_spares_set_max(srv->spares, 0);
 	kevd_listener_stop(srv->unix_l);
 	kevd_listener_stop(srv->tcp_l);
 	kevd_listener_stop(srv->metrics_l);
@@ -251,6 +297,7 @@ void kevd_server_free(struct kevd_server *srv)
 	/* First: the jobs answer requests their listeners own, and put what
 	 * they made into the registry freed below. */
 	kevd_jobs_free(srv->jobs);
+	kevd_spares_free(srv->spares);
 	kevd_listener_free(srv->metrics_l);
 	kevd_listener_free(srv->tcp_l);
 	kevd_listener_free(srv->unix_l);

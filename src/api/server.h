@@ -45,6 +45,7 @@ struct kevd_server_settings {
 	unsigned cache_keep_s;         /* an unused shared image is kept this long */
 	uint64_t cache_max_mib;        /* and while unused ones hold at most this */
 	unsigned record_ms;            /* working sets recorded for this long; 0 = none */
+	unsigned spare_vms;            /* spare VMs kept for restores (spares.h); 0 = none */
 };
 
 struct kevd_server;

@@ -44,6 +44,7 @@ struct kevd_server {
 	char snapshots_error[1024];
 	struct kevd_wsstore *wsets;            /* owned: the working sets, and their recordings under way */
 	struct kevd_jobs *jobs;                /* owned: creates, starts, stops, deletes off the loop */
+	struct kevd_spares *spares;            /* owned: spare VMs for restores; freed after jobs */
 	struct create_job *creates;            /* creates under way: their names are taken (vm_handlers.c) */
 	unsigned creating;                     /* how many, counted against max_vms */
 	uint64_t creating_memory;              /* their memory_mib, counted against max_total_memory_mib */

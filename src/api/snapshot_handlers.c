@@ -19,6 +19,7 @@
 #include "api/server_internal.h"
 #include "api/snapshot_handlers.h"
 #include "api/snapshots.h"
+#include "api/spares.h"
 #include "common/log.h"
 
 enum snap_op { SNAP_TAKE, SNAP_LIST, SNAP_GET, SNAP_DELETE };
@@ -121,7 +122,17 @@ static void snap_done(struct kevd_job *job)
 	} else if (j->op == SNAP_TAKE) {
 		char loc[96];
 
+		json_t *cfg = json_object_get(j->out, "vm");
+		json_int_t mib = json_integer_value(json_object_get(cfg, "memory_mib"));
+		json_int_t vcpus = json_integer_value(json_object_get(cfg, "vcpus"));
+
 		kevd_info("api: vm '%s': snapshot '%s' taken", kevd_registry_entry_name(j->e), j->name);
+		/* Restores of it are likely next. */
+		if (mib > 0 && vcpus > 0)
+			kevd_spares_want(srv->spares,
+					 &(struct kevd_spare_shape){ (uint64_t)mib, (unsigned)vcpus,
+								     kevd_vm_is_pc(kevd_registry_entry_vm(j->e)) },
+					 false);
 		snprintf(loc, sizeof(loc), "/v1/snapshots/%s", j->name);
 		evhttp_add_header(evhttp_request_get_output_headers(j->req), "Location", loc);
 		kevd_http_reply(srv->http, j->req, 201, j->out);

@@ -67,6 +67,7 @@ json_t *kevd_json_vm_from(struct kevd_vm *vm, const struct kevd_pager_stats *st)
 	SET(cfg, "boot_protocol", json_string(kevd_vm_protocol(vm) == KEVD_BOOT_PVH ? "pvh" : "multiboot2"));
 	SET(cfg, "snapshot", kevd_vm_snapshot_name(vm) ? json_string(kevd_vm_snapshot_name(vm)) : json_null());
 	SET(o, "config", cfg);
+	SET(o, "spare", json_boolean(kevd_vm_from_spare(vm)));
 	/* Durations, not clock readings: CLOCK_MONOTONIC means nothing outside. */
 	SET(o, "create_to_start_ns", t.start_ns ? INT(t.start_ns - t.create_ns) : json_null());
 	SET(o, "create_to_first_run_ns", t.first_run_ns ? INT(t.first_run_ns - t.create_ns) : json_null());

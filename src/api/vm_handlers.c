@@ -29,6 +29,7 @@
 #include "api/request.h"
 #include "api/server_internal.h"
 #include "api/snapshots.h"
+#include "api/spares.h"
 #include "api/stats_json.h"
 #include "api/vm_handlers.h"
 #include "api/workingsets.h"
@@ -237,6 +238,7 @@ static void create_run(struct kevd_job *job)
 		c->snap->memory_fd = -1;
 		c->snap->pages = NULL;
 		c->cfg.restore = &rs;
+		c->cfg.spare = kevd_spares_take(c->srv->spares, c->cfg.memory_mib, c->cfg.vcpus);
 	}
 	if (kevd_vm_create(&c->cfg, &c->vm, &c->err) < 0) {  /* takes the image fds */
 		c->status = image_status(c->err.errnum);
@@ -298,9 +300,13 @@ static void create_done(struct kevd_job *job)
 		c->ws_list = NULL;
 		c->ws_rec = NULL;
 	}
-	if (c->snap)
-		kevd_info("api: vm '%s' (%s) restored from snapshot '%s'", kevd_registry_entry_name(e), c->id,
-			  c->cr.snapshot);
+	if (c->snap) {
+		kevd_info("api: vm '%s' (%s) restored from snapshot '%s'%s", kevd_registry_entry_name(e), c->id,
+			  c->cr.snapshot, kevd_vm_from_spare(c->vm) ? " over a spare VM" : "");
+		/* For the next restore of this size. */
+		kevd_spares_want(srv->spares,
+				 &(struct kevd_spare_shape){ c->cr.memory_mib, c->cfg.vcpus, kevd_vm_is_pc(c->vm) }, false);
+	}
 	else
 		kevd_info("api: vm '%s' (%s) created from '%s'", kevd_registry_entry_name(e), c->id, c->cr.kernel);
 	snprintf(loc, sizeof(loc), "/v1/vms/%s", c->id);

@@ -9,7 +9,8 @@
  * kvm_create_vm (KVM_CREATE_VM interrupted: EINTR, which is retried),
  * image_read (reading a page from the image), state_alloc (a new page
  * state word: the table answers as if out of memory), cache_memfd (the
- * memfd of a new shared image: EMFILE).
+ * memfd of a new shared image: EMFILE), kvm_memslot
+ * (KVM_SET_USER_MEMORY_REGION: ENOMEM).
  */
 #ifndef KEVD_FAULT_H
 #define KEVD_FAULT_H

@@ -28,8 +28,12 @@ struct kevd_sandbox_role {
 	size_t nioctls;
 };
 
-/* 0 when the filter is in place; -ENOSYS when sandboxing is not built in. */
+/* 0 when the filter is in place; -ENOSYS when sandboxing is not built in.
+ * A role's filter is compiled once, by its first thread or by: */
 int kevd_sandbox_thread(const struct kevd_sandbox_role *role, struct kevd_error *err);
+/* Compiles ROLE's filter ahead of its first thread (at start, off the
+ * way of a VM's first instruction); confines nothing. */
+int kevd_sandbox_prepare(const struct kevd_sandbox_role *role, struct kevd_error *err);
 bool kevd_sandbox_available(void);
 
 #endif

@@ -105,6 +105,7 @@ static int settings_from(const struct kevd_config *c, const char *token, struct 
 		.console_bytes = c->console_bytes, .pager_threads = c->pager_threads,
 		.window_pages = c->window_pages, .window_max_pages = c->window_max_pages,
 		.cache_keep_s = c->cache_keep_s, .cache_max_mib = c->cache_max_mib, .record_ms = c->record_ms,
+		.spare_vms = c->spare_vms,
 	};
 	static char snapshot_dir[4096], workingset_dir[4096];
 

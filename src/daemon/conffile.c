@@ -89,6 +89,8 @@ static const struct key_def keys[] = {
 	  KT_UINT, false, FIELD(cache_max_mib), 0, 1048576 },
 	{ { "snapshot", "record_ms", "1000", "ms of guest run time whose pages a first restore of a snapshot or first boot of a kernel records for the next ones to prefetch, 0..3600000 (0: off)" },
 	  KT_UINT, false, FIELD(record_ms), 0, 3600000 },
+	{ { "snapshot", "spare_vms", "2", "spare VMs (a KVM VM with its guest RAM registered) kept ready for the next restores of the snapshots' sizes, 0..64 (0: none)" },
+	  KT_UINT, false, FIELD(spare_vms), 0, 64 },
 	{ { "log", "level", "info", "least severe messages logged: error, warn, info or debug" },
 	  KT_LEVEL, false, FIELD(log_level), 0, 0 },
 	{ { "metrics", "listen", "", "optional TCP listener serving only /metrics and /v1/health, without a token; ADDR:PORT; empty: none" },

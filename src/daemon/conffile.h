@@ -50,6 +50,7 @@ struct kevd_config {
 	uint64_t cache_max_mib;        /* cache_max_mib */
 	/* [snapshot] */
 	unsigned record_ms;            /* record_ms: working sets recorded for this long; 0 = none */
+	unsigned spare_vms;            /* spare_vms: spare VMs kept for restores; 0 = none */
 	/* [log] */
 	enum kevd_log_level log_level; /* level */
 	/* [metrics] */

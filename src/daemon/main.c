@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/sandbox.h"
 #include "daemon/commands.h"
+#include "pager/pager.h"
 #include "vmm/vm.h"
 
 static void usage(FILE *f)
@@ -25,6 +27,17 @@ static void usage(FILE *f)
 		"  version                 print the version\n");
 }
 
+/* The threads' seccomp filters, compiled now rather than by the first
+ * VM's threads on the way to its first instruction.  What fails here says
+ * so again, as a warning, when a thread is confined. */
+static void prepare_sandboxes(void)
+{
+	struct kevd_error ignored = KEVD_ERROR_INIT;
+
+	kevd_sandbox_prepare(&kevd_vcpu_sandbox_role, &ignored);
+	kevd_sandbox_prepare(&kevd_pager_sandbox_role, &ignored);
+}
+
 int main(int argc, char **argv)
 {
 	struct kevd_error err = KEVD_ERROR_INIT;
@@ -35,12 +48,18 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (argc < 2 || (argv[1][0] == '-' && strcmp(argv[1], "--help") && strcmp(argv[1], "-h") &&
-			 strcmp(argv[1], "--version")))
+			 strcmp(argv[1], "--version"))) {
+		prepare_sandboxes();
 		return kevd_cmd_serve(argc, argv);
-	if (!strcmp(argv[1], "serve"))
+	}
+	if (!strcmp(argv[1], "serve")) {
+		prepare_sandboxes();
 		return kevd_cmd_serve(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "run"))
+	}
+	if (!strcmp(argv[1], "run")) {
+		prepare_sandboxes();
 		return kevd_cmd_run(argc - 1, argv + 1);
+	}
 	if (!strcmp(argv[1], "inspect"))
 		return kevd_cmd_inspect(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {

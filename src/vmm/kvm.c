@@ -53,6 +53,21 @@ static int kvm_create(struct kevd_vm *vm, void **state, struct kevd_error *err)
 	int r, size;
 
 	(void)state;
+	/* After the image part, which tells whether the VM is a PC. */
+	if (vm->spare && (vm->spare->memory_mib != vm->cfg.memory_mib || vm->spare->nvcpus != vm->nvcpus ||
+			  vm->spare->pc != vm->sipi)) {
+		kevd_vm_spare_free(vm->spare);
+		vm->spare = NULL;
+	}
+	if (vm->spare) {
+		/* Made by this function and the next parts' (kevd_vm_spare_new()). */
+		vm->kvm_fd = vm->spare->kvm_fd;
+		vm->vm_fd = vm->spare->vm_fd;
+		vm->run_size = vm->spare->run_size;
+		vm->spare->kvm_fd = vm->spare->vm_fd = -1;
+		vm->from_spare = true;
+		return check_kvm(vm, err);
+	}
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0)
 		return kevd_error_sys(err, errno, "vm '%s': /dev/kvm", vm->name);

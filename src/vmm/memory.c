@@ -7,9 +7,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
+#include "common/fault.h"
 #include "vmm/pagewalk.h"
 #include "vmm/vm_internal.h"
 
@@ -26,37 +29,133 @@ static void *map_ram(size_t len)
 	return p;
 }
 
-static int add_slot(struct kevd_vm *vm, uint32_t slot, uint64_t gpa, unsigned char **host, size_t len,
-		    const char *what, struct kevd_error *err)
+/* KVM_SET_USER_MEMORY_REGION of a large slot is most of a restore's way to
+ * its first instruction on a host whose KVM shadows the guest's page
+ * tables: it sizes the slot's reverse maps at once (2 MiB of them for
+ * 1 GiB).  Nothing the pager and vCPU parts do during the create needs a
+ * memslot (they work on the host mapping and on fresh vCPUs), so from
+ * SLOT_THREAD_BYTES on the slots are registered by a thread of their own
+ * meanwhile, and kevd_vm_create() waits for it (kevd_vm_memslots_wait())
+ * before anything can run or set an MSR that points into guest memory.
+ * Below that the thread would cost more than it hides. */
+#define SLOT_THREAD_BYTES (256ull << 20)
+
+struct kevd_memslots {
+	int vm_fd;
+	unsigned n;
+	struct kvm_userspace_memory_region r[2];
+	const char *what[2];
+	pthread_t thread;
+	bool running;           /* thread started and not joined yet */
+	/* Written by whoever registers the slots; read after the join. */
+	int errnum;             /* 0: every slot is in */
+	unsigned failed;        /* the slot that failed */
+};
+
+static void register_slots(struct kevd_memslots *m)
 {
-	struct kvm_userspace_memory_region r = { .slot = slot, .guest_phys_addr = gpa, .memory_size = len };
+	for (unsigned i = 0; i < m->n; i++) {
+		int r = kevd_fault("kvm_memslot") ? (errno = ENOMEM, -1)
+						  : ioctl(m->vm_fd, KVM_SET_USER_MEMORY_REGION, &m->r[i]);
+
+		if (r < 0) {
+			m->errnum = errno;
+			m->failed = i;
+			return;
+		}
+	}
+}
+
+static void *slots_main(void *arg)
+{
+	register_slots(arg);
+	return NULL;
+}
+
+int kevd_vm_memslots_wait(struct kevd_vm *vm, struct kevd_error *err)
+{
+	struct kevd_memslots *m = vm->memslots;
+
+	if (!m)
+		return 0;
+	if (m->running) {
+		pthread_join(m->thread, NULL);
+		m->running = false;
+	}
+	if (m->errnum)
+		return kevd_error_sys(err, m->errnum, "vm '%s': KVM_SET_USER_MEMORY_REGION (%s)", vm->name,
+				      m->what[m->failed]);
+	return 0;
+}
+
+static int add_ram(struct kevd_vm *vm, uint64_t gpa, unsigned char **host, size_t len, const char *what,
+		   struct kevd_error *err)
+{
+	struct kevd_memslots *m = vm->memslots;
 
 	*host = map_ram(len);
 	if (!*host)
 		return kevd_error_sys(err, errno, "vm '%s': mapping %zu bytes of guest RAM", vm->name, len);
-	r.userspace_addr = (uintptr_t)*host;
-	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
-		return kevd_error_sys(err, errno, "vm '%s': KVM_SET_USER_MEMORY_REGION (%s)", vm->name, what);
+	m->r[m->n] = (struct kvm_userspace_memory_region){
+		.slot = m->n, .guest_phys_addr = gpa, .memory_size = len, .userspace_addr = (uintptr_t)*host,
+	};
+	m->what[m->n++] = what;
 	return 0;
 }
 
 static int memory_create(struct kevd_vm *vm, void **state, struct kevd_error *err)
 {
 	uint64_t bytes = vm->cfg.memory_mib << 20;
+	struct kevd_memslots *m;
+	pthread_attr_t attr;
 	int r;
 
 	(void)state;
+	if (vm->from_spare) {
+		/* The spare's RAM, of this size, registered with its VM. */
+		vm->ram_low = vm->spare->ram_low;
+		vm->ram_high = vm->spare->ram_high;
+		vm->low_len = vm->spare->low_len;
+		vm->high_len = vm->spare->high_len;
+		vm->spare->ram_low = vm->spare->ram_high = NULL;
+		return 0;
+	}
+	vm->memslots = m = calloc(1, sizeof(*m));
+	if (!m)
+		return kevd_error_sys(err, ENOMEM, "vm '%s': memslots", vm->name);
+	m->vm_fd = vm->vm_fd;
 	vm->low_len = bytes < KEVD_MMIO_HOLE_START ? bytes : KEVD_MMIO_HOLE_START;
 	vm->high_len = bytes - vm->low_len;
-	r = add_slot(vm, 0, 0, &vm->ram_low, vm->low_len, "low RAM", err);
+	r = add_ram(vm, 0, &vm->ram_low, vm->low_len, "low RAM", err);
 	if (r == 0 && vm->high_len)
-		r = add_slot(vm, 1, KEVD_MMIO_HOLE_END, &vm->ram_high, vm->high_len, "high RAM", err);
-	return r;
+		r = add_ram(vm, KEVD_MMIO_HOLE_END, &vm->ram_high, vm->high_len, "high RAM", err);
+	if (r < 0)
+		return r;
+	if (bytes < SLOT_THREAD_BYTES) {
+		register_slots(m);
+		return kevd_vm_memslots_wait(vm, err);
+	}
+	/* The thread makes two ioctls: a small stack does. */
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 64 << 10);
+	r = pthread_create(&m->thread, &attr, slots_main, m);
+	pthread_attr_destroy(&attr);
+	if (r) {
+		register_slots(m);  /* no thread: in line, as for a small VM */
+		return kevd_vm_memslots_wait(vm, err);
+	}
+	m->running = true;
+	return 0;
 }
 
+/* A create that failed after this part may have left the thread running. */
 static void memory_free(struct kevd_vm *vm, void *state)
 {
 	(void)state;
+	if (vm->memslots && vm->memslots->running)
+		pthread_join(vm->memslots->thread, NULL);
+	free(vm->memslots);
+	vm->memslots = NULL;
 	if (vm->ram_low)
 		munmap(vm->ram_low, vm->low_len);
 	if (vm->ram_high)

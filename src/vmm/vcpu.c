@@ -184,18 +184,26 @@ static int vcpu_setup(struct kevd_vm *vm, struct kevd_vcpu *v, struct kevd_error
 {
 	int r;
 
-	v->fd = kevd_fault("kvm_create_vcpu") ? (errno = ENOSPC, -1)
-					      : ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)v->index);
-	if (v->fd < 0)
-		return kevd_error_sys(err, errno, "vm '%s': KVM_CREATE_VCPU %u", vm->name, v->index);
-	v->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
-	if (v->run == MAP_FAILED) {
-		v->run = NULL;
-		return kevd_error_sys(err, errno, "vm '%s': vcpu %u: mapping kvm_run", vm->name, v->index);
+	if (vm->from_spare) {
+		v->fd = vm->spare->vcpus[v->index].fd;
+		v->run = vm->spare->vcpus[v->index].run;
+		vm->spare->vcpus[v->index].fd = -1;
+		vm->spare->vcpus[v->index].run = NULL;
+	} else {
+		v->fd = kevd_fault("kvm_create_vcpu") ? (errno = ENOSPC, -1)
+						      : ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)v->index);
+		if (v->fd < 0)
+			return kevd_error_sys(err, errno, "vm '%s': KVM_CREATE_VCPU %u", vm->name, v->index);
+		v->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+		if (v->run == MAP_FAILED) {
+			v->run = NULL;
+			return kevd_error_sys(err, errno, "vm '%s': vcpu %u: mapping kvm_run", vm->name, v->index);
+		}
 	}
 	/* A restore loads CPUID and every register from the snapshot
-	 * (kevd_vm_restore_parts). */
-	if (vm->cfg.restore)
+	 * (kevd_vm_restore_parts); a spare's vCPUs get theirs from the VM
+	 * that takes them. */
+	if (vm->cfg.restore || vm->making_spare)
 		return 0;
 	r = setup_cpuid(vm, v, err);
 	if (r < 0)
@@ -399,13 +407,16 @@ static void *vcpu_main(void *arg)
 	sigaddset(&unblock, SIGBUS);
 	pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
 	v->run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+	/* Confined before the nice below, which would have the rest of the
+	 * way to the guest's first instruction wait behind every other thread
+	 * of the daemon. */
+	confine(vm, v);
 	/* Below the pager's and the API's threads: a guest spinning on every
 	 * core must not keep them from serving its faults and the daemon's
 	 * requests (docs/reliability.md has the measurements).  Linux takes a
 	 * thread id for PRIO_PROCESS; 0 is this thread. */
 	if (vm->cfg.vcpu_nice && setpriority(PRIO_PROCESS, 0, (int)vm->cfg.vcpu_nice) < 0)
 		kevd_warn("vm '%s': vcpu %u: setpriority: %s", vm->name, v->index, strerror(errno));
-	confine(vm, v);
 	/* The guest's first instruction runs in the first KVM_RUN of vCPU 0:
 	 * the closest point to it the VMM can stamp. */
 	if (v->index == 0)

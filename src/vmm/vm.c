@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -236,6 +237,95 @@ static void drop_restore(struct kevd_vm *vm)
 	vm->restore_pages = NULL;
 }
 
+/* ---- spare VMs ---- */
+
+/* The kvm, memory and vcpus parts' own create, on a VM that is never more
+ * than them (kevd_vm_spare_making() tells the vcpus part to stop at the
+ * fds): what they leave is moved into the spare. */
+int kevd_vm_spare_new(uint64_t memory_mib, unsigned vcpus, bool pc, struct kevd_vm_spare **out,
+		      struct kevd_error *err)
+{
+	struct kevd_vm_config cfg = { .name = "spare", .kernel = "-", .memory_mib = memory_mib, .vcpus = vcpus,
+				      .console_fd = -1 };
+	struct kevd_vm_spare *s;
+	struct kevd_vm *vm;
+	void *unused = NULL;
+	int r = check_config(&cfg, err);
+
+	if (r < 0)
+		return r;
+	s = calloc(1, sizeof(*s) + vcpus * sizeof(s->vcpus[0]));
+	vm = s ? vm_alloc(&cfg) : NULL;
+	if (!vm) {
+		free(s);
+		return kevd_error_sys(err, ENOMEM, "spare VM");
+	}
+	vm->sipi = pc;
+	vm->making_spare = true;
+	r = kevd_part_kvm.create(vm, &unused, err);
+	if (r == 0)
+		r = kevd_part_memory.create(vm, &unused, err);
+	if (r == 0)
+		r = kevd_vm_memslots_wait(vm, err);
+	if (r == 0)
+		r = kevd_part_vcpus.create(vm, &unused, err);
+	if (r == 0) {
+		*s = (struct kevd_vm_spare){
+			.memory_mib = memory_mib, .nvcpus = vcpus, .pc = pc, .kvm_fd = vm->kvm_fd, .vm_fd = vm->vm_fd,
+			.run_size = vm->run_size, .ram_low = vm->ram_low, .ram_high = vm->ram_high,
+			.low_len = vm->low_len, .high_len = vm->high_len,
+		};
+		for (unsigned i = 0; i < vcpus; i++) {
+			s->vcpus[i].fd = vm->vcpus[i].fd;
+			s->vcpus[i].run = vm->vcpus[i].run;
+			vm->vcpus[i].fd = -1;
+			vm->vcpus[i].run = NULL;
+		}
+		vm->kvm_fd = vm->vm_fd = -1;
+		vm->ram_low = vm->ram_high = NULL;
+	}
+	/* Frees what is left: empty records, or all of it. */
+	kevd_part_vcpus.free(vm, NULL);
+	kevd_part_memory.free(vm, NULL);
+	kevd_part_kvm.free(vm, NULL);
+	kevd_vm_free(vm);
+	if (r < 0) {
+		free(s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
+void kevd_vm_spare_shape(const struct kevd_vm_spare *s, uint64_t *memory_mib, unsigned *vcpus, bool *pc)
+{
+	*memory_mib = s->memory_mib;
+	*vcpus = s->nvcpus;
+	*pc = s->pc;
+}
+
+/* The memslots and the vCPUs go with the VM fd, after their own fds. */
+void kevd_vm_spare_free(struct kevd_vm_spare *s)
+{
+	if (!s)
+		return;
+	for (unsigned i = 0; i < s->nvcpus; i++) {
+		if (s->vcpus[i].run)
+			munmap(s->vcpus[i].run, s->run_size);
+		if (s->vcpus[i].fd >= 0)
+			close(s->vcpus[i].fd);
+	}
+	if (s->vm_fd >= 0)
+		close(s->vm_fd);
+	if (s->kvm_fd >= 0)
+		close(s->kvm_fd);
+	if (s->ram_low)
+		munmap(s->ram_low, s->low_len);
+	if (s->ram_high)
+		munmap(s->ram_high, s->high_len);
+	free(s);
+}
+
 int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struct kevd_error *err)
 {
 	uint64_t t0 = kevd_now_ns(CLOCK_MONOTONIC);
@@ -251,6 +341,7 @@ int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struc
 		struct kevd_vm_config c = *cfg;
 
 		close_config_fds(&c);
+		kevd_vm_spare_free(cfg->spare);
 		if (cfg->restore) {
 			close(cfg->restore->memory_fd);
 			free(cfg->restore->pages);
@@ -262,6 +353,9 @@ int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struc
 		vm->restore_fd = cfg->restore->memory_fd;
 		vm->restore_pages = cfg->restore->pages;
 	}
+	/* The kvm part takes it if it fits, and frees it otherwise. */
+	vm->cfg.spare = NULL;
+	vm->spare = cfg->spare;
 	vm->create_ns = t0;
 	for (; vm->nparts < KEVD_VM_NPARTS; vm->nparts++) {
 		const struct kevd_vm_part *p = parts[vm->nparts];
@@ -272,6 +366,12 @@ int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struc
 			break;
 		}
 	}
+	/* Whatever of the spare no part took (all of it if the kvm part
+	 * failed before taking it). */
+	kevd_vm_spare_free(vm->spare);
+	vm->spare = NULL;
+	if (r == 0)
+		r = kevd_vm_memslots_wait(vm, err);
 	if (r == 0 && cfg->restore) {
 		vm->restore_state = malloc(cfg->restore->state_len ? cfg->restore->state_len : 1);
 		if (!vm->restore_state)
@@ -482,6 +582,16 @@ void kevd_vm_free(struct kevd_vm *vm)
 }
 
 /* ---- accessors ---- */
+
+bool kevd_vm_from_spare(const struct kevd_vm *vm)
+{
+	return vm->from_spare;
+}
+
+bool kevd_vm_is_pc(const struct kevd_vm *vm)
+{
+	return vm->sipi;
+}
 
 enum kevd_vm_state kevd_vm_state(struct kevd_vm *vm)
 {

@@ -71,6 +71,26 @@ struct kevd_vm_restore {
 	const struct kevd_image_identity *kernel_id;  /* the kernel (and initrd) the snapshot was taken over */
 };
 
+/* A spare VM: made ahead of a create, so that the create skips what costs
+ * it most before the guest can run -- KVM_CREATE_VM, the memslots of guest
+ * RAM (on a host whose KVM shadows the guest's page tables, registering
+ * 1 GiB sizes 2.5 MiB of reverse maps at once: 0.7 ms here) and
+ * KVM_CREATE_VCPU (0.35 ms each).  It holds a fresh KVM VM (its TSS set;
+ * for a PC its interrupt controllers and PIT), untouched anonymous guest
+ * RAM registered as its memslots, and VCPUS fresh vCPUs with their kvm_run
+ * mapped: no guest state, nothing ever ran.  A create of that shape
+ * (memory_mib, vcpus, and whether the image makes it a PC: KEVD_AP_SIPI
+ * in effect) takes it over (kevd_vm_config.spare); any other frees it. */
+struct kevd_vm_spare;
+
+int kevd_vm_spare_new(uint64_t memory_mib, unsigned vcpus, bool pc, struct kevd_vm_spare **out,
+		      struct kevd_error *err);
+void kevd_vm_spare_shape(const struct kevd_vm_spare *s, uint64_t *memory_mib, unsigned *vcpus, bool *pc);
+void kevd_vm_spare_free(struct kevd_vm_spare *s);
+/* Whether the VM is a PC (KEVD_AP_SIPI in effect): the shape of a spare
+ * for it. */
+bool kevd_vm_is_pc(const struct kevd_vm *vm);
+
 /* The vCPU threads' nice that kevd run and the daemon's configuration
  * default to. */
 #define KEVD_VM_DEFAULT_VCPU_NICE 10
@@ -104,6 +124,7 @@ struct kevd_vm_config {
 	kevd_vm_end_fn on_end;
 	void *cb_arg;
 	const struct kevd_vm_restore *restore;  /* NULL = boot; borrowed for kevd_vm_create only */
+	struct kevd_vm_spare *spare;  /* NULL = none; taken by kevd_vm_create, even on failure */
 };
 
 enum kevd_exit_kind {
@@ -175,6 +196,8 @@ void kevd_vm_kernel_identity(struct kevd_vm *vm, struct kevd_image_identity *out
 /* Whether the VM was restored from a snapshot, and from which (NULL if
  * booted). */
 bool kevd_vm_restored(const struct kevd_vm *vm);
+/* Made over a spare VM (kevd_vm_config.spare had its size). */
+bool kevd_vm_from_spare(const struct kevd_vm *vm);
 const char *kevd_vm_snapshot_name(const struct kevd_vm *vm);
 
 /* The working set (docs/pager.md, "Working set"), set between

@@ -72,6 +72,11 @@ struct kevd_vm {
 	int restore_fd;
 	struct kevd_image_page *restore_pages;
 	bool restored;               /* made from a snapshot */
+	/* kevd_vm_create(): cfg.spare of the VM's size until the kvm and
+	 * memory parts take its parts over (vm.c frees what is left). */
+	struct kevd_vm_spare *spare;
+	bool from_spare;             /* the kvm part took the spare's VM */
+	bool making_spare;           /* kevd_vm_spare_new()'s VM: vCPUs without state */
 	/* The parts' state of a restore (a copy of cfg.restore->state), put
 	 * back by kevd_vm_start() once the pager serves faults and before
 	 * any vCPU runs: loading it can touch guest memory (KVM writes the
@@ -90,6 +95,7 @@ struct kevd_vm {
 	size_t low_len;
 	unsigned char *ram_high;     /* owned mapping: [4 GiB, 4 GiB + high_len) */
 	size_t high_len;
+	struct kevd_memslots *memslots;  /* owned; registered by a thread of their own until kevd_vm_memslots_wait() */
 	struct kevd_pager *pager;    /* owned */
 	/* console and iobus parts (vm.c) */
 	struct kevd_console *console;  /* owned */
@@ -142,6 +148,27 @@ bool kevd_vm_end(struct kevd_vm *vm, enum kevd_vm_state state, int exit_status, 
  * pager to load lazily (boot.c); after the memory part, before the
  * pager's. */
 int kevd_vm_place_initrd(struct kevd_vm *vm, struct kevd_error *err);
+
+/* What a spare VM holds (kevd_vm_spare_new(), vm.c); the kvm and memory
+ * parts move its members out (-1/NULL left behind) when they take it. */
+struct kevd_vm_spare {
+	uint64_t memory_mib;
+	unsigned nvcpus;
+	bool pc;
+	int kvm_fd, vm_fd;
+	size_t run_size;
+	unsigned char *ram_low, *ram_high;
+	size_t low_len, high_len;
+	struct {
+		int fd;
+		struct kvm_run *run;
+	} vcpus[];                   /* nvcpus of them */
+};
+
+/* Waits for the memory part's slots to be registered with KVM (memory.c);
+ * an error if one could not be.  kevd_vm_create() calls it after every
+ * part's create: no vCPU runs and no MSR is set before. */
+int kevd_vm_memslots_wait(struct kevd_vm *vm, struct kevd_error *err);
 
 /* Whether the program called kevd_vm_signals_install(). */
 bool kevd_vm_signals_installed(void);
