@@ -569,7 +569,8 @@ int kevd_snapstore_list(struct kevd_snapstore *st, json_t **out, struct kevd_err
 		n++;
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), cmp_name);
+	if (n)  /* qsort() wants a list, even of none */
+		qsort(names, n, sizeof(*names), cmp_name);
 	for (size_t i = 0; i < n; i++) {
 		struct kevd_error e = KEVD_ERROR_INIT;
 		json_t *o;

@@ -397,6 +397,7 @@ static void *vcpu_main(void *arg)
 	struct kevd_vm *vm = v->vm;
 	sigset_t unblock;
 	char name[16];
+	bool go;
 
 	in_vcpu_thread = true;
 	__atomic_store_n(&v->tid, (int)syscall(SYS_gettid), __ATOMIC_RELEASE);
@@ -407,11 +408,22 @@ static void *vcpu_main(void *arg)
 	sigaddset(&unblock, SIGBUS);
 	pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
 	v->run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
-	/* Confined before the nice below, which would have the rest of the
-	 * way to the guest's first instruction wait behind every other thread
-	 * of the daemon. */
 	confine(vm, v);
-	/* Below the pager's and the API's threads: a guest spinning on every
+	/* Made with the VM, so that its start, which only lets it in here,
+	 * does not wait for a thread to be made, scheduled and confined.  A
+	 * VM that ends before its start ends the thread here (done, not
+	 * counted live). */
+	pthread_mutex_lock(&vm->lock);
+	while (!vm->vcpus_go && !__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE))
+		pthread_cond_wait(&vm->unhalt, &vm->lock);
+	go = vm->vcpus_go;
+	v->done = !go;
+	pthread_mutex_unlock(&vm->lock);
+	if (!go)
+		return NULL;
+	/* Niced after the wait, which would otherwise have the rest of the
+	 * way to the guest's first instruction wait behind every other thread
+	 * of the daemon.  Below the pager's and the API's threads: a guest spinning on every
 	 * core must not keep them from serving its faults and the daemon's
 	 * requests (docs/reliability.md has the measurements).  Linux takes a
 	 * thread id for PRIO_PROCESS; 0 is this thread. */
@@ -514,27 +526,25 @@ static int vcpus_create(struct kevd_vm *vm, void **state, struct kevd_error *err
 	for (unsigned i = 0; i < vm->nvcpus; i++)
 		if ((r = vcpu_setup(vm, &vm->vcpus[i], err)) < 0)
 			return r;
+	/* A spare's vCPUs get their threads in the VM that takes them. */
+	for (unsigned i = 0; i < vm->nvcpus && !vm->making_spare; i++)
+		if ((r = vcpu_start(&vm->vcpus[i], err)) < 0)
+			return r;
 	return 0;
 }
 
+/* The threads wait for this (vcpu_main).  One that saw the VM end first
+ * has ended (done) and is not counted live. */
 static int vcpus_start(struct kevd_vm *vm, void *state, struct kevd_error *err)
 {
 	(void)state;
-	for (unsigned i = 0; i < vm->nvcpus; i++) {
-		int r;
-
-		pthread_mutex_lock(&vm->lock);
-		vm->live++;
-		pthread_mutex_unlock(&vm->lock);
-		r = vcpu_start(&vm->vcpus[i], err);
-		if (r < 0) {
-			pthread_mutex_lock(&vm->lock);
-			if (--vm->live == 0)
-				pthread_cond_broadcast(&vm->ended);
-			pthread_mutex_unlock(&vm->lock);
-			return r;
-		}
-	}
+	(void)err;
+	pthread_mutex_lock(&vm->lock);
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		vm->live += !vm->vcpus[i].done;
+	vm->vcpus_go = true;
+	pthread_cond_broadcast(&vm->unhalt);
+	pthread_mutex_unlock(&vm->lock);
 	return 0;
 }
 

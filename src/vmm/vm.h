@@ -138,7 +138,7 @@ const char *kevd_vm_state_name(enum kevd_vm_state s);
 
 struct kevd_vcpu_info {
 	unsigned index;
-	int tid;                            /* 0 before the thread started */
+	int tid;                            /* 0 until its thread runs (made with the VM) */
 	uint64_t exits[KEVD_EXIT_KINDS];
 	uint64_t pager_faults;              /* faults the pager served for this vCPU */
 };

@@ -109,7 +109,7 @@ struct kevd_vm {
 	unsigned nvcpus;
 	struct kevd_vcpu *vcpus;     /* owned array */
 
-	pthread_mutex_t lock;        /* protects state, reason, exit_status, live, halted, idle, parked, pause_req, pausing, start_done, end_ns */
+	pthread_mutex_t lock;        /* protects state, reason, exit_status, live, halted, idle, parked, pause_req, pausing, start_done, vcpus_go, end_ns */
 	pthread_cond_t ended;        /* broadcast when live drops to 0 */
 	pthread_cond_t unhalt;       /* broadcast by kicks and resumes: idle (HLT, IF=1) and parked vCPUs wait on it */
 	pthread_cond_t parking;      /* broadcast when parked, idle or live change: a pauser waits on it */
@@ -123,6 +123,7 @@ struct kevd_vm {
 	int pause_req;               /* atomic (written under lock): vCPUs must park before KVM_RUN */
 	bool pausing;                /* a kevd_vm_pause() is under way: another one is refused */
 	bool start_done;             /* kevd_vm_start() has started every part: a pause may begin */
+	bool vcpus_go;               /* the vcpus part's start let its threads (made at create) into the guest */
 	int stopping;                /* atomic: vCPUs must leave KVM_RUN and end */
 	uint64_t create_ns;          /* kevd_vm_create entered */
 	uint64_t start_ns, first_exit_ns, end_ns;  /* first_exit_ns: atomic */
