@@ -332,6 +332,22 @@ static void fail_run(struct handler *h, struct run *r, uint64_t first, uint64_t 
 		kevd_pagestate_publish(r->words[g - r->wstart], KEVD_PAGE_FAILED);
 }
 
+/* Pages [R->first, END) of a run are in place: recorded (the working
+ * set), reported (on_load), published MAPPED and their faulting threads
+ * woken.  The caller has counted them: a load is counted before anything
+ * is woken, so that whoever a woken thread talks to next sees it. */
+static void publish_loaded(struct kevd_pager *p, const struct run *r, uint64_t end)
+{
+	uint64_t n = end - r->first;
+
+	kevd_pager_record_load(p, r->first, n);
+	if (p->cfg.on_load)
+		p->cfg.on_load(p->cfg.cb_arg, r->first, n);
+	for (uint64_t g = r->first; g < end; g++)
+		kevd_pagestate_publish(r->words[g - r->wstart], KEVD_PAGE_MAPPED);
+	wake_range(p, r->host, n << KEVD_PAGE_SHIFT);
+}
+
 /* A read-ahead whose read or copy failed after its pages up to OK_END
  * were in place: those count as read ahead, the rest are given back
  * (UNLOADED, their sleepers woken to claim them again).  Nobody asked for
@@ -344,12 +360,7 @@ static void readahead_failed(struct handler *h, struct run *r, uint64_t ok_end)
 	bump(&h->c.readahead_failures, 1);
 	if (ok_end > r->first) {
 		bump(&h->c.pages_loaded_around, ok_end - r->first);
-		kevd_pager_record_load(p, r->first, ok_end - r->first);
-		if (p->cfg.on_load)
-			p->cfg.on_load(p->cfg.cb_arg, r->first, ok_end - r->first);
-		for (uint64_t g = r->first; g < ok_end; g++)
-			kevd_pagestate_publish(r->words[g - r->wstart], KEVD_PAGE_MAPPED);
-		wake_range(p, r->host, (ok_end - r->first) << KEVD_PAGE_SHIFT);
+		publish_loaded(p, r, ok_end);
 	}
 	for (uint64_t g = ok_end; g < r->end; g++)
 		kevd_pagestate_publish(r->words[g - r->wstart], KEVD_PAGE_UNLOADED);
@@ -374,10 +385,7 @@ static void copy_failed(struct handler *h, struct run *r, uint64_t installed, st
 	if (ok_end > r->first) {
 		bump(&h->c.pages_loaded_demand, demand);
 		bump(&h->c.pages_loaded_around, ok_end - r->first - demand);
-		kevd_pager_record_load(h->pager, r->first, ok_end - r->first);
-		for (uint64_t g = r->first; g < ok_end; g++)
-			kevd_pagestate_publish(r->words[g - r->wstart], KEVD_PAGE_MAPPED);
-		wake_range(h->pager, r->host, installed);
+		publish_loaded(h->pager, r, ok_end);
 	}
 	kevd_error_prefix(e, "guest page 0x%llx", (unsigned long long)(r->gfn << KEVD_PAGE_SHIFT));
 	fail_run(h, r, ok_end, r->end, e);
@@ -428,12 +436,7 @@ static void run_done(struct handler *h, struct run *r, uint64_t t0)
 	bump(&h->c.pages_loaded_demand, 1);
 	bump(&h->c.pages_loaded_around, n - 1);
 	record_latency(&h->c, kevd_now_ns(CLOCK_MONOTONIC) - t0);
-	kevd_pager_record_load(p, r->first, n);
-	if (p->cfg.on_load)
-		p->cfg.on_load(p->cfg.cb_arg, r->first, n);
-	for (uint64_t g = r->first; g < r->end; g++)
-		kevd_pagestate_publish(r->words[g - r->wstart], KEVD_PAGE_MAPPED);
-	wake_range(p, r->host, n << KEVD_PAGE_SHIFT);
+	publish_loaded(p, r, r->end);
 	/* A growing window's stream was planned to the end of its read-ahead. */
 	if (r->stream && !r->ra_end) {
 		__atomic_store_n(&r->stream->start_gfn, r->first, __ATOMIC_RELAXED);
@@ -563,12 +566,7 @@ static void readahead_step(struct handler *h)
 	}
 	bump(&h->c.readaheads, 1);
 	bump(&h->c.pages_loaded_around, n);
-	kevd_pager_record_load(p, r.first, n);
-	if (p->cfg.on_load)
-		p->cfg.on_load(p->cfg.cb_arg, r.first, n);
-	for (uint64_t g = r.first; g < r.end; g++)
-		kevd_pagestate_publish(r.words[g - r.wstart], KEVD_PAGE_MAPPED);
-	wake_range(p, r.host, n << KEVD_PAGE_SHIFT);
+	publish_loaded(p, &r, r.end);
 }
 
 /* A fault that met its page loading or loaded by another fault (another
