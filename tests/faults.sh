@@ -102,4 +102,20 @@ echo "faults.sh: kvm_memslot=2 (a spare) -> $(grep -m1 'no spare VM' "$tmp/daemo
 kill "$pid"
 wait "$pid" || fail "daemon exit status $?"
 pid=
+
+# A create that fails once its vCPU threads exist: an answer, and no VM
+# "stopped" (nor its on_end) for a VM that never was.  No snapshot left,
+# so no spare is made at start.
+rm -rf "$tmp/snapshots"
+KEVD_FAULT_INJECT=kvm_create_vcpu=2 "$kevd" serve --config "$tmp/kevd.conf" 2> "$tmp/daemon.err" &
+pid=$!
+for _ in $(seq 100); do [ -S "$tmp/s" ] && api http://l/v1/health > /dev/null 2>&1 && break; sleep 0.05; done
+api -X POST -d '{"name":"f","kernel":"g.elf","vcpus":2}' http://l/v1/vms | grep -q 'KVM_CREATE_VCPU 1: No space left' ||
+	fail "create f did not fail on its second vCPU"
+api http://l/v1/vms | grep -q '"f"' && fail "VM f is listed"
+grep -q "vm 'f'.*stopped" "$tmp/daemon.err" && fail "a failed create logged a stop: $(cat "$tmp/daemon.err")"
+echo "faults.sh: kvm_create_vcpu=2 (daemon) -> $(grep -m1 'KVM_CREATE_VCPU' "$tmp/daemon.err" || echo 500)"
+kill "$pid"
+wait "$pid" || fail "daemon exit status $?"
+pid=
 echo "faults.sh: ok"

@@ -174,7 +174,9 @@ static void prime_spares(struct kevd_server *srv)
 
 			for (unsigned k = 0; k < n; k++)
 				had = had || (shapes[k].memory_mib == (uint64_t)m && shapes[k].vcpus == (unsigned)v);
-			if (at && m > 0 && v > 0 && !had && (!newest || strcmp(at, newest) > 0)) {
+			/* A shape the limits refuse now is restored by nobody. */
+			if (at && m > 0 && v > 0 && !had && (uint64_t)m <= srv->settings.max_memory_mib &&
+			    (unsigned)v <= srv->settings.max_vcpus && (!newest || strcmp(at, newest) > 0)) {
 				newest = at;
 				next = (struct kevd_spare_shape){ (uint64_t)m, (unsigned)v, false };
 			}

@@ -79,10 +79,15 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	for (unsigned i = 0; i < sp->nmaking; i++) {
+		struct timeval again = { 0, MAKE_DELAY_MS * 1000 };
 		struct make_job *m;
 
-		if (sp->submitted[i] || !(m = calloc(1, sizeof(*m))))
+		if (sp->submitted[i])
 			continue;
+		if (!(m = calloc(1, sizeof(*m)))) {
+			evtimer_add(sp->timer, &again);  /* the rest next time */
+			return;
+		}
 		*m = (struct make_job){
 			.job = { .run = make_run, .done = make_done }, .sp = sp, .shape = sp->making[i],
 		};
@@ -146,11 +151,41 @@ void kevd_spares_free(struct kevd_spares *sp)
 	free(sp);
 }
 
+struct free_job {
+	struct kevd_job job;
+	struct ready *gone;           /* owned */
+};
+
+static void free_run(struct kevd_job *job)
+{
+	free_list(((struct free_job *)job)->gone);
+}
+
+static void free_done(struct kevd_job *job)
+{
+	free(job);
+}
+
+/* The spares beyond the new most go at once, on a worker (a VM's teardown
+ * is no work for the loop); with no memory for the job, at the next take
+ * or at the end. */
 void kevd_spares_set_max(struct kevd_spares *sp, unsigned max)
 {
+	struct free_job *f = calloc(1, sizeof(*f));
+
 	pthread_mutex_lock(&sp->lock);
 	sp->max = max;
+	if (f)
+		f->gone = trim_locked(sp);
 	pthread_mutex_unlock(&sp->lock);
+	if (f && !f->gone) {
+		free(f);
+		return;
+	}
+	if (f) {
+		f->job = (struct kevd_job){ .run = free_run, .done = free_done };
+		kevd_jobs_submit(sp->jobs, &f->job);
+	}
 }
 
 static void make_run(struct kevd_job *job)

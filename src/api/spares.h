@@ -35,8 +35,8 @@ int kevd_spares_new(struct event_base *base, struct kevd_jobs *jobs, unsigned ma
 		    struct kevd_error *err);
 /* Frees the spares ready; loop thread, no making under way. */
 void kevd_spares_free(struct kevd_spares *sp);
-/* Loop thread: the most kept from now on (a reload); those beyond it go
- * when the next one is made or taken. */
+/* Loop thread: the most kept from now on (a reload, the shutdown's 0);
+ * those beyond it are freed on a worker. */
 void kevd_spares_set_max(struct kevd_spares *sp, unsigned max);
 /* Loop thread: a spare of SHAPE is to be ready: one is made on a
  * worker, AT_ONCE or shortly after (MAKE_DELAY_MS: after a restore, whose

@@ -240,10 +240,12 @@ static void create_run(struct kevd_job *job)
 		c->cfg.restore = &rs;
 		c->cfg.spare = kevd_spares_take(c->srv->spares, c->cfg.memory_mib, c->cfg.vcpus);
 	}
-	if (kevd_vm_create(&c->cfg, &c->vm, &c->err) < 0) {  /* takes the image fds */
+	if (kevd_vm_create(&c->cfg, &c->vm, &c->err) < 0) {  /* takes the image fds and the spare */
+		c->cfg.spare = NULL;
 		c->status = image_status(c->err.errnum);
 		return;
 	}
+	c->cfg.spare = NULL;
 	plan_working_set(c);
 	if (c->cr.start && kevd_vm_start(c->vm, &c->err) < 0) {
 		kevd_vm_free(c->vm);

@@ -68,6 +68,7 @@ static int allow_ioctls(scmp_filter_ctx ctx, const unsigned long *req, size_t n)
 static pthread_mutex_t compiled_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct compiled {
 	const struct kevd_sandbox_role *role;
+	int errnum;                  /* 0, or why the filter could not be exported (each thread then loads its own) */
 	struct sock_fprog prog;      /* its filter: malloc'd once, kept for the process's life */
 } compiled[MAX_ROLES];           /* under compiled_lock */
 static unsigned ncompiled;       /* under compiled_lock */
@@ -98,25 +99,24 @@ static int export_prog(scmp_filter_ctx ctx, struct sock_fprog *out)
 	return 0;
 }
 
-static int compile(const struct kevd_sandbox_role *role, struct sock_fprog *out)
+/* ROLE's filter in libseccomp's terms; NULL without memory. */
+static scmp_filter_ctx build(const struct kevd_sandbox_role *role, int *r)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
-	int r;
 
-	if (!ctx)
-		return -ENOMEM;
-	r = allow_all(ctx, common_calls, N(common_calls));
-	if (r == 0)
-		r = allow_all(ctx, role->syscalls, role->nsyscalls);
-	if (r == 0)
-		r = allow_ioctls(ctx, role->ioctls, role->nioctls);
-	if (r == 0)
-		r = export_prog(ctx, out);
-	seccomp_release(ctx);
-	return r;
+	*r = ctx ? 0 : -ENOMEM;
+	if (*r == 0)
+		*r = allow_all(ctx, common_calls, N(common_calls));
+	if (*r == 0)
+		*r = allow_all(ctx, role->syscalls, role->nsyscalls);
+	if (*r == 0)
+		*r = allow_ioctls(ctx, role->ioctls, role->nioctls);
+	return ctx;
 }
 
-/* ROLE's program, compiled on first use. */
+/* ROLE's program, compiled on first use.  Where it cannot be exported
+ * (no memfd_create: an old kernel, a container's profile) that is kept
+ * too, and the caller compiles and loads its own, as kevd used to. */
 static int program(const struct kevd_sandbox_role *role, struct sock_fprog *out)
 {
 	int r = 0;
@@ -125,13 +125,20 @@ static int program(const struct kevd_sandbox_role *role, struct sock_fprog *out)
 	pthread_mutex_lock(&compiled_lock);
 	for (i = 0; i < ncompiled && compiled[i].role != role; i++)
 		;
-	if (i == ncompiled) {
-		if (i == MAX_ROLES)
-			r = -ENOSPC;
-		else if ((r = compile(role, &compiled[i].prog)) == 0)
-			compiled[ncompiled++].role = role;
+	if (i == ncompiled && i < MAX_ROLES) {
+		scmp_filter_ctx ctx = build(role, &r);
+
+		if (r == 0)
+			r = export_prog(ctx, &compiled[i].prog);
+		if (ctx)
+			seccomp_release(ctx);
+		compiled[i].role = role;
+		compiled[i].errnum = -r;
+		ncompiled++;
 	}
-	if (r == 0)
+	if (i == MAX_ROLES)
+		r = -ENOSPC;
+	else if ((r = -compiled[i].errnum) == 0)
 		*out = compiled[i].prog;
 	pthread_mutex_unlock(&compiled_lock);
 	return r;
@@ -155,8 +162,17 @@ int kevd_sandbox_thread(const struct kevd_sandbox_role *role, struct kevd_error 
 	struct sock_fprog prog;
 	int r = program(role, &prog);
 
-	if (r < 0)
-		return kevd_error_sys(err, -r, "seccomp: compiling the %s thread filter", role->name);
+	if (r < 0) {
+		scmp_filter_ctx ctx = build(role, &r);
+
+		if (r == 0)
+			r = seccomp_load(ctx);
+		if (ctx)
+			seccomp_release(ctx);
+		if (r < 0)
+			return kevd_error_sys(err, -r, "seccomp: installing the %s thread filter", role->name);
+		return 0;
+	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
 	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
 		return kevd_error_sys(err, errno, "seccomp: installing the %s thread filter", role->name);

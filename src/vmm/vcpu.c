@@ -548,11 +548,21 @@ static int vcpus_start(struct kevd_vm *vm, void *state, struct kevd_error *err)
 	return 0;
 }
 
+/* A create that failed ends its threads without ending a VM nobody was
+ * given: no "stopped" in the log, no on_end. */
 static void vcpus_quiesce(struct kevd_vm *vm, void *state)
 {
 	(void)state;
-	if (vm->vcpus)
+	if (!vm->vcpus)
+		return;
+	if (vm->made) {
 		kevd_vm_end(vm, KEVD_VM_STOPPED, -1, "VM deleted");
+		return;
+	}
+	pthread_mutex_lock(&vm->lock);
+	__atomic_store_n(&vm->stopping, 1, __ATOMIC_RELEASE);
+	kevd_vcpus_kick_locked(vm);
+	pthread_mutex_unlock(&vm->lock);
 }
 
 /* Every thread is joined before any kvm_run page goes: a vCPU still

@@ -393,6 +393,7 @@ int kevd_vm_create(const struct kevd_vm_config *cfg, struct kevd_vm **out, struc
 	 * dispatch over ranges that no longer change. */
 	kevd_iobus_seal(vm->iobus);
 	vm->state = KEVD_VM_CREATED;
+	vm->made = true;
 	*out = vm;
 	return 0;
 }

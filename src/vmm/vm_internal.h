@@ -77,6 +77,7 @@ struct kevd_vm {
 	struct kevd_vm_spare *spare;
 	bool from_spare;             /* the kvm part took the spare's VM */
 	bool making_spare;           /* kevd_vm_spare_new()'s VM: vCPUs without state */
+	bool made;                   /* kevd_vm_create() returned it: a VM its owner knows of */
 	/* The parts' state of a restore (a copy of cfg.restore->state), put
 	 * back by kevd_vm_start() once the pager serves faults and before
 	 * any vCPU runs: loading it can touch guest memory (KVM writes the
