@@ -159,6 +159,7 @@ for n in 1 4; do
 		wait_console "o$n" "work: round $r\$" "no round $r"
 		snap "o$n" "o$n-$i"
 		grep -q '"pages":[1-9]' "$tmp/body" || die "snapshot o$n-$i has no pages"
+		grep -q '"pc":false' "$tmp/body" || die "snapshot o$n-$i of a test guest does not say it is no PC"
 	done
 done
 want=$(result ref)

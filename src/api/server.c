@@ -148,9 +148,7 @@ static void open_snapshots(struct kevd_server *srv, const struct kevd_server_set
 
 /* A daemon just started is most likely to restore the snapshots taken
  * last: spares of their shapes, newest first, as many shapes as spares are
- * kept.  Whether a snapshot's VM was a PC is not in its manifest: these
- * are not (a Linux guest's first restore makes its VM itself, and asks for
- * a PC spare).  A directory that cannot be listed primes nothing. */
+ * kept.  A directory that cannot be listed primes nothing. */
 static void prime_spares(struct kevd_server *srv)
 {
 	struct kevd_error e = KEVD_ERROR_INIT;
@@ -170,15 +168,16 @@ static void prime_spares(struct kevd_server *srv)
 			json_t *vm = json_object_get(snap, "vm");
 			json_int_t m = json_integer_value(json_object_get(vm, "memory_mib"));
 			json_int_t v = json_integer_value(json_object_get(vm, "vcpus"));
-			bool had = false;
+			bool pc = json_is_true(json_object_get(vm, "pc")), had = false;
 
 			for (unsigned k = 0; k < n; k++)
-				had = had || (shapes[k].memory_mib == (uint64_t)m && shapes[k].vcpus == (unsigned)v);
+				had = had || (shapes[k].memory_mib == (uint64_t)m && shapes[k].vcpus == (unsigned)v &&
+					      shapes[k].pc == pc);
 			/* A shape the limits refuse now is restored by nobody. */
 			if (at && m > 0 && v > 0 && !had && (uint64_t)m <= srv->settings.max_memory_mib &&
 			    (unsigned)v <= srv->settings.max_vcpus && (!newest || strcmp(at, newest) > 0)) {
 				newest = at;
-				next = (struct kevd_spare_shape){ (uint64_t)m, (unsigned)v, false };
+				next = (struct kevd_spare_shape){ (uint64_t)m, (unsigned)v, pc };
 			}
 		}
 		if (!newest)

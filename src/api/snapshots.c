@@ -157,7 +157,7 @@ static json_t *manifest_new(const char *name, struct kevd_vm *vm, const struct k
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	kevd_vm_kernel_identity(vm, &id);
 	return json_pack("{s:i,s:s,s:s,s:s,s:s,"
-			 "s:{s:s,s:s?,s:s?,s:I,s:i,s:s,s:s},s:o,"
+			 "s:{s:s,s:s?,s:s?,s:I,s:i,s:s,s:s,s:b},s:o,"
 			 "s:{s:I,s:I,s:I,s:I},"
 			 "s:{s:{s:I,s:s},s:{s:I,s:s}}}",
 			 "format", KEVD_SNAPSHOT_FORMAT, "kevd_version", PACKAGE_VERSION, "name", name,
@@ -166,6 +166,7 @@ static json_t *manifest_new(const char *name, struct kevd_vm *vm, const struct k
 			 "memory_mib", (json_int_t)c->memory_mib, "vcpus", (int)c->vcpus,
 			 "boot_protocol", kevd_vm_protocol(vm) == KEVD_BOOT_PVH ? "pvh" : "multiboot2",
 			 "paging", c->eager ? "eager" : c->private_pages ? "lazy-private" : "lazy",
+			 "pc", kevd_vm_is_pc(vm),
 			 "kernel_identity", identity_json(&id),
 			 "memory", "file_bytes", (json_int_t)end, "pages", (json_int_t)res->pages,
 			 "image_pages_left", (json_int_t)res->image_pages_left,
@@ -388,15 +389,15 @@ static int load_files(struct kevd_snapstore *st, const char *name, struct kevd_s
 {
 	const char *shash, *phash, *proto;
 	json_int_t sbytes, pbytes, fbytes, mem, vcpus, npages;
-	json_t *m = s->manifest, *idj, *initrd = NULL, *cmdline = NULL;
+	json_t *m = s->manifest, *idj, *initrd = NULL, *cmdline = NULL, *pc = NULL;
 	struct stat sb;
 	void *pages;
 	size_t len;
 	int r;
 
-	if (json_unpack(m, "{s:{s:s,s?o,s?o,s:I,s:I,s:s},s:o,s:{s:I,s:I},s:{s:{s:I,s:s},s:{s:I,s:s}}}",
+	if (json_unpack(m, "{s:{s:s,s?o,s?o,s:I,s:I,s:s,s?o},s:o,s:{s:I,s:I},s:{s:{s:I,s:s},s:{s:I,s:s}}}",
 			"vm", "kernel", &s->kernel, "initrd", &initrd, "cmdline", &cmdline, "memory_mib", &mem,
-			"vcpus", &vcpus, "boot_protocol", &proto, "kernel_identity", &idj,
+			"vcpus", &vcpus, "boot_protocol", &proto, "pc", &pc, "kernel_identity", &idj,
 			"memory", "file_bytes", &fbytes, "pages", &npages,
 			"files", KEVD_SNAPSHOT_STATE_FILE, "bytes", &sbytes, "hash", &shash,
 			KEVD_SNAPSHOT_PAGES_FILE, "bytes", &pbytes, "hash", &phash) < 0 ||
@@ -407,6 +408,7 @@ static int load_files(struct kevd_snapstore *st, const char *name, struct kevd_s
 		return kevd_error_set(err, EBADMSG, "snapshot '%s': '%s/%s/" KEVD_SNAPSHOT_MANIFEST "' lacks or garbles a field kevd needs",
 				      name, st->path, name);
 	s->initrd = json_string_value(initrd);  /* NULL for null: none */
+	s->pc = json_is_true(pc);  /* a manifest written before kevd wrote it: false (a guess, for spares only) */
 	s->cmdline = json_string_value(cmdline);
 	s->memory_mib = (uint64_t)mem;
 	s->vcpus = (unsigned)vcpus;

@@ -32,6 +32,7 @@ struct kevd_snapshot {
 	uint64_t memory_mib;
 	unsigned vcpus;
 	enum kevd_boot_protocol protocol;
+	bool pc;                           /* the VM was a PC (its manifest's vm.pc): the shape of a spare for it */
 	struct kevd_image_identity kernel_id;
 	int memory_fd;                     /* owned until handed to the VM; -1 */
 	int dirfd;                         /* owned: its directory (for its working set) */

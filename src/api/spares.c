@@ -248,15 +248,14 @@ void kevd_spares_want(struct kevd_spares *sp, const struct kevd_spare_shape *sha
 		evtimer_add(sp->timer, &delay);
 }
 
-struct kevd_vm_spare *kevd_spares_take(struct kevd_spares *sp, uint64_t memory_mib, unsigned vcpus)
+struct kevd_vm_spare *kevd_spares_take(struct kevd_spares *sp, const struct kevd_spare_shape *shape)
 {
 	struct kevd_vm_spare *s = NULL;
 	struct ready **pp, *r = NULL, *gone;
 
 	pthread_mutex_lock(&sp->lock);
 	for (pp = &sp->oldest; *pp; pp = &(*pp)->next)
-		if (fits((*pp)->spare, &(struct kevd_spare_shape){ memory_mib, vcpus, false }) ||
-		    fits((*pp)->spare, &(struct kevd_spare_shape){ memory_mib, vcpus, true })) {
+		if (fits((*pp)->spare, shape)) {
 			r = *pp;
 			*pp = r->next;
 			sp->nready--;

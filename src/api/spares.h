@@ -43,10 +43,7 @@ void kevd_spares_set_max(struct kevd_spares *sp, unsigned max);
  * vCPUs are on their way to the guest), unless one is ready or asked for
  * already, or the most kept is 0. */
 void kevd_spares_want(struct kevd_spares *sp, const struct kevd_spare_shape *shape, bool at_once);
-/* Any thread: a ready spare of MEMORY_MIB and VCPUS, now the caller's; NULL
- * if none.  Whether the VM is a PC is known only once its image is read
- * (kevd_vm_create()), which frees a spare of the other kind; its restore
- * then asks for the right one. */
-struct kevd_vm_spare *kevd_spares_take(struct kevd_spares *sp, uint64_t memory_mib, unsigned vcpus);
+/* Any thread: a ready spare of SHAPE, now the caller's; NULL if none. */
+struct kevd_vm_spare *kevd_spares_take(struct kevd_spares *sp, const struct kevd_spare_shape *shape);
 
 #endif

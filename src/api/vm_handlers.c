@@ -238,7 +238,8 @@ static void create_run(struct kevd_job *job)
 		c->snap->memory_fd = -1;
 		c->snap->pages = NULL;
 		c->cfg.restore = &rs;
-		c->cfg.spare = kevd_spares_take(c->srv->spares, c->cfg.memory_mib, c->cfg.vcpus);
+		c->cfg.spare = kevd_spares_take(c->srv->spares,
+						&(struct kevd_spare_shape){ c->cfg.memory_mib, c->cfg.vcpus, c->snap->pc });
 	}
 	if (kevd_vm_create(&c->cfg, &c->vm, &c->err) < 0) {  /* takes the image fds and the spare */
 		c->cfg.spare = NULL;
