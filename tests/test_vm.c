@@ -696,6 +696,23 @@ START_TEST(spare_vms)
 		ck_assert_int_eq(count_vcpu_maps(), 0);
 	}
 
+	/* A PC's spare (its interrupt controllers made before its vCPU)
+	 * taken by a PC: the test guest boots as its BSP. */
+	{
+		struct kevd_vm_config pcc = { .name = "pc", .kernel = guest, .memory_mib = 128, .vcpus = 1,
+					      .cmdline = "touch=none bss=0", .ap_start = KEVD_AP_SIPI, .console_fd = -1 };
+
+		ck_assert_int_eq(kevd_vm_spare_new(128, 1, true, &pcc.spare, &err), 0);
+		memset(&r, 0, sizeof(r));
+		ck_assert_msg(kevd_vm_create(&pcc, &r.vm, &err) == 0, "%s", err.msg);
+		ck_assert(kevd_vm_from_spare(r.vm) && kevd_vm_is_pc(r.vm));
+		run_vm(&r);
+		ck_assert_msg(r.state == KEVD_VM_EXITED && r.status == 1 && strstr(r.console, "result: ok\n"),
+			      "PC over a spare: %s (%s); console:\n%s", kevd_vm_state_name(r.state), r.reason, r.console);
+		kevd_vm_free(r.vm);
+		ck_assert_int_eq(count_dir("/proc/self/fd"), fds0);
+	}
+
 	/* Another size, another vCPU count, a PC: a VM of its own each
 	 * time, and the spare goes. */
 	cfg.memory_mib = 128;
