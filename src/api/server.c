@@ -165,19 +165,19 @@ static void prime_spares(struct kevd_server *srv)
 
 		json_array_foreach(list, i, snap) {
 			const char *at = json_string_value(json_object_get(snap, "created_at"));
-			json_t *vm = json_object_get(snap, "vm");
-			json_int_t m = json_integer_value(json_object_get(vm, "memory_mib"));
-			json_int_t v = json_integer_value(json_object_get(vm, "vcpus"));
-			bool pc = json_is_true(json_object_get(vm, "pc")), had = false;
+			struct kevd_spare_shape sh;
+			bool had = false;
 
+			if (!at || !kevd_spare_shape_of(snap, &sh))
+				continue;
 			for (unsigned k = 0; k < n; k++)
-				had = had || (shapes[k].memory_mib == (uint64_t)m && shapes[k].vcpus == (unsigned)v &&
-					      shapes[k].pc == pc);
+				had = had || (shapes[k].memory_mib == sh.memory_mib && shapes[k].vcpus == sh.vcpus &&
+					      shapes[k].pc == sh.pc);
 			/* A shape the limits refuse now is restored by nobody. */
-			if (at && m > 0 && v > 0 && !had && (uint64_t)m <= srv->settings.max_memory_mib &&
-			    (unsigned)v <= srv->settings.max_vcpus && (!newest || strcmp(at, newest) > 0)) {
+			if (!had && sh.memory_mib <= srv->settings.max_memory_mib && sh.vcpus <= srv->settings.max_vcpus &&
+			    (!newest || strcmp(at, newest) > 0)) {
 				newest = at;
-				next = (struct kevd_spare_shape){ (uint64_t)m, (unsigned)v, pc };
+				next = sh;
 			}
 		}
 		if (!newest)

@@ -120,19 +120,13 @@ static void snap_done(struct kevd_job *job)
 	} else if (j->op == SNAP_DELETE) {
 		kevd_http_reply(srv->http, j->req, 204, NULL);
 	} else if (j->op == SNAP_TAKE) {
+		struct kevd_spare_shape shape;
 		char loc[96];
-
-		json_t *cfg = json_object_get(j->out, "vm");
-		json_int_t mib = json_integer_value(json_object_get(cfg, "memory_mib"));
-		json_int_t vcpus = json_integer_value(json_object_get(cfg, "vcpus"));
 
 		kevd_info("api: vm '%s': snapshot '%s' taken", kevd_registry_entry_name(j->e), j->name);
 		/* Restores of it are likely next. */
-		if (mib > 0 && vcpus > 0)
-			kevd_spares_want(srv->spares,
-					 &(struct kevd_spare_shape){ (uint64_t)mib, (unsigned)vcpus,
-								     kevd_vm_is_pc(kevd_registry_entry_vm(j->e)) },
-					 false);
+		if (kevd_spare_shape_of(j->out, &shape))
+			kevd_spares_want(srv->spares, &shape, false);
 		snprintf(loc, sizeof(loc), "/v1/snapshots/%s", j->name);
 		evhttp_add_header(evhttp_request_get_output_headers(j->req), "Location", loc);
 		kevd_http_reply(srv->http, j->req, 201, j->out);

@@ -54,6 +54,18 @@ static bool fits(const struct kevd_vm_spare *s, const struct kevd_spare_shape *w
 	return same(&have, want);
 }
 
+bool kevd_spare_shape_of(const json_t *snapshot, struct kevd_spare_shape *out)
+{
+	json_t *vm = json_object_get(snapshot, "vm");
+	json_int_t m = json_integer_value(json_object_get(vm, "memory_mib"));
+	json_int_t v = json_integer_value(json_object_get(vm, "vcpus"));
+
+	if (m <= 0 || v <= 0)
+		return false;
+	*out = (struct kevd_spare_shape){ (uint64_t)m, (unsigned)v, json_is_true(json_object_get(vm, "pc")) };
+	return true;
+}
+
 static void make_run(struct kevd_job *job);
 static void make_done(struct kevd_job *job);
 

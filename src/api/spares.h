@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 
 #include "api/jobs.h"
 #include "common/error.h"
@@ -27,6 +28,10 @@ struct kevd_spare_shape {
 	unsigned vcpus;
 	bool pc;
 };
+
+/* The shape a snapshot's summary (or manifest) gives in its "vm":
+ * memory_mib, vcpus, pc (false where absent).  False if it gives none. */
+bool kevd_spare_shape_of(const json_t *snapshot, struct kevd_spare_shape *out);
 
 /* JOBS runs the making, asked for on BASE's loop; both borrowed.  JOBS must
  * outlive every job submitted (the server drains it before

@@ -222,8 +222,8 @@ static void plan_working_set(struct create_job *c)
 static void create_run(struct kevd_job *job)
 {
 	struct create_job *c = (struct create_job *)job;
-
 	struct kevd_vm_restore rs;
+	int r;
 
 	if (open_images(c->dirfd, &c->cr, &c->cfg, &c->status, &c->err) < 0)
 		return;
@@ -241,12 +241,12 @@ static void create_run(struct kevd_job *job)
 		c->cfg.spare = kevd_spares_take(c->srv->spares,
 						&(struct kevd_spare_shape){ c->cfg.memory_mib, c->cfg.vcpus, c->snap->pc });
 	}
-	if (kevd_vm_create(&c->cfg, &c->vm, &c->err) < 0) {  /* takes the image fds and the spare */
-		c->cfg.spare = NULL;
+	r = kevd_vm_create(&c->cfg, &c->vm, &c->err);  /* takes the image fds and the spare */
+	c->cfg.spare = NULL;
+	if (r < 0) {
 		c->status = image_status(c->err.errnum);
 		return;
 	}
-	c->cfg.spare = NULL;
 	plan_working_set(c);
 	if (c->cr.start && kevd_vm_start(c->vm, &c->err) < 0) {
 		kevd_vm_free(c->vm);
@@ -309,9 +309,9 @@ static void create_done(struct kevd_job *job)
 		/* For the next restore of this size. */
 		kevd_spares_want(srv->spares,
 				 &(struct kevd_spare_shape){ c->cr.memory_mib, c->cfg.vcpus, kevd_vm_is_pc(c->vm) }, false);
-	}
-	else
+	} else {
 		kevd_info("api: vm '%s' (%s) created from '%s'", kevd_registry_entry_name(e), c->id, c->cr.kernel);
+	}
 	snprintf(loc, sizeof(loc), "/v1/vms/%s", c->id);
 	evhttp_add_header(evhttp_request_get_output_headers(c->req), "Location", loc);
 	kevd_http_reply(srv->http, c->req, 201, vm_json(e));
