@@ -7,7 +7,9 @@
  *       C threads create M VMs back to back (a create is done at its 201,
  *       whose state must be "running"); a watcher thread polls every new VM's
  *       console (HEAD, X-Console-Next-Offset) for its first byte; then C
- *       threads delete them all.
+ *       threads delete them all.  SOCK may list several daemons' sockets,
+ *       comma-separated: VM i is created (watched, deleted) through the
+ *       (i mod n)-th, so one client process spreads the VMs over them.
  *   bench_api SOCK spawn   --count M [--memory MIB] [--kernel K] [--cmdline S]
  *       creates M VMs, prints their ids (id=...), exits.
  *   bench_api SOCK load    --threads K --seconds T --path P
@@ -35,7 +37,12 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *sock;
+/* SOCK may list several daemons' sockets, comma-separated: VM i of a
+ * create round goes to socks[i % nsocks] (bench_spread.sh spreads the same
+ * VMs over several daemons with one client process); other commands use
+ * the first. */
+static char **socks;
+static int nsocks;
 static long memory_mib = 64;
 static const char *kernel = "guest.elf";
 static const char *cmdline = "touch=percent:10 mode=loop";
@@ -56,6 +63,7 @@ struct client {
 	char *body;
 	size_t len, cap;
 	long next_offset; /* X-Console-Next-Offset of the last response, -1 if none */
+	const char *sock; /* the daemon the next request goes to */
 };
 
 static size_t on_body(char *p, size_t sz, size_t n, void *arg)
@@ -98,6 +106,13 @@ static void client_init(struct client *cl)
 		exit(1);
 	}
 	cl->hdr = curl_slist_append(NULL, "Content-Type: application/json");
+	cl->sock = socks[0];
+}
+
+/* The daemon of VM i of a create round. */
+static const char *sock_of(int i)
+{
+	return socks[i % nsocks];
 }
 
 static void client_free(struct client *cl)
@@ -121,7 +136,7 @@ static long request(struct client *cl, const char *method, const char *path, con
 	cl->next_offset = -1;
 	snprintf(url, sizeof(url), "http://localhost%s", path);
 	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, cl->sock);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, cl);
@@ -269,6 +284,7 @@ static void *create_worker(void *arg)
 		char state[32];
 		long st;
 
+		cl.sock = sock_of(i);
 		v->t_start = now_ns();
 		st = request(&cl, "POST", "/v1/vms", body);
 		if (st == 201 && json_str(&cl, "id", v->id, sizeof(v->id)) && json_str(&cl, "state", state, sizeof(state))) {
@@ -317,6 +333,7 @@ static void *watch_worker(void *arg)
 			if (!v->id[0])
 				continue;
 			snprintf(path, sizeof(path), "/v1/vms/%s/console?offset=0", v->id);
+			cl.sock = sock_of(i);
 			if (request(&cl, "HEAD", path, NULL) == 200 && cl.next_offset > 0)
 				v->t_first_byte = now_ns();
 			else
@@ -344,6 +361,7 @@ static void *delete_worker(void *arg)
 		if (!vms[i].id[0])
 			continue;
 		snprintf(path, sizeof(path), "/v1/vms/%s", vms[i].id);
+		cl.sock = sock_of(i);
 		st = request(&cl, "DELETE", path, NULL);
 		if (st != 204) {
 			fprintf(stderr, "bench_api: delete %s: status %ld\n", vms[i].id, st);
@@ -410,6 +428,7 @@ static int cmd_create(int clients)
 		if (!vms[i].id[0])
 			continue;
 		snprintf(path, sizeof(path), "/v1/vms/%s", vms[i].id);
+		cl.sock = sock_of(i);
 		if (request(&cl, "GET", path, NULL) == 200)
 			printf("last_create_to_first_run_ns=%lld\n", json_int(&cl, "create_to_first_run_ns"));
 		break;
@@ -601,7 +620,19 @@ int main(int argc, char **argv)
 
 	if (argc < 3)
 		usage();
-	sock = argv[1];
+	for (const char *a = argv[1]; a; a = strchr(a, ',') ? strchr(a, ',') + 1 : NULL) {
+		size_t n = strcspn(a, ",");
+		char **grown = realloc(socks, (size_t)(nsocks + 1) * sizeof(*socks));
+
+		if (!grown || !(grown[nsocks] = strndup(a, n))) {
+			fprintf(stderr, "bench_api: out of memory\n");
+			return 1;
+		}
+		socks = grown;
+		if (!n)
+			usage();
+		nsocks++;
+	}
 	cmd = argv[2];
 	for (int i = 3; i < argc; i += 2) {
 		const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
