@@ -323,11 +323,36 @@ grep -q 'does not match its checksum (corrupted)' "$tmp/body" || die "the corrup
 # create is refused as any other bad snapshot is, not as the daemon's fault.
 expect 422 "eager restore of a corrupted page" POST /v1/vms '{"name":"bpe","snapshot":"b-page","paging":"eager"}'
 grep -q 'does not match its checksum (corrupted)' "$tmp/body" || die "eager restore of a corrupted page: no message naming it"
+# A corrupted page that a clone never touches, inside the fault-around
+# window of one it does: an idle guest's clone faults on its code
+# (0x100-0x103) with a 512-page window, which holds the written data page
+# 0x150.  The window is read again as the faulting page alone, and the
+# clone runs on; its siblings are not failed through the cache either.
+create iw 1 "touch=all write=1 mode=idle"
+wait_console iw 'idle: vcpus=' "the idle guest never idled"
+snap iw i-page
+expect 204 "delete iw" DELETE /v1/vms/iw
+printf XXXXXXXX | dd of="$s/i-page/memory" bs=1 seek=$((0x150 * 4096 + 8)) conv=notrunc 2>/dev/null
+for c in ic1 ic2; do
+	restore "$c" i-page ',"window_pages":512,"window_max_pages":512'
+done
+sleep 1
+for c in ic1 ic2; do
+	expect 200 "$c" GET "/v1/vms/$c"
+	grep -q '"state":"running"' "$tmp/body" || die "$c, which never touches the corrupted page: $(cat "$tmp/body")"
+done
+# The first clone faulted (the second may find the pages in the cache).
+expect 200 "ic1's paging" GET /v1/vms/ic1/paging
+[ "$(num faults)" -gt 0 ] || die "ic1 took no fault"
+r1=$(num window_retries)
+api GET /v1/vms/ic2/paging
+[ "$((r1 + $(num window_retries)))" -ge 1 ] || die "no window was read again around the corrupted page"
+for c in ic1 ic2; do expect 204 "delete $c" DELETE "/v1/vms/$c"; done
 api GET /v1/health
 [ "$code" = 200 ] || die "health after the bad snapshots: $code"
 restore ok2 o1-1 ""
 [ "$(result ok2)" = "$want" ] || die "a good restore after the bad ones ended with another result"
-for b in b-state b-pages b-mem b-gone b-format b-json b-id b-count b-fifo b-extra b-page; do
+for b in b-state b-pages b-mem b-gone b-format b-json b-id b-count b-fifo b-extra b-page i-page; do
 	expect 204 "delete $b" DELETE "/v1/snapshots/$b"
 	[ ! -e "$s/$b" ] || die "$b is still on disk"
 done

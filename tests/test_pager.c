@@ -199,9 +199,10 @@ static void check_identities(const struct kevd_pager_stats *st, bool failed)
 	ck_assert_uint_eq(tid_faults + st->faults_other_threads, st->faults);
 	/* Every state word was claimed once and published MAPPED or FAILED. */
 	ck_assert_uint_eq(st->pages_loaded, st->pages_loaded_demand + st->pages_loaded_around + st->pages_prefetched);
-	/* ... but a failed read-ahead gives its pages back (UNLOADED, their
-	 * words kept) until a fault loads them. */
-	if (st->readahead_failures)
+	/* ... but a failed read-ahead, and a window read again as its
+	 * faulting page alone, give their pages back (UNLOADED, their words
+	 * kept) until a fault loads them. */
+	if (st->readahead_failures || st->window_retries)
 		ck_assert_uint_ge(st->state_entries, st->pages_loaded + st->pages_failed);
 	else
 		ck_assert_uint_eq(st->state_entries, st->pages_loaded + st->pages_failed);
@@ -659,6 +660,90 @@ static void *kickable_main(void *arg)
 	return NULL;
 }
 
+/* A window whose read fails once (image_read=1: a page around the fault
+ * that cannot be read, as a corrupted page of a snapshot): the faulting
+ * page is read alone and loads, its neighbours are given back, nothing
+ * fails, and a fault on a neighbour loads the rest of the window.  With
+ * image_read=1+ (every read fails) only the faulting page fails: the
+ * neighbours are given back, not FAILED, so another VM of a shared image
+ * that never touches the bad page does not meet the failure through them. */
+START_TEST(window_read_fails)
+{
+	struct kevd_pager_config cfg = { .window_pages = 16 };
+	struct fixture *f;
+	struct kevd_pager_stats st;
+
+	if (!inject(_i ? "image_read=1+" : "image_read=1"))
+		return;
+	f = setup(100, 0, &cfg, true);
+	if (_i) {
+		struct sigaction sa = { .sa_handler = on_signal };
+		pthread_barrier_t b;
+		int past = 0;
+		struct kickable k = { { .f = f, .barrier = &b, .pages = 1 }, &past };
+		pthread_t th;
+
+		/* Page 0 alone: its thread comes back through the poison (or,
+		 * without UFFDIO_POISON, the kick a VMM would send). */
+		sigaction(SIGBUS, &sa, NULL);
+		sigaction(SIGUSR1, &sa, NULL);
+		pthread_barrier_init(&b, NULL, 2);
+		ck_assert_int_eq(pthread_create(&th, NULL, kickable_main, &k), 0);
+		pthread_barrier_wait(&b);
+		for (int w = 0; w < 1000 && !__atomic_load_n(&f->failures, __ATOMIC_ACQUIRE); w++)
+			usleep(10000);
+		ck_assert_int_eq(f->failures, 1);
+		for (int w = 0; w < 100 && !k.t.stopped_by; w++)
+			usleep(10000);
+		if (!k.t.stopped_by)
+			pthread_kill(th, SIGUSR1);
+		pthread_join(th, NULL);
+		ck_assert_uint_eq(k.t.reached, 0);
+		kevd_pager_get_stats(f->pager, &st);
+		ck_assert_uint_eq(st.load_failures, 1);
+		ck_assert_uint_eq(st.pages_failed, 1);
+		ck_assert_uint_eq(st.loads, 0);
+		for (uint64_t g = 0; g < 16; g++) {
+			enum kevd_page_state state;
+			bool backed;
+			void *host;
+
+			ck_assert_int_eq(kevd_pager_translate(f->pager, KEVD_GPA((BASE_GFN + g) << 12), &host, &state,
+							      &backed), 0);
+			ck_assert_int_eq(state, g == 0 ? KEVD_PAGE_FAILED : KEVD_PAGE_UNLOADED);
+		}
+		stop_and_check(f, &st);
+		pthread_barrier_destroy(&b);
+		teardown(f);
+		return;
+	}
+	ck_assert_uint_eq(*(volatile unsigned char *)(f->mem + ((BASE_GFN + 5) << 12)),
+			  elfbuild_byte(f->elf.seg[0].offset + 5 * 4096));
+	kevd_pager_get_stats(f->pager, &st);
+	ck_assert_uint_eq(st.loads, 1);
+	ck_assert_uint_eq(st.pages_loaded, 1);
+	ck_assert_uint_eq(st.load_failures, 0);
+	ck_assert_uint_eq(st.pages_failed, 0);
+	ck_assert(!kevd_pager_failed(f->pager));
+	for (int g = 0; g < 16; g++)
+		ck_assert_int_eq(__atomic_load_n(&f->loads[g], __ATOMIC_RELAXED), g == 5);
+	/* Given back: faults on them load them (page 4 takes 0-4, up to the
+	 * loaded page 5; page 6 the rest of its window), each once. */
+	(void)*(volatile unsigned char *)(f->mem + ((BASE_GFN + 4) << 12));
+	(void)*(volatile unsigned char *)(f->mem + ((BASE_GFN + 6) << 12));
+	kevd_pager_get_stats(f->pager, &st);
+	ck_assert_uint_eq(st.loads, 3);
+	ck_assert_uint_eq(st.window_retries, 1);
+	ck_assert_uint_ge(st.pages_loaded, 16);
+	for (int g = 0; g < 16; g++)
+		ck_assert_int_eq(__atomic_load_n(&f->loads[g], __ATOMIC_RELAXED), 1);
+	check_content(f, 16);
+	stop_and_check(f, &st);
+	ck_assert_int_eq(f->failures, 0);
+	teardown(f);
+}
+END_TEST
+
 /* Injected failures under an 8-thread storm: a copy that fails whole, a
  * page read that fails, and a state word that cannot be allocated (the
  * fault the pager cannot serve at all).  Every toucher comes back (poison,
@@ -666,7 +751,7 @@ static void *kickable_main(void *arg)
 START_TEST(identities_injected_storm)
 {
 	static const struct { const char *spec; unsigned window; } cases[] = {
-		{ "uffd_copy=15", 4 }, { "image_read=10", 16 }, { "state_alloc=20", 1 },
+		{ "uffd_copy=15", 4 }, { "image_read=10+", 16 }, { "state_alloc=20", 1 },
 	};
 	enum { FILE_PAGES = 1000, NT = 8 };
 	struct kevd_pager_config cfg = { .window_pages = cases[_i].window, .handler_threads = 2 };
@@ -1171,6 +1256,7 @@ static Suite *suite(void)
 	tcase_add_loop_test(t, identities_after_storm, 0, 6);
 	tcase_add_test(t, identities_partial_copy);
 	tcase_add_loop_test(t, identities_injected_storm, 0, 3);
+	tcase_add_loop_test(t, window_read_fails, 0, 2);
 	tcase_add_loop_test(t, readahead_after_wake, 0, 3);
 	tcase_add_test(t, readahead_dropped_by_quiesce);
 	tcase_add_loop_test(t, readahead_under_storm, 0, 3);

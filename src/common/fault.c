@@ -13,6 +13,7 @@
 static struct {
 	char name[32];
 	unsigned long at;      /* fail the at-th call */
+	bool from;             /* "N+": and every later one */
 	unsigned long calls;   /* atomic */
 } sites[MAX_SITES];
 static size_t nsites;
@@ -31,7 +32,12 @@ static void parse(void)
 		len = (size_t)(eq - spec) < sizeof(sites[0].name) - 1 ? (size_t)(eq - spec) : sizeof(sites[0].name) - 1;
 		memcpy(sites[nsites].name, spec, len);
 		sites[nsites].name[len] = '\0';
-		sites[nsites].at = strtoul(eq + 1, NULL, 10);
+		{
+			char *num_end;
+
+			sites[nsites].at = strtoul(eq + 1, &num_end, 10);
+			sites[nsites].from = *num_end == '+';
+		}
 		nsites++;
 		spec = end ? end + 1 : NULL;
 	}
@@ -41,8 +47,11 @@ bool kevd_fault(const char *site)
 {
 	pthread_once(&once, parse);
 	for (size_t i = 0; i < nsites; i++)
-		if (!strcmp(sites[i].name, site))
-			return __atomic_add_fetch(&sites[i].calls, 1, __ATOMIC_RELAXED) == sites[i].at;
+		if (!strcmp(sites[i].name, site)) {
+			unsigned long n = __atomic_add_fetch(&sites[i].calls, 1, __ATOMIC_RELAXED);
+
+			return n == sites[i].at || (sites[i].from && n > sites[i].at);
+		}
 	return false;
 }
 #endif

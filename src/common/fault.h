@@ -1,7 +1,9 @@
 /*
  * Fault injection for tests.  Built with --enable-fault-injection, a site
  * named in $KEVD_FAULT_INJECT ("site=N[,site=N...]") fails its N-th call
- * (counting from 1) with the errno the site chooses; otherwise, and always
+ * (counting from 1), or with "site=N+" that call and every later one (a
+ * fault that stays: a retry meets it too), with the errno the site
+ * chooses; otherwise, and always
  * in a normal build, kevd_fault() is a constant false the compiler drops.
  *
  * Sites: uffd_copy (the pager's UFFDIO_COPY), uffd_register

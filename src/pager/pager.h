@@ -157,6 +157,8 @@ struct kevd_pager_thread_faults {
 	  "Reads of the rest of a growing window after its fault was woken, each of up to 4 x window_pages pages (their pages count in pages_loaded_around).") \
 	X(readahead_failures, SUM, "readahead_failures", NULL, COUNTER, \
 	  "Read-aheads that failed (their pages are given back, UNLOADED, for a fault to load; the VM goes on).") \
+	X(window_retries, SUM, "window_retries", NULL, COUNTER, \
+	  "Fault-around windows whose read failed, read again as their faulting page alone (the neighbours given back, UNLOADED).") \
 	X(faults, SUM, "faults", "kevd_vm_pager_faults_total", COUNTER, \
 	  "Page faults on image pages served by the pager.") \
 	X(faults_coalesced, SUM, "faults_coalesced", "kevd_vm_pager_faults_coalesced_total", COUNTER, \

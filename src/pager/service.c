@@ -413,6 +413,24 @@ static int read_run(struct handler *h, struct run *r)
 		readahead_failed(h, r, r->first);
 		return rc;
 	}
+	if (rc < 0 && n > 1) {
+		/* The window failed, perhaps for a page around the fault that
+		 * nobody wants (a corrupted page of a snapshot): the neighbours
+		 * go back (UNLOADED, their sleepers claim them again) and the
+		 * faulting page is read alone.  Only a page that cannot be read
+		 * itself fails, and with it only the VMs that touch it. */
+		kevd_debug("pager: guest pages 0x%llx+%llu: %s; reading the faulting page alone",
+			   (unsigned long long)(r->first << KEVD_PAGE_SHIFT), (unsigned long long)n, e.msg);
+		bump(&h->c.window_retries, 1);
+		for (uint64_t g = r->first; g < r->end; g++)
+			if (g != r->gfn)
+				kevd_pagestate_publish(r->words[g - r->wstart], KEVD_PAGE_UNLOADED);
+		r->first = r->gfn;
+		r->end = r->gfn + 1;
+		r->host = host_of(r, r->gfn);
+		r->ra_end = 0;
+		return read_run(h, r);
+	}
 	if (rc < 0) {
 		kevd_error_prefix(&e, "guest page 0x%llx", (unsigned long long)(r->gfn << KEVD_PAGE_SHIFT));
 		bump(r->ahead ? &h->c.readahead_failures : &h->c.load_failures, 1);
