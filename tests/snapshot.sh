@@ -294,6 +294,29 @@ bad b-json 'echo "{" > "$s/b-json/manifest.json"' "is not a kevd manifest"
 bad b-id 'sed -i "s/\"ino\": [0-9]*/\"ino\": 1/" "$s/b-id/manifest.json"' "is not the file the snapshot was taken over"
 # A page count whose size in bytes wraps around 64 bits.
 bad b-count 'sed -i "s/\"pages\": [0-9][0-9]*/\"pages\": 1152921504606846976/" "$s/b-count/manifest.json"' "lacks or garbles a field"
+# Fields a restore reads, of the wrong value: refused, and shown as faults
+# by GET and the list (the same check).
+bad b-proto 'sed -i "s/\"boot_protocol\": \"[a-z0-9]*\"/\"boot_protocol\": \"zzz\"/" "$s/b-proto/manifest.json"' "lacks or garbles a field"
+bad b-paging 'sed -i "s/\"paging\": \"[a-z-]*\"/\"paging\": \"weird\"/" "$s/b-paging/manifest.json"' "lacks or garbles a field"
+bad b-mib 'sed -i "s/\"memory_mib\": [0-9]*/\"memory_mib\": -1/" "$s/b-mib/manifest.json"' "lacks or garbles a field"
+for b in b-proto b-paging b-mib; do
+	expect 422 "GET $b" GET "/v1/snapshots/$b"
+	grep -q "lacks or garbles a field" "$tmp/body" || die "GET $b: $(cat "$tmp/body")"
+done
+# A kernel path the image directory refuses, from a manifest: the
+# snapshot's fault (422), not a bad request.
+bad b-kpath 'sed -i "s|\"kernel\": \"guest.elf\"|\"kernel\": \"/etc/passwd\"|" "$s/b-kpath/manifest.json"' "snapshot 'b-kpath': 'kernel' must be a relative path"
+bad b-kdots 'sed -i "s|\"kernel\": \"guest.elf\"|\"kernel\": \"../../etc/passwd\"|" "$s/b-kdots/manifest.json"' "snapshot 'b-kdots'"
+# A directory where the memory file belongs: said so, not as a size.
+bad b-memdir 'rm "$s/b-memdir/memory"; mkdir -p "$s/b-memdir/memory/sub"; touch "$s/b-memdir/memory/sub/f"' "b-memdir/memory' is not a file kevd wrote"
+# A copy that keeps the name of the snapshot it was copied from: listed
+# under its directory's name with the fault, GET 422, and it can go.
+cp -r "$s/o1-1" "$s/b-name"
+expect 422 "GET b-name" GET /v1/snapshots/b-name
+grep -q "its manifest names it 'o1-1'" "$tmp/body" || die "GET b-name: $(cat "$tmp/body")"
+expect 200 "list with b-name" GET /v1/snapshots
+grep -q '"name":"b-name","fault_message"' "$tmp/body" || die "b-name is not listed by its directory with its fault"
+expect 422 "restore of b-name" POST /v1/vms '{"snapshot":"b-name"}'
 # A FIFO for a manifest: refused, not waited on.
 cp -r "$s/o1-1" "$s/b-fifo"
 rm "$s/b-fifo/manifest.json"
@@ -392,7 +415,7 @@ api GET /v1/health
 [ "$code" = 200 ] || die "health after the bad snapshots: $code"
 restore ok2 o1-1 ""
 [ "$(result ok2)" = "$want" ] || die "a good restore after the bad ones ended with another result"
-for b in b-state b-pages b-mem b-gone b-format b-json b-id b-count b-fifo b-extra b-page b-kvm i-page; do
+for b in b-state b-pages b-mem b-gone b-format b-json b-id b-count b-proto b-paging b-mib b-kpath b-kdots b-memdir b-name b-fifo b-extra b-page b-kvm i-page; do
 	expect 204 "delete $b" DELETE "/v1/snapshots/$b"
 	[ ! -e "$s/$b" ] || die "$b is still on disk"
 done

@@ -35,7 +35,11 @@ struct kevd_snapstore {
 
 /* Removes a directory of the store and the files in it (a snapshot, or
  * what is left of one): not its subdirectories, which kevd never makes. */
-static int remove_dir(int parent, const char *name)
+/* Directories someone put inside a snapshot go with it, this deep at
+ * most (a deeper tree stays, and the warning says so). */
+#define REMOVE_DEPTH 16
+
+static int remove_tree(int parent, const char *name, unsigned depth)
 {
 	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct dirent *de;
@@ -48,11 +52,20 @@ static int remove_dir(int parent, const char *name)
 		close(fd);
 		return -errno;
 	}
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(dirfd(d), de->d_name, 0);
+	while ((de = readdir(d)) != NULL) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		/* A symbolic link is unlinked, never followed. */
+		if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno == EISDIR && depth < REMOVE_DEPTH)
+			remove_tree(dirfd(d), de->d_name, depth + 1);
+	}
 	closedir(d);
 	return unlinkat(parent, name, AT_REMOVEDIR) < 0 ? -errno : 0;
+}
+
+static int remove_dir(int parent, const char *name)
+{
+	return remove_tree(parent, name, 0);
 }
 
 int kevd_snapstore_new(const char *path, struct kevd_snapstore **out, struct kevd_error *err)
@@ -383,44 +396,77 @@ void kevd_snapshot_free(struct kevd_snapshot *s)
 	free(s);
 }
 
-/* The files of snapshot directory NAME under ST->path (DFD). */
-static int load_files(struct kevd_snapstore *st, const char *name, struct kevd_snapshot *s, int dfd,
+/* The fields of a manifest that kevd reads back (the rest it only shows). */
+struct fields {
+	const char *kernel, *shash, *phash, *proto;
+	json_int_t sbytes, pbytes, fbytes, mem, vcpus, npages;
+	json_t *idj, *initrd, *cmdline, *pc, *paging;
+	struct kevd_image_identity kernel_id;
+};
+
+/* Checks manifest M of snapshot directory NAME: every field a restore
+ * reads, each of its type and in its range, and the name it gives itself
+ * (when SAME_NAME).  The list, GET and a restore answer alike for a
+ * manifest that fails here (a fault_message, 422). */
+static int check_fields(struct kevd_snapstore *st, const char *name, json_t *m, bool same_name, struct fields *f,
+			struct kevd_error *err)
+{
+	const char *self = json_string_value(json_object_get(m, "name"));
+
+	*f = (struct fields){ 0 };
+	if (!self || (same_name && strcmp(self, name)))
+		return kevd_error_set(err, EBADMSG, "snapshot '%s': its manifest names it '%s'", name,
+				      self ? self : "(nothing)");
+	if (json_unpack(m, "{s:{s:s,s?o,s?o,s:I,s:I,s:s,s?o,s?o},s:o,s:{s:I,s:I},s:{s:{s:I,s:s},s:{s:I,s:s}}}",
+			"vm", "kernel", &f->kernel, "initrd", &f->initrd, "cmdline", &f->cmdline, "memory_mib", &f->mem,
+			"vcpus", &f->vcpus, "boot_protocol", &f->proto, "pc", &f->pc, "paging", &f->paging,
+			"kernel_identity", &f->idj, "memory", "file_bytes", &f->fbytes, "pages", &f->npages,
+			"files", KEVD_SNAPSHOT_STATE_FILE, "bytes", &f->sbytes, "hash", &f->shash,
+			KEVD_SNAPSHOT_PAGES_FILE, "bytes", &f->pbytes, "hash", &f->phash) < 0 ||
+	    identity_parse(f->idj, &f->kernel_id) < 0 || f->mem < 2 || f->vcpus < 1 || f->vcpus > KEVD_VM_MAX_VCPUS ||
+	    f->sbytes < 0 || f->npages < 0 || f->npages > (json_int_t)(MAX_SMALL_FILE / sizeof(struct kevd_image_page)) ||
+	    f->pbytes != f->npages * (json_int_t)sizeof(struct kevd_image_page) || f->mem > (json_int_t)(1u << 20) ||
+	    f->fbytes < 0 || !*f->kernel || (strcmp(f->proto, "pvh") && strcmp(f->proto, "multiboot2")) ||
+	    (f->initrd && !json_is_null(f->initrd) && (!json_is_string(f->initrd) || !*json_string_value(f->initrd))) ||
+	    (f->cmdline && !json_is_null(f->cmdline) && !json_is_string(f->cmdline)) ||
+	    (f->pc && !json_is_boolean(f->pc)) ||
+	    (f->paging && (!json_is_string(f->paging) || (strcmp(json_string_value(f->paging), "lazy") &&
+							  strcmp(json_string_value(f->paging), "lazy-private") &&
+							  strcmp(json_string_value(f->paging), "eager")))))
+		return kevd_error_set(err, EBADMSG, "snapshot '%s': '%s/%s/" KEVD_SNAPSHOT_MANIFEST "' lacks or garbles a field kevd needs",
+				      name, st->path, name);
+	return 0;
+}
+
+/* The files of snapshot directory NAME under ST->path (DFD); the
+ * manifest must call it NAME too when SAME_NAME. */
+static int load_files(struct kevd_snapstore *st, const char *name, struct kevd_snapshot *s, int dfd, bool same_name,
 		      struct kevd_error *err)
 {
-	const char *shash, *phash, *proto;
-	json_int_t sbytes, pbytes, fbytes, mem, vcpus, npages;
-	json_t *m = s->manifest, *idj, *initrd = NULL, *cmdline = NULL, *pc = NULL;
+	struct fields f;
 	struct stat sb;
 	void *pages;
 	size_t len;
 	int r;
 
-	if (json_unpack(m, "{s:{s:s,s?o,s?o,s:I,s:I,s:s,s?o},s:o,s:{s:I,s:I},s:{s:{s:I,s:s},s:{s:I,s:s}}}",
-			"vm", "kernel", &s->kernel, "initrd", &initrd, "cmdline", &cmdline, "memory_mib", &mem,
-			"vcpus", &vcpus, "boot_protocol", &proto, "pc", &pc, "kernel_identity", &idj,
-			"memory", "file_bytes", &fbytes, "pages", &npages,
-			"files", KEVD_SNAPSHOT_STATE_FILE, "bytes", &sbytes, "hash", &shash,
-			KEVD_SNAPSHOT_PAGES_FILE, "bytes", &pbytes, "hash", &phash) < 0 ||
-	    identity_parse(idj, &s->kernel_id) < 0 || mem < 2 || vcpus < 1 || vcpus > KEVD_VM_MAX_VCPUS ||
-	    sbytes < 0 || npages < 0 || npages > (json_int_t)(MAX_SMALL_FILE / sizeof(struct kevd_image_page)) ||
-	    pbytes != npages * (json_int_t)sizeof(struct kevd_image_page) || mem > (json_int_t)(1u << 20) ||
-	    fbytes < 0)
-		return kevd_error_set(err, EBADMSG, "snapshot '%s': '%s/%s/" KEVD_SNAPSHOT_MANIFEST "' lacks or garbles a field kevd needs",
-				      name, st->path, name);
-	s->initrd = json_string_value(initrd);  /* NULL for null: none */
-	s->pc = json_is_true(pc);  /* a manifest written before kevd wrote it: false (a guess, for spares only) */
-	s->cmdline = json_string_value(cmdline);
-	s->memory_mib = (uint64_t)mem;
-	s->vcpus = (unsigned)vcpus;
-	s->protocol = !strcmp(proto, "pvh") ? KEVD_BOOT_PVH : KEVD_BOOT_MULTIBOOT2;
-	if ((r = read_small(st, name, dfd, KEVD_SNAPSHOT_STATE_FILE, (size_t)sbytes, &s->state, &s->state_len, err)) < 0 ||
-	    (r = check_hash(st, name, KEVD_SNAPSHOT_STATE_FILE, s->state, s->state_len, shash, err)) < 0)
+	if ((r = check_fields(st, name, s->manifest, same_name, &f, err)) < 0)
 		return r;
-	if ((r = read_small(st, name, dfd, KEVD_SNAPSHOT_PAGES_FILE, (size_t)pbytes, &pages, &len, err)) < 0)
+	s->kernel = f.kernel;
+	s->kernel_id = f.kernel_id;
+	s->initrd = json_string_value(f.initrd);  /* NULL for null: none */
+	s->pc = json_is_true(f.pc);  /* a manifest written before kevd wrote it: false (a guess, for spares only) */
+	s->cmdline = json_string_value(f.cmdline);
+	s->memory_mib = (uint64_t)f.mem;
+	s->vcpus = (unsigned)f.vcpus;
+	s->protocol = !strcmp(f.proto, "pvh") ? KEVD_BOOT_PVH : KEVD_BOOT_MULTIBOOT2;
+	if ((r = read_small(st, name, dfd, KEVD_SNAPSHOT_STATE_FILE, (size_t)f.sbytes, &s->state, &s->state_len, err)) < 0 ||
+	    (r = check_hash(st, name, KEVD_SNAPSHOT_STATE_FILE, s->state, s->state_len, f.shash, err)) < 0)
+		return r;
+	if ((r = read_small(st, name, dfd, KEVD_SNAPSHOT_PAGES_FILE, (size_t)f.pbytes, &pages, &len, err)) < 0)
 		return r;
 	s->pages = pages;
-	s->npages = (size_t)npages;
-	if ((r = check_hash(st, name, KEVD_SNAPSHOT_PAGES_FILE, pages, len, phash, err)) < 0)
+	s->npages = (size_t)f.npages;
+	if ((r = check_hash(st, name, KEVD_SNAPSHOT_PAGES_FILE, pages, len, f.phash, err)) < 0)
 		return r;
 	if (asprintf(&s->memory_path, "%s/%s/" KEVD_SNAPSHOT_MEMORY_FILE, st->path, name) < 0) {
 		s->memory_path = NULL;
@@ -430,9 +476,11 @@ static int load_files(struct kevd_snapstore *st, const char *name, struct kevd_s
 	if (s->memory_fd < 0)
 		return kevd_error_set(err, EBADMSG, "snapshot '%s': '%s' is missing (%s)", name, s->memory_path,
 				      strerror(errno));
-	if (fstat(s->memory_fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size != fbytes)
+	if (fstat(s->memory_fd, &sb) < 0 || !S_ISREG(sb.st_mode))
+		return kevd_error_set(err, EBADMSG, "snapshot '%s': '%s' is not a file kevd wrote", name, s->memory_path);
+	if (sb.st_size != f.fbytes)
 		return kevd_error_set(err, EBADMSG, "snapshot '%s': '%s' has %lld bytes, the manifest says %lld (truncated or corrupted)",
-				      name, s->memory_path, (long long)sb.st_size, (long long)fbytes);
+				      name, s->memory_path, (long long)sb.st_size, (long long)f.fbytes);
 	return 0;
 }
 
@@ -450,12 +498,8 @@ static int load_at(struct kevd_snapstore *st, const char *name, int dfd, bool sa
 	s->dirfd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
 	if ((r = read_manifest(st, name, dfd, &s->manifest, err)) == 0) {
 		s->name = json_string_value(json_object_get(s->manifest, "name"));
-		if (!s->name || (same_name && strcmp(s->name, name)))
-			r = kevd_error_set(err, EBADMSG, "snapshot '%s': its manifest names it '%s'", name,
-					   s->name ? s->name : "(nothing)");
+		r = load_files(st, name, s, dfd, same_name, err);
 	}
-	if (r == 0)
-		r = load_files(st, name, s, dfd, err);
 	if (r < 0) {
 		kevd_snapshot_free(s);
 		return r;
@@ -528,6 +572,14 @@ int kevd_snapstore_info(struct kevd_snapstore *st, const char *name, json_t **ou
 		return dfd;
 	if ((r = read_manifest(st, name, dfd, &m, err)) < 0)
 		return r;
+	{
+		struct fields f;
+
+		if ((r = check_fields(st, name, m, true, &f, err)) < 0) {
+			json_decref(m);
+			return r;
+		}
+	}
 	*out = summary(m);
 	json_decref(m);
 	return *out ? 0 : kevd_error_sys(err, ENOMEM, "snapshot '%s'", name);

@@ -225,8 +225,15 @@ static void create_run(struct kevd_job *job)
 	struct kevd_vm_restore rs;
 	int r;
 
-	if (open_images(c->dirfd, &c->cr, &c->cfg, &c->status, &c->err) < 0)
+	if (open_images(c->dirfd, &c->cr, &c->cfg, &c->status, &c->err) < 0) {
+		/* A restore's kernel and initrd are the snapshot's, not the
+		 * request's: a path that could not be taken is a bad snapshot. */
+		if (c->snap && c->status == 400) {
+			c->status = 422;
+			kevd_error_prefix(&c->err, "snapshot '%s'", c->snap->name);
+		}
 		return;
+	}
 	if (c->snap) {
 		/* The VM takes the memory file and the page list. */
 		rs = (struct kevd_vm_restore){
