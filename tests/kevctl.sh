@@ -100,6 +100,19 @@ k 0 __names
 [ "$(cat "$tmp/out")" = loop ] || die "__names is not 'loop'"
 k 0 show loop
 has '^state: *created$' && has '^memory: *64 MiB$' && has '^cmdline: *touch=percent:10 mode=loop$'
+# Control bytes a creator put in a cmdline reach no terminal: show escapes
+# them (ESC, BEL, a newline that would fake a line); --json keeps them as
+# JSON escapes.
+esc=$(printf 'touch=none \033[31mRED\033]0;title\007\nFAKE: line')
+k 0 create --name esc --kernel guest.elf --memory 64 --cmdline "$esc" --no-start
+k 0 show esc
+! grep -q "$(printf '\033')" "$tmp/out" || die "show printed an ESC byte"
+! grep -q "$(printf '\007')" "$tmp/out" || die "show printed a BEL byte"
+! grep -q '^FAKE: line' "$tmp/out" || die "show let a cmdline fake a line"
+has '^cmdline: *touch=none \\x1b\[31mRED\\x1b\]0;title\\x07\\x0aFAKE: line$'
+k 0 show esc --json
+has '\\u001[bB]\[31mRED'
+k 0 rm esc
 k 0 start "$id"
 has "^$id loop running$"
 k 4 start loop

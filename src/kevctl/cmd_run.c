@@ -185,8 +185,12 @@ static void remove_vm(struct kevctl_ctx *ctx, const char *base)
 	struct kevd_error err = KEVD_ERROR_INIT;
 	struct kevctl_response r;
 
-	if (kevctl_request(&ctx->client, "DELETE", base, NULL, &r, &err) != KEVCTL_OK)
-		fprintf(stderr, "kevctl: --rm: %s\n", err.msg);
+	if (kevctl_request(&ctx->client, "DELETE", base, NULL, &r, &err) != KEVCTL_OK) {
+		char msg[sizeof(err.msg) * 4];
+
+		kevctl_escape(msg, sizeof(msg), err.msg);
+		fprintf(stderr, "kevctl: --rm: %s\n", msg);
+	}
 	kevctl_response_free(&r);
 }
 

@@ -164,9 +164,45 @@ void kevctl_format_histogram(FILE *f, const json_t *histogram)
 	}
 }
 
+void kevctl_escape(char *out, size_t size, const char *s)
+{
+	size_t n = 0;
+
+	for (; *s && n + 5 < size; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c == 0x7f)
+			n += (size_t)snprintf(out + n, size - n, "\\x%02x", c);
+		else
+			out[n++] = (char)c;
+	}
+	out[n] = '\0';
+}
+
 const char *kevctl_str(const json_t *o, const char *key)
 {
-	const char *s = json_string_value(json_object_get(o, key));
+	json_t *v = json_object_get(o, key);
+	const char *s = json_string_value(v);
+	size_t len;
+	char *esc;
 
-	return s ? s : "";
+	if (!s)
+		return "";
+	if (!s[strcspn(s, "\001\002\003\004\005\006\007\010\011\012\013\014\015\016\017\020\021\022\023\024\025"
+			  "\026\027\030\031\032\033\034\035\036\037\177")])
+		return s;
+	/* Control bytes (an escape sequence a VM's creator put in its
+	 * cmdline, say) would reach the terminal of whoever reads it: they
+	 * are shown escaped, and the answer holds the escaped text from now
+	 * on, so the pointer stays valid as long as the answer does (a --json
+	 * print, of the answer as it came, happens before any rendering). */
+	len = json_string_length(v);
+	esc = malloc(len * 4 + 1);
+	if (!esc)
+		return "?";
+	kevctl_escape(esc, len * 4 + 1, s);
+	json_object_set_new((json_t *)o, key, json_string(esc));
+	free(esc);
+	s = json_string_value(json_object_get(o, key));
+	return s ? s : "?";
 }

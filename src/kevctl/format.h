@@ -38,7 +38,11 @@ void kevctl_format_age(char *buf, size_t size, const char *created_at);
 void kevctl_format_histogram(FILE *f, const json_t *histogram);
 
 /* The string KEY of object O, or "" when it is missing or not a string:
- * the daemon's answers are printed, never trusted to have every field. */
+ * the daemon's answers are printed, never trusted to have every field.
+ * Control bytes in it are shown as \xNN (O is changed to hold that). */
 const char *kevctl_str(const json_t *o, const char *key);
+/* S into OUT (SIZE bytes, truncated), control bytes as \xNN: for
+ * whatever of the daemon's a terminal shows. */
+void kevctl_escape(char *out, size_t size, const char *s);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kevctl/format.h"
 #include "kevctl/kevctl.h"
 
 struct command {
@@ -226,7 +227,12 @@ int main(int argc, char **argv)
 		kevd_error_sys(&ctx.err, errno ? errno : EIO, "writing the output");
 		rc = KEVCTL_FAIL;
 	}
-	if (rc != KEVCTL_OK && ctx.err.msg[0])
-		fprintf(stderr, "kevctl: %s\n", ctx.err.msg);
+	if (rc != KEVCTL_OK && ctx.err.msg[0]) {
+		/* A fault_message may quote what a client sent (a name). */
+		char msg[sizeof(ctx.err.msg) * 4];
+
+		kevctl_escape(msg, sizeof(msg), ctx.err.msg);
+		fprintf(stderr, "kevctl: %s\n", msg);
+	}
 	return rc;
 }
