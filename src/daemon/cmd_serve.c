@@ -44,6 +44,7 @@ struct daemon {
 	struct event_base *base;       /* owned */
 	struct kevd_server *srv;       /* owned */
 	struct event *sig_term, *sig_int, *sig_hup, *watchdog;  /* owned */
+	bool stopping;                 /* SIGTERM or SIGINT came: the server is shut down */
 };
 
 static const char usage_text[] =
@@ -136,15 +137,27 @@ static void on_change(void *arg, struct kevd_server *srv)
 	kevd_notifyf("STATUS=%u VMs, %u running", kevd_server_vm_count(srv), kevd_server_running_count(srv));
 }
 
+/* After the shutdown the loop runs this much longer, so that the answers of
+ * the work it finished (a snapshot written, a VM created) leave their
+ * connections before they are closed. */
+#define SHUTDOWN_FLUSH_MS 250
+
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
+	const struct timeval flush = { 0, SHUTDOWN_FLUSH_MS * 1000 };
 
 	(void)what;
+	/* A second signal during the flush: out at once. */
+	if (d->stopping) {
+		event_base_loopbreak(d->base);
+		return;
+	}
+	d->stopping = true;
 	kevd_info("%s: stopping every VM and exiting", strsignal((int)sig));
 	kevd_notify("STOPPING=1\nSTATUS=stopping VMs");
 	kevd_server_shutdown(d->srv);
-	event_base_loopbreak(d->base);
+	event_base_loopexit(d->base, &flush);
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -157,6 +170,8 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
+	if (d->stopping)
+		return;  /* nothing is left to reload into */
 	kevd_notify("RELOADING=1");
 	if (load_config(d, &c, &err) < 0 || (c.token_file && read_token(c.token_file, &token, &err) < 0)) {
 		kevd_err("reload failed, keeping the running configuration: %s", err.msg);
