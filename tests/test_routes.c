@@ -235,6 +235,28 @@ static void expect_problem(const char *body, const char *want)
 	ck_assert_str_eq(p.msg, want);
 }
 
+/* A snapshot's name: missing, or present and not a valid one, each said
+ * as it is. */
+START_TEST(snapshot_name)
+{
+	static const struct { const char *body, *want; } cases[] = {
+		{ "{}", "'name' is required: 1..64 characters of A-Z a-z 0-9 . _ -, not starting with . or -" },
+		{ "{\"name\":\".x\"}", "'name' must be 1..64 characters of A-Z a-z 0-9 . _ -, not starting with . or -" },
+		{ "{\"name\":\"x y\"}", "'name' must be 1..64 characters of A-Z a-z 0-9 . _ -, not starting with . or -" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct kevd_snapshot_request r;
+		struct kevd_problem p = { 0 };
+
+		ck_assert_int_lt(kevd_request_parse_snapshot("application/json", cases[i].body, strlen(cases[i].body),
+							     65536, &r, &p), 0);
+		ck_assert_int_eq(p.status, 400);
+		ck_assert_str_eq(p.msg, cases[i].want);
+	}
+}
+END_TEST
+
 static uint64_t parsed_vcpus(const char *body)
 {
 	struct kevd_create_request r;
@@ -258,6 +280,10 @@ START_TEST(create_ranges)
 	expect_problem("{\"kernel\":\"k\",\"memory_mib\":1}", "'memory_mib' must be at least 2, not 1");
 	expect_problem("{\"kernel\":\"k\",\"window_pages\":513}", "'window_pages' must be in 1..512, not 513");
 	expect_problem("{\"kernel\":\"k\",\"window_pages\":0}", "'window_pages' must be in 1..512, not 0");
+	expect_problem("{\"kernel\":\"k\",\"window_pages\":4,\"window_max_pages\":2}",
+		       "'window_max_pages' (2) is below 'window_pages' (4): the window only grows");
+	expect_problem("{\"snapshot\":\"s\",\"window_pages\":64,\"window_max_pages\":2}",
+		       "'window_max_pages' (2) is below 'window_pages' (64): the window only grows");
 	ck_assert_uint_eq(parsed_vcpus("{\"kernel\":\"k\",\"vcpus\":4294967296}"), 4294967296ull);
 	ck_assert_uint_eq(parsed_vcpus("{\"kernel\":\"k\",\"vcpus\":9223372036854775807}"), 9223372036854775807ull);
 }
@@ -282,6 +308,7 @@ static Suite *routes_suite(void)
 	tcase_add_test(auth, token);
 	suite_add_tcase(s, auth);
 	tcase_add_test(body, create_ranges);
+	tcase_add_test(body, snapshot_name);
 	suite_add_tcase(s, body);
 	return s;
 }

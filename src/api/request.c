@@ -172,6 +172,13 @@ int kevd_request_parse_create(const char *ct, const void *body, size_t len, size
 		goto fail;
 	r->window_pages = (unsigned)window;
 	r->window_max_pages = (unsigned)window_max;
+	/* Both given: the largest window cannot be below the first (given
+	 * alone, window_pages raises the daemon's largest instead). */
+	if (window && window_max && window_max < window) {
+		problem(p, 400, "'window_max_pages' (%u) is below 'window_pages' (%u): the window only grows",
+			r->window_max_pages, r->window_pages);
+		goto fail;
+	}
 	/* A restore is the snapshot's machine: only how it pages and runs
 	 * is the client's to choose. */
 	for (const char *const *k = from_snapshot; r->snapshot && *k; k++)
@@ -226,8 +233,8 @@ int kevd_request_parse_snapshot(const char *ct, const void *body, size_t len, si
 	if (only_keys(r->body, keys, p) < 0 || get_string(r->body, "name", KEVD_REQUEST_NAME_MAX, &r->name, p) < 0)
 		goto fail;
 	if (!r->name || !kevd_request_valid_name(r->name)) {
-		problem(p, 400, "'name' is required: 1..%d characters of A-Z a-z 0-9 . _ -, not starting with . or -",
-			KEVD_REQUEST_NAME_MAX);
+		problem(p, 400, "'name' %s 1..%d characters of A-Z a-z 0-9 . _ -, not starting with . or -",
+			r->name ? "must be" : "is required:", KEVD_REQUEST_NAME_MAX);
 		goto fail;
 	}
 	stop = json_object_get(r->body, "stop");

@@ -191,6 +191,11 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	if (!same(c.socket_path, d->bound_socket) || !same(c.listen, d->bound_listen) ||
 	    !same(c.metrics_listen, d->bound_metrics))
 		kevd_warn("reload: the API socket and the listeners change only on restart");
+	/* Applied to each listener when it was made (libevent's own limits). */
+	if (c.max_body_bytes != d->cfg.max_body_bytes || c.request_timeout_s != d->cfg.request_timeout_s ||
+	    c.max_connections != d->cfg.max_connections || c.socket_mode != d->cfg.socket_mode)
+		kevd_warn("reload: [api] max_body_bytes, request_timeout, max_connections and socket_mode change only on "
+			  "restart");
 	kevd_log_set_level(c.log_level);
 	kevd_config_free(&d->cfg);
 	d->cfg = c;
