@@ -17,6 +17,9 @@
 /* How long a stop (delete, the stop action, shutdown) waits for a VM's
  * threads before it gives up on the VM. */
 #define KEVD_SERVER_STOP_WAIT_MS 10000
+/* The 409 of an action, delete or snapshot of a VM another one is under
+ * way for (kevd runs one at a time per VM); %s is the VM's name. */
+#define KEVD_SERVER_BUSY_FMT "vm '%s' is busy: a start, stop, pause, resume, delete or snapshot of it is under way"
 
 struct create_job;
 struct kevd_http;

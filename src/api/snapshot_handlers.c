@@ -188,8 +188,7 @@ int kevd_snapshot_handlers_take(struct kevd_server *srv, struct evhttp_request *
 		return kevd_http_fail(srv->http, req, prob.status, "%s", prob.msg);
 	if (kevd_registry_entry_busy(a->vm)) {
 		kevd_request_snapshot_free(&sr);
-		return kevd_http_fail(srv->http, req, 409,
-				      "vm '%s' is busy: a start, stop, delete or snapshot of it is under way", vname);
+		return kevd_http_fail(srv->http, req, 409, KEVD_SERVER_BUSY_FMT, vname);
 	}
 	s = kevd_vm_state(vm);
 	if (s != KEVD_VM_RUNNING && s != KEVD_VM_PAUSED) {

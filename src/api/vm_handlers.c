@@ -482,8 +482,7 @@ struct vm_job {
 
 static int busy(struct kevd_server *srv, struct evhttp_request *req, const struct kevd_registry_entry *e)
 {
-	return kevd_http_fail(srv->http, req, 409, "vm '%s' is busy: a start, stop, pause, delete or snapshot of it is under way",
-			      kevd_registry_entry_name(e));
+	return kevd_http_fail(srv->http, req, 409, KEVD_SERVER_BUSY_FMT, kevd_registry_entry_name(e));
 }
 
 static struct vm_job *vm_job_new(struct kevd_server *srv, struct evhttp_request *req, struct kevd_registry_entry *e,
