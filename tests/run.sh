@@ -166,8 +166,10 @@ nice_of() {
 		[ "$(cat "$t/comm" 2>/dev/null)" = "$1" ] && awk '{ print $19 }' "$t/stat" && return
 	done
 }
+# The thread is made with the VM and renices itself once let into the
+# guest: wait for that, not only for the thread.
 i=0
-until [ -n "$(nice_of vcpu-0)" ] || [ "$i" -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
+until [ "$(nice_of vcpu-0)" = 7 ] || [ "$i" -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
 [ "$(nice_of vcpu-0)" = 7 ] || fail "vcpu-0 runs at nice '$(nice_of vcpu-0)', not 7"
 [ "$(nice_of pager-0)" = 0 ] || fail "pager-0 runs at nice '$(nice_of pager-0)', not 0"
 kill "$rp" 2> /dev/null || :
