@@ -280,6 +280,8 @@ START_TEST(create_ranges)
 	expect_problem("{\"kernel\":\"k\",\"memory_mib\":1}", "'memory_mib' must be at least 2, not 1");
 	expect_problem("{\"kernel\":\"k\",\"window_pages\":513}", "'window_pages' must be in 1..512, not 513");
 	expect_problem("{\"kernel\":\"k\",\"window_pages\":0}", "'window_pages' must be in 1..512, not 0");
+	expect_problem("{\"kernel\":\"k\\u0000\"}",
+		       "invalid JSON at line 1 column 19: a string holds \\u0000, which kevd does not take");
 	expect_problem("{\"kernel\":\"k\",\"window_pages\":4,\"window_max_pages\":2}",
 		       "'window_max_pages' (2) is below 'window_pages' (4): the window only grows");
 	expect_problem("{\"snapshot\":\"s\",\"window_pages\":64,\"window_max_pages\":2}",

@@ -36,6 +36,10 @@ int kevd_request_json(const char *ct, const void *body, size_t len, size_t max_b
 		return problem(p, 415, "the request body must be application/json (Content-Type: %.100s)",
 			       ct ? ct : "none");
 	j = json_loadb(len ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
+	/* jansson names its own flag for a NUL: say what the client did. */
+	if (!j && strstr(jerr.text, "JSON_ALLOW_NUL"))
+		return problem(p, 400, "invalid JSON at line %d column %d: a string holds \\u0000, which kevd does not take",
+			       jerr.line, jerr.column);
 	if (!j)
 		return problem(p, 400, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
 	if (!json_is_object(j)) {
