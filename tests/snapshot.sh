@@ -391,7 +391,7 @@ expect 204 "delete bk" DELETE /v1/vms/bk
 # A corrupted page that a clone never touches, inside the fault-around
 # window of one it does: an idle guest's clone faults on its code
 # (0x100-0x103) with a 512-page window, which holds the written data page
-# 0x150.  The window is read again as the faulting page alone, and the
+# 0x150.  The window is halved down to a part without 0x150, and the
 # clone runs on; its siblings are not failed through the cache either.
 create iw 1 "touch=all write=1 mode=idle"
 wait_console iw 'idle: vcpus=' "the idle guest never idled"

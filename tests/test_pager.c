@@ -199,10 +199,10 @@ static void check_identities(const struct kevd_pager_stats *st, bool failed)
 	ck_assert_uint_eq(tid_faults + st->faults_other_threads, st->faults);
 	/* Every state word was claimed once and published MAPPED or FAILED. */
 	ck_assert_uint_eq(st->pages_loaded, st->pages_loaded_demand + st->pages_loaded_around + st->pages_prefetched);
-	/* ... but a failed read-ahead, and a window read again as its
-	 * faulting page alone, give their pages back (UNLOADED, their words
-	 * kept) until a fault loads them. */
-	if (st->readahead_failures || st->window_retries)
+	/* ... but a failed read-ahead or prefetch, and the half of a failed
+	 * window without its fault, give their pages back (UNLOADED, their
+	 * words kept) until a fault loads them. */
+	if (st->readahead_failures || st->window_retries || st->prefetch_failures)
 		ck_assert_uint_ge(st->state_entries, st->pages_loaded + st->pages_failed);
 	else
 		ck_assert_uint_eq(st->state_entries, st->pages_loaded + st->pages_failed);
@@ -661,12 +661,13 @@ static void *kickable_main(void *arg)
 }
 
 /* A window whose read fails once (image_read=1: a page around the fault
- * that cannot be read, as a corrupted page of a snapshot): the faulting
- * page is read alone and loads, its neighbours are given back, nothing
- * fails, and a fault on a neighbour loads the rest of the window.  With
- * image_read=1+ (every read fails) only the faulting page fails: the
- * neighbours are given back, not FAILED, so another VM of a shared image
- * that never touches the bad page does not meet the failure through them. */
+ * that cannot be read, as a corrupted page of a snapshot): the half with
+ * the faulting page (0-7 of 0-15) is read again and loads, the other half
+ * is given back, nothing fails, and a fault there loads it.  With
+ * image_read=1+ (every read fails) the window halves down to the faulting
+ * page alone (16, 8, 4, 2, 1: four retries), which alone fails: the other
+ * pages are given back, not FAILED, so another VM of a shared image that
+ * never touches the bad page does not meet the failure through them. */
 START_TEST(window_read_fails)
 {
 	struct kevd_pager_config cfg = { .window_pages = 16 };
@@ -703,6 +704,7 @@ START_TEST(window_read_fails)
 		ck_assert_uint_eq(st.load_failures, 1);
 		ck_assert_uint_eq(st.pages_failed, 1);
 		ck_assert_uint_eq(st.loads, 0);
+		ck_assert_uint_eq(st.window_retries, 4);
 		for (uint64_t g = 0; g < 16; g++) {
 			enum kevd_page_state state;
 			bool backed;
@@ -721,18 +723,18 @@ START_TEST(window_read_fails)
 			  elfbuild_byte(f->elf.seg[0].offset + 5 * 4096));
 	kevd_pager_get_stats(f->pager, &st);
 	ck_assert_uint_eq(st.loads, 1);
-	ck_assert_uint_eq(st.pages_loaded, 1);
+	ck_assert_uint_eq(st.window_retries, 1);
+	ck_assert_uint_eq(st.pages_loaded, 8);
 	ck_assert_uint_eq(st.load_failures, 0);
 	ck_assert_uint_eq(st.pages_failed, 0);
 	ck_assert(!kevd_pager_failed(f->pager));
 	for (int g = 0; g < 16; g++)
-		ck_assert_int_eq(__atomic_load_n(&f->loads[g], __ATOMIC_RELAXED), g == 5);
-	/* Given back: faults on them load them (page 4 takes 0-4, up to the
-	 * loaded page 5; page 6 the rest of its window), each once. */
-	(void)*(volatile unsigned char *)(f->mem + ((BASE_GFN + 4) << 12));
-	(void)*(volatile unsigned char *)(f->mem + ((BASE_GFN + 6) << 12));
+		ck_assert_int_eq(__atomic_load_n(&f->loads[g], __ATOMIC_RELAXED), g < 8);
+	/* Given back: a fault there (page 8, where the stream goes on) loads
+	 * the other half, each page once. */
+	(void)*(volatile unsigned char *)(f->mem + ((BASE_GFN + 8) << 12));
 	kevd_pager_get_stats(f->pager, &st);
-	ck_assert_uint_eq(st.loads, 3);
+	ck_assert_uint_eq(st.loads, 2);
 	ck_assert_uint_eq(st.window_retries, 1);
 	ck_assert_uint_ge(st.pages_loaded, 16);
 	for (int g = 0; g < 16; g++)
@@ -1118,6 +1120,51 @@ START_TEST(prefetch_alone)
 }
 END_TEST
 
+/* A prefetch read that fails (the second, image_read=2): its pages are
+ * given back, the prefetch stops and the VM does not fail (a list also
+ * holds a recording's fault-around neighbours, which this guest may never
+ * touch); faults then load every page once. */
+START_TEST(prefetch_read_fails)
+{
+	enum { FILE_PAGES = 400, PAGES = FILE_PAGES + 1 };
+	struct kevd_pager_config cfg = { .window_pages = 4 };
+	struct fixture *f;
+	struct kevd_error err = KEVD_ERROR_INIT;
+	uint64_t list[PAGES + 2];
+	bool listed[PAGES];
+	size_t n;
+	struct kevd_pager_stats st;
+
+	if (!inject("image_read=2"))
+		return;
+	f = setup(FILE_PAGES, 0, &cfg, false);
+	n = make_list(list, PAGES, 0, listed);
+	ck_assert_int_eq(kevd_pager_prefetch(f->pager, list, n, &err), 0);
+	if (kevd_pager_start(f->pager, &err) < 0)
+		ck_abort_msg("%s", err.msg);
+	for (int i = 0; i < 500; i++) {
+		kevd_pager_get_stats(f->pager, &st);
+		if (st.prefetch_failures)
+			break;
+		usleep(10000);
+	}
+	ck_assert_uint_eq(st.prefetch_failures, 1);
+	ck_assert_uint_eq(st.prefetch_loads, 1);
+	ck_assert_uint_eq(st.pages_failed, 0);
+	ck_assert(!kevd_pager_failed(f->pager));
+	ck_assert_int_eq(f->failures, 0);
+	check_content(f, PAGES);
+	settled_stats(f->pager, &st);
+	ck_assert_uint_eq(st.pages_loaded, PAGES);
+	ck_assert_uint_eq(st.prefetch_failures, 1);
+	for (size_t g = 0; g < PAGES; g++)
+		ck_assert_int_eq(__atomic_load_n(&f->loads[g], __ATOMIC_RELAXED), 1);
+	stop_and_check(f, &st);
+	ck_assert_int_eq(f->failures, 0);
+	teardown(f);
+}
+END_TEST
+
 /* A prefetch racing 8 faulting threads (1-2 handler threads, windows 1
  * and 16): whoever claims a page first loads it, nothing is loaded twice,
  * every byte right, and the loads add up. */
@@ -1262,6 +1309,7 @@ static Suite *suite(void)
 	tcase_add_loop_test(t, readahead_under_storm, 0, 3);
 	tcase_add_test(t, error_paths);
 	tcase_add_test(t, prefetch_alone);
+	tcase_add_test(t, prefetch_read_fails);
 	tcase_add_loop_test(t, prefetch_under_storm, 0, 4);
 	tcase_add_loop_test(t, record_loads, 0, 2);
 	suite_add_tcase(s, t);

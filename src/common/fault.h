@@ -9,7 +9,8 @@
  * Sites: uffd_copy (the pager's UFFDIO_COPY), uffd_register
  * (UFFDIO_REGISTER), kvm_run (KVM_RUN), kvm_create_vcpu (KVM_CREATE_VCPU),
  * kvm_create_vm (KVM_CREATE_VM interrupted: EINTR, which is retried),
- * image_read (reading a page from the image), state_alloc (a new page
+ * image_read (reading a page from the image, for a fault or the
+ * working-set prefetch), state_alloc (a new page
  * state word: the table answers as if out of memory), cache_memfd (the
  * memfd of a new shared image: EMFILE), kvm_memslot
  * (KVM_SET_USER_MEMORY_REGION: ENOMEM).

@@ -158,7 +158,7 @@ struct kevd_pager_thread_faults {
 	X(readahead_failures, SUM, "readahead_failures", NULL, COUNTER, \
 	  "Read-aheads that failed (their pages are given back, UNLOADED, for a fault to load; the VM goes on).") \
 	X(window_retries, SUM, "window_retries", NULL, COUNTER, \
-	  "Fault-around windows whose read failed, read again as their faulting page alone (the neighbours given back, UNLOADED).") \
+	  "Reads of the half of a fault-around window with the faulting page, after a read of the window failed (the other half given back, UNLOADED).") \
 	X(faults, SUM, "faults", "kevd_vm_pager_faults_total", COUNTER, \
 	  "Page faults on image pages served by the pager.") \
 	X(faults_coalesced, SUM, "faults_coalesced", "kevd_vm_pager_faults_coalesced_total", COUNTER, \
@@ -190,7 +190,7 @@ struct kevd_pager_thread_faults {
 	X(prefetch_loads, SUM, "prefetch_loads", NULL, COUNTER, \
 	  "Reads of the prefetch, each of up to KEVD_PAGER_PREFETCH_RUN pages.") \
 	X(prefetch_failures, SUM, "prefetch_failures", NULL, COUNTER, \
-	  "Prefetch reads that failed (their pages are published FAILED and the VM fails, as on a fault).") \
+	  "Prefetch reads that failed (their pages are given back, UNLOADED, for a fault to load; the prefetch stops, the VM goes on).") \
 	X(pages_premapped, SUM, "pages_premapped", "kevd_vm_pager_pages_premapped_total", COUNTER, \
 	  "Working-set pages the recorded guest wrote that the prefetch mapped writable into this VM (shared backing only).") \
 	X(prefetch_hits, MEASURED, "prefetch_hits", "kevd_vm_pager_prefetch_hits", GAUGE, \

@@ -415,19 +415,28 @@ static int read_run(struct handler *h, struct run *r)
 	}
 	if (rc < 0 && n > 1) {
 		/* The window failed, perhaps for a page around the fault that
-		 * nobody wants (a corrupted page of a snapshot): the neighbours
-		 * go back (UNLOADED, their sleepers claim them again) and the
-		 * faulting page is read alone.  Only a page that cannot be read
-		 * itself fails, and with it only the VMs that touch it. */
-		kevd_debug("pager: guest pages 0x%llx+%llu: %s; reading the faulting page alone",
-			   (unsigned long long)(r->first << KEVD_PAGE_SHIFT), (unsigned long long)n, e.msg);
+		 * nobody wants (a corrupted page of a snapshot): the half
+		 * without the faulting page goes back (UNLOADED, its sleepers
+		 * claim it again) and the half with it is read, down to the
+		 * faulting page alone.  Only a page that cannot be read itself
+		 * fails, and with it only the VMs that touch it; the faults
+		 * around it still load most of their windows. */
+		uint64_t half = (n + 1) / 2, first = r->first, end = r->end;
+
+		if (r->gfn < first + half)
+			end = first + half;
+		else
+			first += half;
+		kevd_debug("pager: guest pages 0x%llx+%llu: %s; reading 0x%llx+%llu",
+			   (unsigned long long)(r->first << KEVD_PAGE_SHIFT), (unsigned long long)n, e.msg,
+			   (unsigned long long)(first << KEVD_PAGE_SHIFT), (unsigned long long)(end - first));
 		bump(&h->c.window_retries, 1);
 		for (uint64_t g = r->first; g < r->end; g++)
-			if (g != r->gfn)
+			if (g < first || g >= end)
 				kevd_pagestate_publish(r->words[g - r->wstart], KEVD_PAGE_UNLOADED);
-		r->first = r->gfn;
-		r->end = r->gfn + 1;
-		r->host = host_of(r, r->gfn);
+		r->first = first;
+		r->end = end;
+		r->host = host_of(r, first);
 		r->ra_end = 0;
 		return read_run(h, r);
 	}

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/fault.h"
 #include "common/log.h"
 #include "common/sandbox.h"
 #include "common/time.h"
@@ -461,8 +462,11 @@ static void add_run(struct kevd_pager *p, uint64_t first, uint64_t n)
 }
 
 /* Reads and installs the N claimed pages from GFN (words W) at HOST:
- * counted, then published, as a fault's load.  A failure fails the pages
- * left and the VM, as it would on a fault. */
+ * counted, then published, as a fault's load.  After a failure the pages
+ * left are given back (UNLOADED), as a failed read-ahead's are: a list
+ * also holds a recording's fault-around neighbours, which this guest may
+ * never touch, so only a fault that wants one (and fails to load it) fails
+ * the VM; the prefetch stops. */
 static int load_run(struct handler *h, uint64_t gfn, uint64_t n, uint64_t host, uint32_t **w)
 {
 	struct kevd_pager *p = h->pager;
@@ -470,7 +474,9 @@ static int load_run(struct handler *h, uint64_t gfn, uint64_t n, uint64_t host, 
 	uint64_t bytes = 0, installed = 0, ok;
 	int rc;
 
-	if (p->cached)
+	if (kevd_unlikely(kevd_fault("image_read")))
+		rc = kevd_error_set(&e, EIO, "image '%s': injected read error", kevd_image_path(p->img));
+	else if (p->cached)
 		rc = kevd_cached_image_fill(p->cached, gfn, n, h->buf, &bytes, &e);
 	else
 		rc = kevd_image_fill(p->img, gfn, n, h->buf, &bytes, &e);
@@ -490,20 +496,15 @@ static int load_run(struct handler *h, uint64_t gfn, uint64_t n, uint64_t host, 
 		bump(&h->c.prefetch_loads, 1);
 	} else {
 		bump(&h->c.prefetch_failures, 1);
-		bump(&h->c.pages_failed, n - ok);
 	}
 	for (uint64_t i = 0; i < ok; i++)
 		kevd_pagestate_publish(w[i], KEVD_PAGE_MAPPED);
 	if (rc == 0)
 		return 0;
-	kevd_error_prefix(&e, "guest page 0x%llx (working-set prefetch)",
-			  (unsigned long long)((gfn + ok) << KEVD_PAGE_SHIFT));
-	if (p->cached)
-		kevd_cached_image_fail(p->cached, &e);
-	kevd_pager_report_failure(p, gfn + ok, &e);
-	kevd_pager_poison(p, host + (ok << KEVD_PAGE_SHIFT), n - ok);
+	kevd_debug("pager: working-set prefetch of guest pages 0x%llx+%llu given back: %s",
+		   (unsigned long long)((gfn + ok) << KEVD_PAGE_SHIFT), (unsigned long long)(n - ok), e.msg);
 	for (uint64_t i = ok; i < n; i++)
-		kevd_pagestate_publish(w[i], KEVD_PAGE_FAILED);
+		kevd_pagestate_publish(w[i], KEVD_PAGE_UNLOADED);
 	return rc;
 }
 
