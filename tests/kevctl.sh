@@ -113,6 +113,12 @@ has '^cmdline: *touch=none \\x1b\[31mRED\\x1b\]0;title\\x07\\x0aFAKE: line$'
 k 0 show esc --json
 has '\\u001[bB]\[31mRED'
 k 0 rm esc
+# Nothing but control bytes (the escaped text fills its buffer), and a C1
+# CSI (U+009B) that some terminals obey in UTF-8.
+k 0 create --name esc2 --kernel guest.elf --memory 64 --cmdline "$(printf '\007\007 \302\233x')" --no-start
+k 0 show esc2
+has '^cmdline: *\\x07\\x07 \\xc2\\x9bx$'
+k 0 rm esc2
 k 0 start "$id"
 has "^$id loop running$"
 k 4 start loop

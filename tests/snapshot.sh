@@ -42,11 +42,13 @@ pid=
 pid2=
 pid3=
 mnt=
+mnt2=
 cleanup() {
 	kevd_stop "$pid"
 	kevd_stop "$pid2"
 	kevd_stop "$pid3"
 	[ -z "$mnt" ] || umount "$mnt" 2> /dev/null || :
+	[ -z "$mnt2" ] || umount "$tmp"/snapshots/.tmp-del-b-mnt-*/look "$mnt2" 2> /dev/null || :
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -518,6 +520,23 @@ sed -n "/stopping every VM/,\$p" "$tmp/kevd3.log" | grep -q "snapshot 'term' tak
 	echo "$me: the snapshot was done before SIGTERM came: the shutdown's answer was not tested"
 [ -f "$tmp/d3/snapshots/term/manifest.json" ] || die "the snapshot answered 201 is not on disk"
 sock=$sock1
+
+# ---- a mount inside a snapshot is not emptied by its delete (needs a tmpfs mount) ----
+cp -r "$s/o1-1" "$s/b-mnt"
+mkdir "$s/b-mnt/look"
+if mount -t tmpfs -o size=1m tmpfs "$s/b-mnt/look" 2> /dev/null; then
+	mnt2="$s/b-mnt/look"
+	echo keep > "$mnt2/mine"
+	expect 204 "delete a snapshot with a mount in it" DELETE /v1/snapshots/b-mnt
+	left=$(find "$s" -path '*/look/mine' 2> /dev/null | head -n 1)
+	[ -n "$left" ] && [ "$(cat "$left")" = keep ] || { umount "$s"/.tmp-del-b-mnt-*/look 2> /dev/null; die "the delete emptied a filesystem mounted inside the snapshot"; }
+	umount "$(dirname "$left")"
+	mnt2=
+	rm -rf "$s"/.tmp-del-b-mnt-*
+else
+	rm -rf "$s/b-mnt"
+	echo "$me: no tmpfs mount here: the mount-inside case is not run"
+fi
 
 # ---- a full disk (needs a tmpfs mount) ----
 mnt="$tmp/small"

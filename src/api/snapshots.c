@@ -33,20 +33,27 @@ struct kevd_snapstore {
 	unsigned seq;   /* atomic: temporary names */
 };
 
-/* Removes a directory of the store and the files in it (a snapshot, or
- * what is left of one): not its subdirectories, which kevd never makes. */
-/* Directories someone put inside a snapshot go with it, this deep at
- * most (a deeper tree stays, and the warning says so). */
+/* Removes a directory of the store and what is in it (a snapshot, or what
+ * is left of one).  kevd makes no subdirectories there, but directories
+ * someone put inside go too, this deep at most (a deeper tree stays, and
+ * the warning says so); a mount inside is never entered. */
 #define REMOVE_DEPTH 16
 
 static int remove_tree(int parent, const char *name, unsigned depth)
 {
 	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat ps, cs;
 	struct dirent *de;
 	DIR *d;
 
 	if (fd < 0)
 		return -errno;
+	/* A mount inside a snapshot (a bind mount to look at something) is
+	 * not the snapshot's: never emptied, and the delete leaves it. */
+	if (fstat(parent, &ps) < 0 || fstat(fd, &cs) < 0 || ps.st_dev != cs.st_dev) {
+		close(fd);
+		return -EXDEV;
+	}
 	d = fdopendir(fd);
 	if (!d) {
 		close(fd);

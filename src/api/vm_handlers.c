@@ -228,8 +228,8 @@ static void create_run(struct kevd_job *job)
 	if (open_images(c->dirfd, &c->cr, &c->cfg, &c->status, &c->err) < 0) {
 		/* A restore's kernel and initrd are the snapshot's, not the
 		 * request's: a path that could not be taken is a bad snapshot. */
-		if (c->snap && c->status == 400) {
-			c->status = 422;
+		if (c->snap) {
+			c->status = c->status == 400 ? 422 : c->status;
 			kevd_error_prefix(&c->err, "snapshot '%s'", c->snap->name);
 		}
 		return;

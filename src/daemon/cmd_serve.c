@@ -41,6 +41,10 @@ struct daemon {
 	/* Owned copies of what the listeners were bound to at start: they
 	 * change only on restart, whatever later reloads put in cfg. */
 	char *bound_socket, *bound_listen, *bound_metrics;
+	struct {
+		size_t max_body_bytes;
+		unsigned request_timeout_s, max_connections, socket_mode;
+	} bound_api;                   /* the [api] limits the listeners were made with */
 	struct event_base *base;       /* owned */
 	struct kevd_server *srv;       /* owned */
 	struct event *sig_term, *sig_int, *sig_hup, *watchdog;  /* owned */
@@ -191,9 +195,10 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	if (!same(c.socket_path, d->bound_socket) || !same(c.listen, d->bound_listen) ||
 	    !same(c.metrics_listen, d->bound_metrics))
 		kevd_warn("reload: the API socket and the listeners change only on restart");
-	/* Applied to each listener when it was made (libevent's own limits). */
-	if (c.max_body_bytes != d->cfg.max_body_bytes || c.request_timeout_s != d->cfg.request_timeout_s ||
-	    c.max_connections != d->cfg.max_connections || c.socket_mode != d->cfg.socket_mode)
+	/* Applied to each listener when it was made (libevent's own limits):
+	 * compared with what the listeners hold, not with the last reload. */
+	if (c.max_body_bytes != d->bound_api.max_body_bytes || c.request_timeout_s != d->bound_api.request_timeout_s ||
+	    c.max_connections != d->bound_api.max_connections || c.socket_mode != d->bound_api.socket_mode)
 		kevd_warn("reload: [api] max_body_bytes, request_timeout, max_connections and socket_mode change only on "
 			  "restart");
 	kevd_log_set_level(c.log_level);
@@ -276,6 +281,10 @@ static int run_daemon(struct daemon *d)
 		kevd_error_sys(&err, ENOMEM, "daemon");
 		goto fail;
 	}
+	d->bound_api.max_body_bytes = d->cfg.max_body_bytes;
+	d->bound_api.request_timeout_s = d->cfg.request_timeout_s;
+	d->bound_api.max_connections = d->cfg.max_connections;
+	d->bound_api.socket_mode = d->cfg.socket_mode;
 	d->sig_term = evsignal_new(d->base, SIGTERM, on_stop_signal, d);
 	d->sig_int = evsignal_new(d->base, SIGINT, on_stop_signal, d);
 	d->sig_hup = evsignal_new(d->base, SIGHUP, on_hup, d);

@@ -168,13 +168,21 @@ void kevctl_escape(char *out, size_t size, const char *s)
 {
 	size_t n = 0;
 
-	for (; *s && n + 5 < size; s++) {
+	for (; *s && n + 5 <= size; s++) {
 		unsigned char c = (unsigned char)*s;
 
-		if (c < 0x20 || c == 0x7f)
+		/* C0, DEL, and C1 (U+0080..U+009F, UTF-8 C2 80..C2 9F: some
+		 * terminals act on those too, CSI among them). */
+		if (c == 0xc2 && (unsigned char)s[1] >= 0x80 && (unsigned char)s[1] <= 0x9f) {
+			if (n + 9 > size)
+				break;
+			n += (size_t)snprintf(out + n, size - n, "\\xc2\\x%02x", (unsigned char)s[1]);
+			s++;
+		} else if (c < 0x20 || c == 0x7f) {
 			n += (size_t)snprintf(out + n, size - n, "\\x%02x", c);
-		else
+		} else {
 			out[n++] = (char)c;
+		}
 	}
 	out[n] = '\0';
 }
@@ -189,7 +197,7 @@ const char *kevctl_str(const json_t *o, const char *key)
 	if (!s)
 		return "";
 	if (!s[strcspn(s, "\001\002\003\004\005\006\007\010\011\012\013\014\015\016\017\020\021\022\023\024\025"
-			  "\026\027\030\031\032\033\034\035\036\037\177")])
+			  "\026\027\030\031\032\033\034\035\036\037\177\302")])
 		return s;
 	/* Control bytes (an escape sequence a VM's creator put in its
 	 * cmdline, say) would reach the terminal of whoever reads it: they
@@ -201,7 +209,10 @@ const char *kevctl_str(const json_t *o, const char *key)
 	if (!esc)
 		return "?";
 	kevctl_escape(esc, len * 4 + 1, s);
-	json_object_set_new((json_t *)o, key, json_string(esc));
+	if (json_object_set_new((json_t *)o, key, json_string(esc)) < 0) {
+		free(esc);
+		return "?";
+	}
 	free(esc);
 	s = json_string_value(json_object_get(o, key));
 	return s ? s : "?";

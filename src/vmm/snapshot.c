@@ -345,11 +345,12 @@ int kevd_vm_restore_parts(struct kevd_vm *vm, struct kevd_error *err)
 					      vm->name, (int)(nlen > 64 ? 64 : nlen), (const char *)name);
 		loaded[i] = true;
 		if ((r = kevd_vm_part_at(i)->load(vm, vm->part_state[i], data, dlen, err)) < 0) {
-			/* A value that KVM (or the part) refuses is the
+			/* A value that KVM (or the part) refuses (EINVAL;
+			 * E2BIG, ERANGE for a count or size) is the
 			 * snapshot's fault as a malformed record is: the VM
 			 * that saved it ran, this host will not take it back.
 			 * EBADMSG is what the API answers 422 for. */
-			if (err->errnum == EINVAL)
+			if (err->errnum == EINVAL || err->errnum == E2BIG || err->errnum == ERANGE)
 				err->errnum = EBADMSG;
 			return kevd_error_prefix(err, "vm '%s': snapshot state of its %s", vm->name,
 						 kevd_vm_part_at(i)->name);
