@@ -190,7 +190,7 @@ struct kevd_pager_thread_faults {
 	X(prefetch_loads, SUM, "prefetch_loads", NULL, COUNTER, \
 	  "Reads of the prefetch, each of up to KEVD_PAGER_PREFETCH_RUN pages.") \
 	X(prefetch_failures, SUM, "prefetch_failures", NULL, COUNTER, \
-	  "Prefetch reads that failed (their pages are given back, UNLOADED, for a fault to load; the prefetch stops, the VM goes on).") \
+	  "Prefetch reads that failed (their pages are published FAILED and the VM fails, as on a fault).") \
 	X(pages_premapped, SUM, "pages_premapped", "kevd_vm_pager_pages_premapped_total", COUNTER, \
 	  "Working-set pages the recorded guest wrote that the prefetch mapped writable into this VM (shared backing only).") \
 	X(prefetch_hits, MEASURED, "prefetch_hits", "kevd_vm_pager_prefetch_hits", GAUGE, \

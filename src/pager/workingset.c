@@ -462,11 +462,8 @@ static void add_run(struct kevd_pager *p, uint64_t first, uint64_t n)
 }
 
 /* Reads and installs the N claimed pages from GFN (words W) at HOST:
- * counted, then published, as a fault's load.  After a failure the pages
- * left are given back (UNLOADED), as a failed read-ahead's are: a list
- * also holds a recording's fault-around neighbours, which this guest may
- * never touch, so only a fault that wants one (and fails to load it) fails
- * the VM; the prefetch stops. */
+ * counted, then published, as a fault's load.  A failure fails the pages
+ * left and the VM, as it would on a fault. */
 static int load_run(struct handler *h, uint64_t gfn, uint64_t n, uint64_t host, uint32_t **w)
 {
 	struct kevd_pager *p = h->pager;
@@ -496,15 +493,20 @@ static int load_run(struct handler *h, uint64_t gfn, uint64_t n, uint64_t host, 
 		bump(&h->c.prefetch_loads, 1);
 	} else {
 		bump(&h->c.prefetch_failures, 1);
+		bump(&h->c.pages_failed, n - ok);
 	}
 	for (uint64_t i = 0; i < ok; i++)
 		kevd_pagestate_publish(w[i], KEVD_PAGE_MAPPED);
 	if (rc == 0)
 		return 0;
-	kevd_debug("pager: working-set prefetch of guest pages 0x%llx+%llu given back: %s",
-		   (unsigned long long)((gfn + ok) << KEVD_PAGE_SHIFT), (unsigned long long)(n - ok), e.msg);
+	kevd_error_prefix(&e, "guest page 0x%llx (working-set prefetch)",
+			  (unsigned long long)((gfn + ok) << KEVD_PAGE_SHIFT));
+	if (p->cached)
+		kevd_cached_image_fail(p->cached, &e);
+	kevd_pager_report_failure(p, gfn + ok, &e);
+	kevd_pager_poison(p, host + (ok << KEVD_PAGE_SHIFT), n - ok);
 	for (uint64_t i = ok; i < n; i++)
-		kevd_pagestate_publish(w[i], KEVD_PAGE_UNLOADED);
+		kevd_pagestate_publish(w[i], KEVD_PAGE_FAILED);
 	return rc;
 }
 
