@@ -142,17 +142,57 @@ int kevd_request_parse_paging(const char *name, bool *eager, bool *private_pages
 	return 0;
 }
 
+/* KEY's value V, a name: absent is fine unless REQUIRED. */
+static int check_name_field(const char *key, const char *v, bool required, struct kevd_problem *p)
+{
+	if ((!v && !required) || (v && kevd_request_valid_name(v)))
+		return 0;
+	return problem(p, 400, "'%s' %s 1..%d characters of A-Z a-z 0-9 . _ -, not starting with . or -", key,
+		       v ? "must be" : "is required:", KEVD_REQUEST_NAME_MAX);
+}
+
+/* What a create's fields must be together, once each has its type. */
+static int check_create(struct kevd_create_request *r, const char *paging, const char *proto,
+			struct kevd_problem *p)
+{
+	static const char *const from_snapshot[] = { "kernel", "initrd", "memory_mib", "vcpus", "cmdline", "protocol",
+						     NULL };
+	json_t *start;
+
+	/* Both given: the largest window cannot be below the first (given
+	 * alone, window_pages raises the daemon's largest instead). */
+	if (r->window_pages && r->window_max_pages && r->window_max_pages < r->window_pages)
+		return problem(p, 400, "'window_max_pages' (%u) is below 'window_pages' (%u): the window only grows",
+			       r->window_max_pages, r->window_pages);
+	/* A restore is the snapshot's machine: only how it pages and runs
+	 * is the client's to choose. */
+	for (const char *const *k = from_snapshot; r->snapshot && *k; k++)
+		if (json_object_get(r->body, *k))
+			return problem(p, 400, "'%s' comes from the snapshot; a restore takes only 'snapshot', 'name', "
+				       "'paging', 'start' and the window options", *k);
+	if (!r->kernel && !r->snapshot)
+		return problem(p, 400, "'kernel' is required (or 'snapshot', to restore one)");
+	if (check_name_field("snapshot", r->snapshot, false, p) < 0 || check_name_field("name", r->name, false, p) < 0)
+		return -1;
+	if (paging && kevd_request_parse_paging(paging, &r->eager, &r->private_pages) < 0)
+		return problem(p, 400, "'paging' must be \"lazy\", \"lazy-private\" or \"eager\", not \"%s\"", paging);
+	if (proto && kevd_request_parse_protocol(proto, &r->protocol) < 0)
+		return problem(p, 400, "'protocol' must be \"auto\", \"multiboot2\" or \"pvh\"");
+	start = json_object_get(r->body, "start");
+	if (start && !json_is_boolean(start))
+		return problem(p, 400, "'start' must be true or false");
+	r->start = !start || json_is_true(start);
+	return 0;
+}
+
 int kevd_request_parse_create(const char *ct, const void *body, size_t len, size_t max_body,
 			      struct kevd_create_request *r, struct kevd_problem *p)
 {
 	static const char *const keys[] = { "name", "kernel", "initrd", "memory_mib", "vcpus", "cmdline",
 					    "paging", "start", "window_pages", "window_max_pages", "protocol", "snapshot",
 					    NULL };
-	static const char *const from_snapshot[] = { "kernel", "initrd", "memory_mib", "vcpus", "cmdline", "protocol",
-						     NULL };
 	const char *paging = NULL, *proto = NULL;
 	uint64_t window = 0, window_max = 0;
-	json_t *start;
 
 	memset(r, 0, sizeof(*r));
 	r->memory_mib = 128;
@@ -176,49 +216,8 @@ int kevd_request_parse_create(const char *ct, const void *body, size_t len, size
 		goto fail;
 	r->window_pages = (unsigned)window;
 	r->window_max_pages = (unsigned)window_max;
-	/* Both given: the largest window cannot be below the first (given
-	 * alone, window_pages raises the daemon's largest instead). */
-	if (window && window_max && window_max < window) {
-		problem(p, 400, "'window_max_pages' (%u) is below 'window_pages' (%u): the window only grows",
-			r->window_max_pages, r->window_pages);
+	if (check_create(r, paging, proto, p) < 0)
 		goto fail;
-	}
-	/* A restore is the snapshot's machine: only how it pages and runs
-	 * is the client's to choose. */
-	for (const char *const *k = from_snapshot; r->snapshot && *k; k++)
-		if (json_object_get(r->body, *k)) {
-			problem(p, 400, "'%s' comes from the snapshot; a restore takes only 'snapshot', 'name', "
-				"'paging', 'start' and the window options", *k);
-			goto fail;
-		}
-	if (!r->kernel && !r->snapshot) {
-		problem(p, 400, "'kernel' is required (or 'snapshot', to restore one)");
-		goto fail;
-	}
-	if (r->snapshot && !kevd_request_valid_name(r->snapshot)) {
-		problem(p, 400, "'snapshot' must be 1..%d characters of A-Z a-z 0-9 . _ -, not starting with . or -",
-			KEVD_REQUEST_NAME_MAX);
-		goto fail;
-	}
-	if (r->name && !kevd_request_valid_name(r->name)) {
-		problem(p, 400, "'name' must be 1..%d characters of A-Z a-z 0-9 . _ -, not starting with . or -",
-			KEVD_REQUEST_NAME_MAX);
-		goto fail;
-	}
-	if (paging && kevd_request_parse_paging(paging, &r->eager, &r->private_pages) < 0) {
-		problem(p, 400, "'paging' must be \"lazy\", \"lazy-private\" or \"eager\", not \"%s\"", paging);
-		goto fail;
-	}
-	if (proto && kevd_request_parse_protocol(proto, &r->protocol) < 0) {
-		problem(p, 400, "'protocol' must be \"auto\", \"multiboot2\" or \"pvh\"");
-		goto fail;
-	}
-	start = json_object_get(r->body, "start");
-	if (start && !json_is_boolean(start)) {
-		problem(p, 400, "'start' must be true or false");
-		goto fail;
-	}
-	r->start = !start || json_is_true(start);
 	return 0;
 fail:
 	kevd_request_create_free(r);
@@ -236,11 +235,8 @@ int kevd_request_parse_snapshot(const char *ct, const void *body, size_t len, si
 		return -1;
 	if (only_keys(r->body, keys, p) < 0 || get_string(r->body, "name", KEVD_REQUEST_NAME_MAX, &r->name, p) < 0)
 		goto fail;
-	if (!r->name || !kevd_request_valid_name(r->name)) {
-		problem(p, 400, "'name' %s 1..%d characters of A-Z a-z 0-9 . _ -, not starting with . or -",
-			r->name ? "must be" : "is required:", KEVD_REQUEST_NAME_MAX);
+	if (check_name_field("name", r->name, true, p) < 0)
 		goto fail;
-	}
 	stop = json_object_get(r->body, "stop");
 	if (stop && !json_is_boolean(stop)) {
 		problem(p, 400, "'stop' must be true or false");
