@@ -189,7 +189,7 @@ START_TEST(sample_covers_every_key)
 		ck_assert_ptr_nonnull(k->desc);
 		n++;
 	}
-	ck_assert_uint_eq(n, 25);
+	ck_assert_uint_eq(n, 27);
 
 	/* Switch on every "#key = value" line: a '#' directly before a letter. */
 	on = strdup(text);

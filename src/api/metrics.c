@@ -19,6 +19,7 @@
 #include "api/http.h"
 #include "api/metrics.h"
 #include "api/registry.h"
+#include "vmm/bootgate.h"
 
 /* Label values are VM names ([A-Za-z0-9._-]) and fixed words, which need
  * no escaping, and image paths (the name a VM was created with, relative
@@ -198,6 +199,27 @@ static void render_images(const struct scrape *s)
 	}
 }
 
+static void render_boot_slots(FILE *f, struct kevd_bootgate *gate)
+{
+	struct kevd_bootgate_stats st;
+
+	kevd_bootgate_stats(gate, &st);
+	help(f, "kevd_boot_slots", "gauge", "VMs let into their first moments at once ([limits] boot_slots_per_cpu times the CPUs); 0: no limit.");
+	fprintf(f, "kevd_boot_slots %u\n", st.slots);
+	help(f, "kevd_boot_slot_lease_seconds", "gauge", "How long a boot slot is held at most ([limits] boot_slot_ms).");
+	fprintf(f, "kevd_boot_slot_lease_seconds %.3f\n", st.lease_ms / 1e3);
+	help(f, "kevd_boot_slots_busy", "gauge", "Boot slots held now.");
+	fprintf(f, "kevd_boot_slots_busy %u\n", st.busy);
+	help(f, "kevd_boot_slot_queue", "gauge", "VMs waiting in line for a boot slot now.");
+	fprintf(f, "kevd_boot_slot_queue %u\n", st.waiting);
+	help(f, "kevd_boot_slot_waits_total", "counter", "VMs that had to wait for a boot slot.");
+	fprintf(f, "kevd_boot_slot_waits_total %" PRIu64 "\n", st.waited);
+	help(f, "kevd_boot_slot_wait_seconds_total", "counter", "Time those VMs waited, in all.");
+	fprintf(f, "kevd_boot_slot_wait_seconds_total %.9f\n", (double)st.wait_ns / 1e9);
+	help(f, "kevd_boot_slot_expired_total", "counter", "Boot slots that ran out ([limits] boot_slot_ms) before their guest idled or ended.");
+	fprintf(f, "kevd_boot_slot_expired_total %" PRIu64 "\n", st.expired);
+}
+
 static void render_requests(FILE *f, const struct kevd_http *http)
 {
 	size_t n;
@@ -210,7 +232,7 @@ static void render_requests(FILE *f, const struct kevd_http *http)
 }
 
 int kevd_metrics_render(const struct kevd_registry *reg, const struct kevd_http *http, struct kevd_imagecache *images,
-			char **text, size_t *len)
+			struct kevd_bootgate *gate, char **text, size_t *len)
 {
 	struct scrape s = { .f = open_memstream(text, len) };
 	int r = 0;
@@ -229,6 +251,8 @@ int kevd_metrics_render(const struct kevd_registry *reg, const struct kevd_http 
 		render_latency(&s);
 		render_vcpus(&s);
 		render_images(&s);
+		if (gate)
+			render_boot_slots(s.f, gate);
 		render_requests(s.f, http);
 	} else {
 		r = -ENOMEM;

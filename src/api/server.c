@@ -96,6 +96,8 @@ static int copy_settings(struct kevd_server *srv, const struct kevd_server_setti
 		srv->settings.request_timeout_s = 30;
 	if (!srv->settings.max_connections)
 		srv->settings.max_connections = 256;
+	if (!srv->settings.boot_slot_ms)
+		srv->settings.boot_slot_ms = KEVD_SERVER_BOOT_SLOT_MS;
 	return 0;
 }
 
@@ -196,7 +198,8 @@ static int setup_state(struct kevd_server *srv, const struct kevd_server_setting
 	if ((r = copy_settings(srv, s, err)) < 0 || (r = kevd_registry_new(&srv->registry, err)) < 0 ||
 	    (r = kevd_http_new(&srv->http, err)) < 0 || (r = setup_images(srv, s, err)) < 0 ||
 	    (r = kevd_jobs_new(srv->base, KEVD_JOBS_DEFAULT_WORKERS, &srv->jobs, err)) < 0 ||
-	    (r = kevd_spares_new(srv->base, srv->jobs, s->spare_vms, &srv->spares, err)) < 0)
+	    (r = kevd_spares_new(srv->base, srv->jobs, s->spare_vms, &srv->spares, err)) < 0 ||
+	    (r = kevd_bootgate_new(srv->settings.boot_slots, srv->settings.boot_slot_ms, &srv->boot_gate, err)) < 0)
 		return r;
 	srv->image_dirfd = kevd_imagedir_open_dir(s->image_dir, err);
 	if (srv->image_dirfd < 0)
@@ -254,7 +257,9 @@ int kevd_server_update(struct kevd_server *srv, const struct kevd_server_setting
 
 	if (dirfd < 0)
 		return dirfd;
-	r = copy_settings(srv, s, err);
+	r = kevd_bootgate_check(s->boot_slots, s->boot_slot_ms ? s->boot_slot_ms : KEVD_SERVER_BOOT_SLOT_MS, err);
+	if (r == 0)
+		r = copy_settings(srv, s, err);
 	if (r < 0) {
 		close(dirfd);
 		return r;
@@ -263,6 +268,8 @@ int kevd_server_update(struct kevd_server *srv, const struct kevd_server_setting
 	srv->image_dirfd = dirfd;
 	kevd_imagecache_reconfigure(srv->images, s->cache_keep_s, s->cache_max_mib << 20);
 	kevd_spares_set_max(srv->spares, s->spare_vms);
+	/* Checked above: cannot fail. */
+	kevd_bootgate_set(srv->boot_gate, srv->settings.boot_slots, srv->settings.boot_slot_ms, NULL);
 	/* The listeners keep their limits: they were applied per listener. */
 	srv->settings.max_body_bytes = body;
 	srv->settings.request_timeout_s = timeout;
@@ -303,6 +310,7 @@ void kevd_server_free(struct kevd_server *srv)
 	kevd_listener_free(srv->tcp_l);
 	kevd_listener_free(srv->unix_l);
 	kevd_registry_free(srv->registry);
+	kevd_bootgate_free(srv->boot_gate);
 	/* After the VMs, which hold its entries. */
 	if (srv->sweep_event)
 		event_free(srv->sweep_event);

@@ -36,6 +36,8 @@ struct kevd_server_settings {
 	unsigned max_vms;
 	unsigned max_vcpus;
 	unsigned vcpu_nice;            /* of the VMs' vCPU threads */
+	unsigned boot_slots;           /* VMs in their first boot_slot_ms at once (bootgate.h); 0 = no limit */
+	unsigned boot_slot_ms;         /* 0 = the default, 30 */
 	uint64_t max_memory_mib;
 	uint64_t max_total_memory_mib;
 	size_t console_bytes;
@@ -57,7 +59,7 @@ typedef void (*kevd_server_change_fn)(void *arg, struct kevd_server *srv);
 int kevd_server_new(struct event_base *base, const struct kevd_server_settings *s,
 		    kevd_server_change_fn on_change, void *arg,
 		    struct kevd_server **out, struct kevd_error *err);
-/* Limits, the token and the image directory can change at run time
+/* Limits (boot slots too), the token and the image directory can change at run time
  * (SIGHUP); listeners cannot, nor their limits (max_body_bytes,
  * request_timeout_s, max_connections).  On failure nothing changes. */
 int kevd_server_update(struct kevd_server *srv, const struct kevd_server_settings *s,

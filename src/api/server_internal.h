@@ -17,6 +17,8 @@
 /* How long a stop (delete, the stop action, shutdown) waits for a VM's
  * threads before it gives up on the VM. */
 #define KEVD_SERVER_STOP_WAIT_MS 10000
+/* boot_slot_ms when the settings leave it 0. */
+#define KEVD_SERVER_BOOT_SLOT_MS 30
 /* The 409 of an action, delete or snapshot of a VM another one is under
  * way for (kevd runs one at a time per VM); %s is the VM's name. */
 #define KEVD_SERVER_BUSY_FMT "vm '%s' is busy: a start, stop, pause, resume, delete or snapshot of it is under way"
@@ -48,6 +50,7 @@ struct kevd_server {
 	struct kevd_wsstore *wsets;            /* owned: the working sets, and their recordings under way */
 	struct kevd_jobs *jobs;                /* owned: creates, starts, stops, deletes off the loop */
 	struct kevd_spares *spares;            /* owned: spare VMs for restores; freed after jobs */
+	struct kevd_bootgate *boot_gate;       /* owned: the VMs' boot slots; freed after the VMs */
 	struct create_job *creates;            /* creates under way: their names are taken (vm_handlers.c) */
 	unsigned creating;                     /* how many, counted against max_vms */
 	uint64_t creating_memory;              /* their memory_mib, counted against max_total_memory_mib */

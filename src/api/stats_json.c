@@ -71,6 +71,7 @@ json_t *kevd_json_vm_from(struct kevd_vm *vm, const struct kevd_pager_stats *st)
 	/* Durations, not clock readings: CLOCK_MONOTONIC means nothing outside. */
 	SET(o, "create_to_start_ns", t.start_ns ? INT(t.start_ns - t.create_ns) : json_null());
 	SET(o, "create_to_first_run_ns", t.first_run_ns ? INT(t.first_run_ns - t.create_ns) : json_null());
+	SET(o, "boot_slot_wait_ns", t.first_run_ns ? INT(t.boot_wait_ns) : json_null());
 	SET(o, "start_to_first_exit_ns", t.first_exit_ns ? INT(t.first_exit_ns - t.start_ns) : json_null());
 	SET(o, "run_time_ns", t.end_ns && t.start_ns ? INT(t.end_ns - t.start_ns) : json_null());
 	for (unsigned i = 0; i < kevd_vm_vcpu_count(vm); i++) {

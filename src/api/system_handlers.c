@@ -70,7 +70,7 @@ int kevd_system_handlers_metrics(struct kevd_server *srv, struct evhttp_request 
 	size_t len = 0;
 
 	(void)a;
-	if (kevd_metrics_render(srv->registry, srv->http, srv->images, &text, &len) < 0)
+	if (kevd_metrics_render(srv->registry, srv->http, srv->images, srv->boot_gate, &text, &len) < 0)
 		return kevd_http_fail(srv->http, req, 500, "out of memory");
 	kevd_http_send(srv->http, req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
 	free(text);

@@ -169,6 +169,7 @@ static void fill_config(struct kevd_server *srv, const struct kevd_create_reques
 			      : cfg->window_pages == 1 ? 1 : st->window_max_pages;
 	cfg->pager_threads = st->pager_threads;
 	cfg->vcpu_nice = st->vcpu_nice;
+	cfg->boot_gate = srv->boot_gate;
 	cfg->console_bytes = st->console_bytes;
 	cfg->on_end = kevd_server_vm_ended;
 	cfg->cb_arg = srv;

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include "daemon/commands.h"
 #include "daemon/conffile.h"
 #include "daemon/notify.h"
+#include "vmm/bootgate.h"
 
 #define DEFAULT_CONFIG KEVD_SYSCONFDIR "/kevd/kevd.conf"
 #define MAX_OVERRIDES 16
@@ -98,6 +100,22 @@ static int read_token(const char *path, char **out, struct kevd_error *err)
 	return *out ? 0 : kevd_error_sys(err, ENOMEM, "token");
 }
 
+/* PER_CPU for every CPU this process may run on. */
+static unsigned boot_slots(unsigned per_cpu)
+{
+	cpu_set_t set;
+	long n = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	if (n < 1)
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	n *= per_cpu;
+	return n > KEVD_BOOTGATE_MAX_SLOTS ? KEVD_BOOTGATE_MAX_SLOTS : (unsigned)n;
+}
+
 static int settings_from(const struct kevd_config *c, const char *token, struct kevd_server_settings *s,
 			 struct kevd_error *err)
 {
@@ -105,7 +123,8 @@ static int settings_from(const struct kevd_config *c, const char *token, struct 
 		.socket_path = c->socket_path, .socket_mode = c->socket_mode, .listen = c->listen,
 		.token = token, .image_dir = c->image_dir, .max_body_bytes = c->max_body_bytes,
 		.request_timeout_s = c->request_timeout_s, .max_connections = c->max_connections, .max_vms = c->max_vms, .max_vcpus = c->max_vcpus,
-		.vcpu_nice = c->vcpu_nice,
+		.vcpu_nice = c->vcpu_nice, .boot_slots = boot_slots(c->boot_slots_per_cpu),
+		.boot_slot_ms = c->boot_slot_ms,
 		.max_memory_mib = c->max_memory_mib, .max_total_memory_mib = c->max_total_memory_mib,
 		.console_bytes = c->console_bytes, .pager_threads = c->pager_threads,
 		.window_pages = c->window_pages, .window_max_pages = c->window_max_pages,

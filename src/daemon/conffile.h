@@ -39,6 +39,8 @@ struct kevd_config {
 	unsigned max_vms;              /* max_vms */
 	unsigned max_vcpus;            /* max_vcpus per VM */
 	unsigned vcpu_nice;            /* vcpu_nice */
+	unsigned boot_slots_per_cpu;   /* boot_slots_per_cpu; 0 = no limit */
+	unsigned boot_slot_ms;         /* boot_slot_ms */
 	uint64_t max_memory_mib;       /* max_memory_mib per VM */
 	uint64_t max_total_memory_mib; /* max_total_memory_mib over all VMs */
 	size_t console_bytes;          /* console_bytes kept per VM */

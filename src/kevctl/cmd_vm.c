@@ -296,6 +296,7 @@ static void show_vm(const json_t *vm)
 {
 	static const char *const timings[][2] = {
 		{ "create_to_start_ns", "create to start" }, { "create_to_first_run_ns", "create to first run" },
+		{ "boot_slot_wait_ns", "boot slot wait" },
 		{ "start_to_first_exit_ns", "start to first exit" }, { "run_time_ns", "run time" },
 	};
 	const json_t *cfg = json_object_get(vm, "config"), *v;

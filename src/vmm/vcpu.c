@@ -391,6 +391,55 @@ static void confine(struct kevd_vm *vm, struct kevd_vcpu *v)
 		kevd_warn("vm '%s': vcpu %u runs unconfined: %s", vm->name, v->index, err.msg);
 }
 
+static bool vm_stopping(void *arg)
+{
+	return __atomic_load_n(&((struct kevd_vm *)arg)->stopping, __ATOMIC_ACQUIRE);
+}
+
+/* The boot slot (bootgate.h): vCPU 0 waits in line for the VM's, the
+ * others for vCPU 0 to get it.  A vCPU in line counts as parked for a
+ * pause: it has not entered the guest.  Returns false when the VM
+ * stopped meanwhile. */
+static bool vcpu_admit(struct kevd_vcpu *v)
+{
+	struct kevd_vm *vm = v->vm;
+	struct kevd_bootgate *gate = vm->cfg.boot_gate;
+	uint64_t waited = 0;
+	bool ok;
+
+	if (!gate)
+		return true;
+	pthread_mutex_lock(&vm->lock);
+	vm->gated++;
+	pthread_cond_broadcast(&vm->parking);
+	if (v->index == 0) {
+		pthread_mutex_unlock(&vm->lock);
+		v->leased = kevd_bootgate_enter(gate, vm_stopping, vm, &v->lease, &waited) == 0;
+		pthread_mutex_lock(&vm->lock);
+		__atomic_store_n(&vm->boot_wait_ns, waited, __ATOMIC_RELAXED);
+		vm->admitted = v->leased;
+		pthread_cond_broadcast(&vm->unhalt);
+	} else {
+		while (!vm->admitted && !__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE))
+			pthread_cond_wait(&vm->unhalt, &vm->lock);
+	}
+	ok = vm->admitted && !__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE);
+	vm->gated--;
+	pthread_cond_broadcast(&vm->parking);
+	pthread_mutex_unlock(&vm->lock);
+	return ok;
+}
+
+/* The guest has done what its first moments needed the slot for: it
+ * idles, or its vCPU 0 ends. */
+static void vcpu_unlease(struct kevd_vcpu *v)
+{
+	if (!v->leased)
+		return;
+	v->leased = false;
+	kevd_bootgate_leave(v->vm->cfg.boot_gate, &v->lease);
+}
+
 static void *vcpu_main(void *arg)
 {
 	struct kevd_vcpu *v = arg;
@@ -429,10 +478,12 @@ static void *vcpu_main(void *arg)
 	 * thread id for PRIO_PROCESS; 0 is this thread. */
 	if (vm->cfg.vcpu_nice && setpriority(PRIO_PROCESS, 0, (int)vm->cfg.vcpu_nice) < 0)
 		kevd_warn("vm '%s': vcpu %u: setpriority: %s", vm->name, v->index, strerror(errno));
+	if (!vcpu_admit(v))
+		goto out;
 	/* The guest's first instruction runs in the first KVM_RUN of vCPU 0:
 	 * the closest point to it the VMM can stamp. */
 	if (v->index == 0)
-		__atomic_store_n(&vm->first_run_ns, kevd_now_ns(CLOCK_MONOTONIC), __ATOMIC_RELAXED);
+		__atomic_store_n(&vm->first_run_ns, kevd_now_ns(CLOCK_MONOTONIC), __ATOMIC_RELEASE);
 
 	while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
 		int r = kevd_unlikely(kevd_fault("kvm_run")) ? (errno = EFAULT, -1) : ioctl(v->fd, KVM_RUN, 0);
@@ -457,9 +508,13 @@ static void *vcpu_main(void *arg)
 			break;
 		}
 		snapshot_paging(v);
+		if (v->run->exit_reason == KVM_EXIT_HLT)
+			vcpu_unlease(v);
 		if (!handle_exit(v))
 			break;
 	}
+out:
+	vcpu_unlease(v);
 
 	pthread_mutex_lock(&vm->lock);
 	v->done = true;
@@ -506,6 +561,8 @@ static void vcpu_kick(struct kevd_vcpu *v)
 void kevd_vcpus_kick_locked(struct kevd_vm *vm)
 {
 	pthread_cond_broadcast(&vm->unhalt);
+	if (vm->cfg.boot_gate)
+		kevd_bootgate_kick(vm->cfg.boot_gate);
 	for (unsigned i = 0; vm->vcpus && i < vm->nvcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
 }

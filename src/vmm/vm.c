@@ -480,7 +480,7 @@ int kevd_vm_pause(struct kevd_vm *vm, int timeout_ms, struct kevd_error *err)
 	vm->pausing = true;
 	__atomic_store_n(&vm->pause_req, 1, __ATOMIC_RELEASE);
 	kevd_vcpus_kick_locked(vm);
-	while (r == 0 && vm->parked + vm->idle < vm->live && vm->state == KEVD_VM_RUNNING)
+	while (r == 0 && vm->parked + vm->idle + vm->gated < vm->live && vm->state == KEVD_VM_RUNNING)
 		r = pthread_cond_timedwait(&vm->parking, &vm->lock, &deadline);
 	if (vm->state != KEVD_VM_RUNNING) {
 		s = vm->state;
@@ -633,7 +633,8 @@ void kevd_vm_times(struct kevd_vm *vm, struct kevd_vm_times *t)
 	t->start_ns = vm->start_ns;
 	t->end_ns = vm->end_ns;
 	pthread_mutex_unlock(&vm->lock);
-	t->first_run_ns = __atomic_load_n(&vm->first_run_ns, __ATOMIC_RELAXED);
+	t->first_run_ns = __atomic_load_n(&vm->first_run_ns, __ATOMIC_ACQUIRE);
+	t->boot_wait_ns = __atomic_load_n(&vm->boot_wait_ns, __ATOMIC_RELAXED);
 	t->first_exit_ns = __atomic_load_n(&vm->first_exit_ns, __ATOMIC_RELAXED);
 }
 

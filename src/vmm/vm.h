@@ -24,6 +24,7 @@
 #include "common/types.h"
 #include "common/sandbox.h"
 #include "pager/pager.h"
+#include "vmm/bootgate.h"
 
 #define KEVD_VM_MAX_VCPUS 64
 #define KEVD_VM_DEFAULT_CONSOLE (1u << 20)
@@ -119,6 +120,8 @@ struct kevd_vm_config {
 	unsigned window_pages;       /* 0 = pager default, 1 = no fault-around */
 	unsigned window_max_pages;   /* 0 = pager default */
 	unsigned vcpu_nice;          /* nice of the vCPU threads, 0..19: they yield to the pager and the API */
+	struct kevd_bootgate *boot_gate;  /* vCPU 0 takes a boot slot here before the guest runs; NULL = none;
+					   * borrowed, must outlive the VM */
 	size_t console_bytes;        /* 0 = KEVD_VM_DEFAULT_CONSOLE */
 	int console_fd;              /* mirror console output here; -1 = none */
 	kevd_vm_end_fn on_end;
@@ -232,6 +235,7 @@ struct kevd_vm_times {
 	uint64_t create_ns;      /* CLOCK_MONOTONIC: kevd_vm_create() called */
 	uint64_t start_ns;       /* kevd_vm_start() called */
 	uint64_t first_run_ns;   /* vCPU 0 entered the guest for the first time */
+	uint64_t boot_wait_ns;   /* how long vCPU 0 waited for a boot slot (kevd_vm_config.boot_gate) */
 	uint64_t first_exit_ns;  /* the first exit to kevd of any vCPU */
 	uint64_t end_ns;         /* the final state was reached; 0 = not yet */
 };

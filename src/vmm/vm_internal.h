@@ -50,6 +50,8 @@ struct kevd_vcpu {
 	bool in_hlt;                 /* under vm->lock: stopped by a HLT exit, never to run again */
 	bool hlt_rewound;            /* under vm->lock: a snapshot moved its RIP back onto the HLT */
 	uint64_t exits[KEVD_EXIT_KINDS];  /* written by the vCPU thread only */
+	bool leased;                 /* vCPU 0's thread only: it holds lease, a boot slot */
+	struct kevd_boot_lease lease;
 	/* Paging registers as of the last exit, for gva translation. */
 	uint64_t cr0, cr3, cr4, efer;     /* atomic relaxed */
 };
@@ -110,7 +112,7 @@ struct kevd_vm {
 	unsigned nvcpus;
 	struct kevd_vcpu *vcpus;     /* owned array */
 
-	pthread_mutex_t lock;        /* protects state, reason, exit_status, live, halted, idle, parked, pause_req, pausing, start_done, vcpus_go, end_ns */
+	pthread_mutex_t lock;        /* protects state, reason, exit_status, live, halted, idle, parked, gated, admitted, pause_req, pausing, start_done, vcpus_go, end_ns */
 	pthread_cond_t ended;        /* broadcast when live drops to 0 */
 	pthread_cond_t unhalt;       /* broadcast by kicks and resumes: idle (HLT, IF=1) and parked vCPUs wait on it */
 	pthread_cond_t parking;      /* broadcast when parked, idle or live change: a pauser waits on it */
@@ -121,6 +123,8 @@ struct kevd_vm {
 	unsigned halted;             /* vCPUs stopped by HLT with interrupts disabled */
 	unsigned idle;               /* vCPUs waiting in kevd after HLT with interrupts enabled */
 	unsigned parked;             /* vCPUs parked by a pause */
+	unsigned gated;              /* vCPUs waiting for the VM's boot slot (count as parked for a pause) */
+	bool admitted;               /* vCPU 0 got its boot slot (or there is no gate): the others may run */
 	int pause_req;               /* atomic (written under lock): vCPUs must park before KVM_RUN */
 	bool pausing;                /* a kevd_vm_pause() is under way: another one is refused */
 	bool start_done;             /* kevd_vm_start() has started every part: a pause may begin */
@@ -129,6 +133,7 @@ struct kevd_vm {
 	uint64_t create_ns;          /* kevd_vm_create entered */
 	uint64_t start_ns, first_exit_ns, end_ns;  /* first_exit_ns: atomic */
 	uint64_t first_run_ns;       /* atomic: vCPU 0 about to enter the guest the first time */
+	uint64_t boot_wait_ns;       /* atomic: vCPU 0's wait for a boot slot, stored before first_run_ns (release) */
 };
 
 /* Moves a running VM to a final state (first caller wins), records why,
