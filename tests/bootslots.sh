@@ -65,7 +65,7 @@ metric() {
 	curl -sS --unix-socket "$sock" http://localhost/metrics | sed -n "s/^$1 //p"
 }
 create() {
-	api POST /v1/vms "{\"name\":\"$1\",\"kernel\":\"guest.elf\",\"memory_mib\":64,\"cmdline\":\"$2\"}"
+	api POST /v1/vms "{\"name\":\"$1\",\"kernel\":\"guest.elf\",\"memory_mib\":64,\"vcpus\":${3:-1},\"cmdline\":\"$2\"}"
 	expect 201 "create $1"
 }
 # first_run VM: the VM's create_to_first_run_ns (null while it waits).
@@ -91,12 +91,14 @@ create holder "touch=none bss=0 mode=loop"
 wait_run holder 50
 [ "$(field boot_slot_wait_ns)" = 0 ] || die "holder waited $(field boot_slot_wait_ns) ns for a free slot"
 
-# The next one is made and running, but in line.
-create waiter "touch=none bss=0 mode=idle"
+# The next one (two vCPUs: neither may run before vCPU 0 has the slot) is
+# made and running, but in line.
+create waiter "touch=none bss=0 mode=idle" 2
 grep -q '"state":"running"' "$tmp/body" || die "waiter is not running"
 sleep 0.5
 [ "$(first_run waiter)" = null ] || die "waiter ran although the only slot is held"
 [ "$(field boot_slot_wait_ns)" = null ] || die "waiter has a wait before it ran"
+! grep -o '"exits":{[^}]*}' "$tmp/body" | grep -q '":[1-9]' || die "a vCPU of waiter left the guest while in line"
 api GET /v1/vms/waiter/console
 [ ! -s "$tmp/body" ] || die "waiter printed while in line"
 [ "$(metric kevd_boot_slot_queue)" = 1 ] || die "kevd_boot_slot_queue is '$(metric kevd_boot_slot_queue)', not 1"
@@ -116,6 +118,18 @@ api DELETE /v1/vms/third
 expect 204 "delete in line"
 [ $(($(date +%s) - t0)) -le 3 ] || die "a delete of a VM in line took $(($(date +%s) - t0)) s"
 [ "$(metric kevd_boot_slot_queue)" = 1 ] || die "after the delete: kevd_boot_slot_queue is '$(metric kevd_boot_slot_queue)'"
+
+# A restore does not wait in line: a clone of the holder runs at once
+# while waiter still waits.
+api POST /v1/vms/holder/snapshot '{"name":"s1"}'
+expect 201 "snapshot holder"
+api POST /v1/vms '{"name":"clone","snapshot":"s1"}'
+expect 201 "restore clone"
+wait_run clone 50
+[ "$(field boot_slot_wait_ns)" = 0 ] || die "the clone waited $(field boot_slot_wait_ns) ns for a boot slot"
+[ "$(first_run waiter)" = null ] || die "waiter ran although the only slot is held"
+api DELETE /v1/vms/clone
+expect 204 "delete clone"
 
 # The holder's stop gives the slot to the one in line, which says how
 # long it waited (at least the half second above).

@@ -173,7 +173,7 @@ START_TEST(cancelled_waits)
 	/* The first in line gives up; the one behind it moves up and gets
 	 * the slot when it is given back. */
 	atomic_store(&first.cancel, true);
-	kevd_bootgate_kick(g);
+	kevd_bootgate_kick(g, &first.cancel);
 	pthread_join(first.thread, NULL);
 	ck_assert_int_eq(first.rc, -ECANCELED);
 	ck_assert_uint_eq(stats(g).waiting, 1);
@@ -183,6 +183,45 @@ START_TEST(cancelled_waits)
 	ck_assert_int_eq(second.rc, 0);
 	ck_assert_int_eq(second.granted_as, 0);
 	kevd_bootgate_leave(g, &second.lease);
+	ck_assert_uint_eq(stats(g).busy, 0);
+	kevd_bootgate_free(g);
+}
+END_TEST
+
+/* Nobody gives a slot back: the leases' ends alone move the line, in
+ * order, with a first in line that gives up on the way and a limit that
+ * drops below what is held. */
+START_TEST(expiry_moves_the_line)
+{
+	struct kevd_error err = KEVD_ERROR_INIT;
+	struct kevd_bootgate *g = new_gate(2, 40);
+	struct kevd_boot_lease a, b;
+	struct entrant e[4];
+	atomic_int order = 0;
+
+	ck_assert_int_eq(kevd_bootgate_enter(g, never, NULL, &a, NULL), 0);
+	ck_assert_int_eq(kevd_bootgate_enter(g, never, NULL, &b, NULL), 0);
+	for (int i = 0; i < 4; i++)
+		line_up(&e[i], g, &order);
+	atomic_store(&e[0].cancel, true);
+	kevd_bootgate_kick(g, &e[0].cancel);
+	pthread_join(e[0].thread, NULL);
+	ck_assert_int_eq(e[0].rc, -ECANCELED);
+	/* One slot from now on: the three left get in one lease apart. */
+	ck_assert_int_eq(kevd_bootgate_set(g, 1, 40, &err), 0);
+	for (int i = 1; i < 4; i++) {
+		pthread_join(e[i].thread, NULL);
+		ck_assert_int_eq(e[i].rc, 0);
+		ck_assert_int_eq(e[i].granted_as, i - 1);
+	}
+	/* Both first leases ran out before the first of the three got in
+	 * (40 ms after they were granted, a little before e[3] lined up),
+	 * then the first two of the three, each before the next got in. */
+	ck_assert_uint_ge(e[3].waited_ns, 2 * 40000000u);
+	ck_assert_uint_eq(stats(g).expired, 4);
+	ck_assert_uint_eq(stats(g).busy, 1);
+	ck_assert_uint_eq(stats(g).waiting, 0);
+	kevd_bootgate_leave(g, &e[3].lease);
 	ck_assert_uint_eq(stats(g).busy, 0);
 	kevd_bootgate_free(g);
 }
@@ -236,6 +275,7 @@ static Suite *suite(void)
 	tcase_add_test(t, limit_and_order);
 	tcase_add_test(t, lease_runs_out);
 	tcase_add_test(t, cancelled_waits);
+	tcase_add_test(t, expiry_moves_the_line);
 	tcase_add_test(t, no_limit_and_set);
 	suite_add_tcase(s, t);
 	return s;

@@ -246,6 +246,10 @@ static void create_run(struct kevd_job *job)
 		c->snap->memory_fd = -1;
 		c->snap->pages = NULL;
 		c->cfg.restore = &rs;
+		/* Boot slots are for boots: a restored guest resumes past its
+		 * first moments, its pages prefetched, and a clone is asked
+		 * for to run at once. */
+		c->cfg.boot_gate = NULL;
 		c->cfg.spare = kevd_spares_take(c->srv->spares,
 						&(struct kevd_spare_shape){ c->cfg.memory_mib, c->cfg.vcpus, c->snap->pc });
 	}

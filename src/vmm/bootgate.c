@@ -13,6 +13,7 @@ struct waiter {
 	struct waiter *next;
 	pthread_cond_t cond;         /* CLOCK_MONOTONIC */
 	bool granted;
+	void *arg;                   /* the cancel callback's: what kevd_bootgate_kick() names */
 	struct kevd_boot_lease lease;
 };
 
@@ -77,7 +78,8 @@ static void free_slot(struct kevd_bootgate *g, unsigned i)
 
 static bool may_grant(const struct kevd_bootgate *g)
 {
-	return !g->limit || g->busy < g->limit;
+	/* Without a limit the slots' table still bounds the leases held. */
+	return g->busy < KEVD_BOOTGATE_MAX_SLOTS && (!g->limit || g->busy < g->limit);
 }
 
 /* Takes a free slot (there is one: may_grant() held). */
@@ -158,7 +160,7 @@ int kevd_bootgate_enter(struct kevd_bootgate *g, bool (*cancelled)(void *), void
 			struct kevd_boot_lease *lease, uint64_t *waited_ns)
 {
 	uint64_t t0 = kevd_now_ns(CLOCK_MONOTONIC), now = t0;
-	struct waiter w = { .next = NULL };
+	struct waiter w = { .next = NULL, .arg = arg };
 	pthread_condattr_t ca;
 	int r = 0;
 
@@ -244,11 +246,12 @@ int kevd_bootgate_set(struct kevd_bootgate *g, unsigned slots, unsigned lease_ms
 	return 0;
 }
 
-void kevd_bootgate_kick(struct kevd_bootgate *g)
+void kevd_bootgate_kick(struct kevd_bootgate *g, void *arg)
 {
 	pthread_mutex_lock(&g->lock);
 	for (struct waiter *w = g->head; w; w = w->next)
-		pthread_cond_signal(&w->cond);
+		if (w->arg == arg)
+			pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&g->lock);
 }
 

@@ -15,8 +15,11 @@
  * came, the creates run unhindered and the boots, which shared the same
  * cores anyway, finish about as soon.
  *
- * A VM's vCPU 0 takes a slot (a lease) before it first enters the guest
- * and gives it back when the guest first idles (HLT), when its thread
+ * A booted VM's vCPU 0 takes a slot (a lease) before it first enters the
+ * guest (a restore does not: it resumes past its first moments) and
+ * gives it back when the guest first idles (a HLT that exits to kevd; a
+ * PC's in-kernel LAPIC keeps its HLTs, so it holds its slot for the whole
+ * lease), when its thread
  * ends, or when the lease runs out, lease_ms after it was granted,
  * whether or not the vCPU gave it back: a guest that never idles, that
  * waits or that is paused holds its slot that long at most, so the line
@@ -61,7 +64,8 @@ struct kevd_bootgate_stats {
 	uint64_t cancelled;      /* waits given up */
 };
 
-/* SLOTS leases at once (0: no limit, every enter is granted at once),
+/* SLOTS leases at once (0: no limit, every enter is granted at once up to
+ * KEVD_BOOTGATE_MAX_SLOTS held),
  * each for LEASE_MS at most (1..3600000). */
 int kevd_bootgate_new(unsigned slots, unsigned lease_ms, struct kevd_bootgate **out, struct kevd_error *err);
 /* Whether kevd_bootgate_new() and _set() take these values. */
@@ -80,8 +84,8 @@ int kevd_bootgate_set(struct kevd_bootgate *g, unsigned slots, unsigned lease_ms
 int kevd_bootgate_enter(struct kevd_bootgate *g, bool (*cancelled)(void *), void *arg,
 			struct kevd_boot_lease *lease, uint64_t *waited_ns);
 void kevd_bootgate_leave(struct kevd_bootgate *g, const struct kevd_boot_lease *lease);
-/* Wakes every waiter to check its cancel callback. */
-void kevd_bootgate_kick(struct kevd_bootgate *g);
+/* Wakes the waiters whose cancel callback's argument is ARG to check it. */
+void kevd_bootgate_kick(struct kevd_bootgate *g, void *arg);
 void kevd_bootgate_stats(struct kevd_bootgate *g, struct kevd_bootgate_stats *out);
 
 #endif

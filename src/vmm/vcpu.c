@@ -480,6 +480,12 @@ static void *vcpu_main(void *arg)
 		kevd_warn("vm '%s': vcpu %u: setpriority: %s", vm->name, v->index, strerror(errno));
 	if (!vcpu_admit(v))
 		goto out;
+	/* Let in while paused (a vCPU in line counts as parked): the guest
+	 * has not run, so the slot goes back to the line at once. */
+	if (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE)) {
+		vcpu_unlease(v);
+		vcpu_park(v);
+	}
 	/* The guest's first instruction runs in the first KVM_RUN of vCPU 0:
 	 * the closest point to it the VMM can stamp. */
 	if (v->index == 0)
@@ -562,7 +568,7 @@ void kevd_vcpus_kick_locked(struct kevd_vm *vm)
 {
 	pthread_cond_broadcast(&vm->unhalt);
 	if (vm->cfg.boot_gate)
-		kevd_bootgate_kick(vm->cfg.boot_gate);
+		kevd_bootgate_kick(vm->cfg.boot_gate, vm);
 	for (unsigned i = 0; vm->vcpus && i < vm->nvcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
 }
