@@ -337,12 +337,18 @@ expect 204 "delete a symlink" DELETE /v1/snapshots/b-link
 # A snapshot holding a file kevd did not write still goes, whole.
 cp -r "$s/o1-1" "$s/b-extra"
 touch "$s/b-extra/notes.txt"
-# A page that no longer matches its hash: the restore starts, the clone
-# that loads the page fails, naming it.
+# Pages that no longer match their hashes: the restore starts, the clone
+# that loads one fails, naming it.  Every page of the memory file is
+# corrupted: which ones a clone loads depends on how far its guest gets and
+# on the working set recorded, and since a failed fault-around window gives
+# its other pages back (a clone fails only on a page it loads itself), one
+# corrupted page the clone never reaches would leave it running (i-page
+# below tests that).
 cp -r "$s/o1-1" "$s/b-page"
 sed 's/"name": "o1-1"/"name": "b-page"/' "$s/o1-1/manifest.json" > "$s/b-page/manifest.json"
-gfn=$(od -An -tu8 -j 1600 -N8 "$s/b-page/pages" | tr -d ' ')
-printf x | dd of="$s/b-page/memory" bs=1 seek=$((gfn * 4096 + 8)) conv=notrunc 2>/dev/null
+od -An -tu8 -w16 -v "$s/b-page/pages" | while read -r gfn _; do
+	printf x | dd of="$s/b-page/memory" bs=1 seek=$((gfn * 4096 + 8)) conv=notrunc 2>/dev/null
+done
 restore bp b-page ""
 wait_state bp failed
 grep -q 'does not match its checksum (corrupted)' "$tmp/body" || die "the corrupted page's clone: no reason naming it"
