@@ -130,4 +130,19 @@ echo "faults.sh: kvm_create_vcpu=2 (daemon) -> $(grep -m1 'KVM_CREATE_VCPU' "$tm
 kill "$pid"
 wait "$pid" || fail "daemon exit status $?"
 pid=
+
+# A /metrics render out of memory: every scrape it was for is answered 500
+# with a fault_message, and the next render serves (and counts the one
+# that failed).
+KEVD_FAULT_INJECT=metrics_render=1 "$kevd" serve --config "$tmp/kevd.conf" 2> "$tmp/daemon.err" &
+pid=$!
+for _ in $(seq 100); do [ -S "$tmp/s" ] && api http://l/v1/health > /dev/null 2>&1 && break; sleep 0.05; done
+code=$(curl -sS --unix-socket "$tmp/s" -o "$tmp/m1" -w '%{http_code}' http://l/metrics)
+[ "$code" = 500 ] && grep -q '"fault_message":"cannot render the metrics: Cannot allocate memory"' "$tmp/m1" ||
+	fail "a failed render answered $code: $(cat "$tmp/m1")"
+api http://l/metrics | grep -qx 'kevd_metrics_renders_total 1' || fail "the scrape after a failed render"
+echo "faults.sh: metrics_render=1 -> 500 $(cat "$tmp/m1")"
+kill "$pid"
+wait "$pid" || fail "daemon exit status $?"
+pid=
 echo "faults.sh: ok"

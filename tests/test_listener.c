@@ -11,6 +11,9 @@
  *              accept() fails with EMFILE, and kevd pauses instead of
  *              spinning (CPU time and log size bounded), then serves again
  *              once the clients leave.
+ *   scrape     scrapes of /metrics that arrive in the same turn of the
+ *              loop (sent while kevd is stopped by SIGSTOP) share one
+ *              render: identical answers, one render counted.
  *   framing    one answer per request where libevent would read what
  *              follows as another (CONNECT, a body libevent does not read);
  *              unknown methods answered 405 JSON; what libevent still
@@ -639,14 +642,83 @@ START_TEST(framing_errors_documented)
 }
 END_TEST
 
+/* ---- scrape ---- */
+
+static const char metrics_req[] = "GET /metrics HTTP/1.1\r\nHost: l\r\n\r\n";
+
+/* The body of the answer A, and kevd_metrics_renders_total in it (-1 if
+ * absent). */
+static long renders_in(const struct answer *a, const char **body)
+{
+	const char *b = strstr(a->data, "\r\n\r\n"), *m;
+
+	*body = b ? b + 4 : "";
+	m = strstr(*body, "\nkevd_metrics_renders_total ");
+	return m ? strtol(m + 28, NULL, 10) : -1;
+}
+
+START_TEST(scrapes_share_a_render)
+{
+	enum { N = 4 };
+	struct daemon d;
+	struct answer first, next, a[N];
+	const char *body0, *body;
+	int fd[N], one, status;
+	long r0, r;
+
+	daemon_start(&d, "", 0);
+	for (int i = 0; i < N; i++)
+		fd[i] = served_connection(&d);
+	one = served_connection(&d);
+	first = ask(one, metrics_req, false, 3000);
+	ck_assert_int_eq(first.status, 200);
+	r0 = renders_in(&first, &body0);
+	ck_assert_msg(r0 >= 0, "no kevd_metrics_renders_total: %s", first.data);
+
+	/* Stopped, kevd reads nothing: the N scrapes are all there when it
+	 * goes on, and its next epoll_wait returns all of them at once. */
+	ck_assert_int_eq(kill(d.pid, SIGSTOP), 0);
+	/* kill() returns before every thread has stopped; this returns after. */
+	ck_assert_int_eq(waitpid(d.pid, &status, WUNTRACED), d.pid);
+	ck_assert(WIFSTOPPED(status));
+	for (int i = 0; i < N; i++)
+		send_str(fd[i], metrics_req);
+	usleep(50000);
+	ck_assert_int_eq(kill(d.pid, SIGCONT), 0);
+	for (int i = 0; i < N; i++) {
+		memset(&a[i], 0, sizeof(a[i]));
+		read_answer(fd[i], &a[i], false, 3000);
+		ck_assert_msg(a[i].status == 200 && whole_response(&a[i]), "scrape %d: %d %s", i, a[i].status, a[i].data);
+	}
+	/* One render: the same text (the answer counts in it included), and
+	 * it says so. */
+	r = renders_in(&a[0], &body0);
+	ck_assert_int_eq(r, r0 + 1);
+	for (int i = 1; i < N; i++) {
+		ck_assert_int_eq(renders_in(&a[i], &body), r);
+		ck_assert_str_eq(body, body0);
+	}
+	next = ask(one, metrics_req, false, 3000);
+	ck_assert_int_eq(next.status, 200);
+	ck_assert_int_eq(renders_in(&next, &body), r0 + 2);
+	for (int i = 0; i < N; i++)
+		close(fd[i]);
+	close(one);
+	daemon_stop(&d);
+}
+END_TEST
+
 static Suite *listener_suite(void)
 {
 	Suite *s = suite_create("listener");
 	TCase *conns = tcase_create("conns"), *accept = tcase_create("accept"), *framing = tcase_create("framing");
+	TCase *scrape = tcase_create("scrape");
 
 	tcase_set_timeout(conns, 60);
 	tcase_set_timeout(accept, 60);
 	tcase_set_timeout(framing, 60);
+	tcase_set_timeout(scrape, 60);
+	tcase_add_test(scrape, scrapes_share_a_render);
 	tcase_add_test(framing, connect_answered_once);
 	tcase_add_test(framing, unread_body_closes);
 	tcase_add_test(framing, unknown_method_json_405);
@@ -657,6 +729,7 @@ static Suite *listener_suite(void)
 	suite_add_tcase(s, conns);
 	suite_add_tcase(s, accept);
 	suite_add_tcase(s, framing);
+	suite_add_tcase(s, scrape);
 	return s;
 }
 

@@ -21,7 +21,9 @@
 #include "api/jobs.h"
 #include "api/listener.h"
 #include "api/registry.h"
+#include "api/scrapes.h"
 #include "api/server_internal.h"
+#include "api/system_handlers.h"
 #include "api/snapshots.h"
 #include "api/spares.h"
 #include "api/vm_handlers.h"
@@ -196,7 +198,10 @@ static int setup_state(struct kevd_server *srv, const struct kevd_server_setting
 	int r;
 
 	if ((r = copy_settings(srv, s, err)) < 0 || (r = kevd_registry_new(&srv->registry, err)) < 0 ||
-	    (r = kevd_http_new(&srv->http, err)) < 0 || (r = setup_images(srv, s, err)) < 0 ||
+	    (r = kevd_http_new(&srv->http, err)) < 0 ||
+	    (r = kevd_scrapes_new(srv->base, srv->http, kevd_system_handlers_render_metrics, srv, &srv->scrapes,
+				  err)) < 0 ||
+	    (r = setup_images(srv, s, err)) < 0 ||
 	    (r = kevd_jobs_new(srv->base, KEVD_JOBS_DEFAULT_WORKERS, &srv->jobs, err)) < 0 ||
 	    (r = kevd_spares_new(srv->base, srv->jobs, s->spare_vms, &srv->spares, err)) < 0 ||
 	    (r = kevd_bootgate_new(srv->settings.boot_slots, srv->settings.boot_slot_ms, &srv->boot_gate, err)) < 0)
@@ -306,6 +311,8 @@ void kevd_server_free(struct kevd_server *srv)
 	 * they made into the registry freed below. */
 	kevd_jobs_free(srv->jobs);
 	kevd_spares_free(srv->spares);
+	/* Answers the scrapes queued: their requests are the listeners'. */
+	kevd_scrapes_free(srv->scrapes);
 	kevd_listener_free(srv->metrics_l);
 	kevd_listener_free(srv->tcp_l);
 	kevd_listener_free(srv->unix_l);

@@ -28,6 +28,7 @@ struct kevd_http;
 struct kevd_jobs;
 struct kevd_listener;
 struct kevd_registry;
+struct kevd_scrapes;
 struct kevd_snapstore;
 struct kevd_wsstore;
 
@@ -56,6 +57,7 @@ struct kevd_server {
 	uint64_t creating_memory;              /* their memory_mib, counted against max_total_memory_mib */
 	struct event *sweep_event;             /* owned: frees unused images past their time */
 	struct kevd_http *http;                /* owned: answers and their counts */
+	struct kevd_scrapes *scrapes;          /* owned: /metrics, rendered once for the scrapes of a turn */
 	bool shutting_down;
 };
 

@@ -10,6 +10,7 @@
 #include "api/http.h"
 #include "api/metrics.h"
 #include "api/registry.h"
+#include "api/scrapes.h"
 #include "api/server_internal.h"
 #include "api/system_handlers.h"
 
@@ -64,15 +65,19 @@ int kevd_system_handlers_images(struct kevd_server *srv, struct evhttp_request *
 	return 0;
 }
 
+int kevd_system_handlers_render_metrics(void *arg, char **text, size_t *len)
+{
+	struct kevd_server *srv = arg;
+	const struct kevd_metrics_sources src = { .reg = srv->registry, .http = srv->http, .images = srv->images,
+						  .gate = srv->boot_gate, .scrapes = srv->scrapes };
+
+	return kevd_metrics_render(&src, text, len);
+}
+
 int kevd_system_handlers_metrics(struct kevd_server *srv, struct evhttp_request *req, const struct kevd_route_args *a)
 {
-	char *text = NULL;
-	size_t len = 0;
-
 	(void)a;
-	if (kevd_metrics_render(srv->registry, srv->http, srv->images, srv->boot_gate, &text, &len) < 0)
-		return kevd_http_fail(srv->http, req, 500, "out of memory");
-	kevd_http_send(srv->http, req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
-	free(text);
+	/* Answered once the scrapes that came with it are in (scrapes.h). */
+	kevd_scrapes_add(srv->scrapes, req);
 	return 0;
 }

@@ -11,5 +11,7 @@ int kevd_system_handlers_health(struct kevd_server *srv, struct evhttp_request *
 int kevd_system_handlers_version(struct kevd_server *srv, struct evhttp_request *req, const struct kevd_route_args *a);
 int kevd_system_handlers_images(struct kevd_server *srv, struct evhttp_request *req, const struct kevd_route_args *a);
 int kevd_system_handlers_metrics(struct kevd_server *srv, struct evhttp_request *req, const struct kevd_route_args *a);
+/* The render of the scrapes (kevd_scrapes_render_fn; ARG: the server). */
+int kevd_system_handlers_render_metrics(void *arg, char **text, size_t *len);
 
 #endif

@@ -13,7 +13,8 @@
  * working-set prefetch), state_alloc (a new page
  * state word: the table answers as if out of memory), cache_memfd (the
  * memfd of a new shared image: EMFILE), kvm_memslot
- * (KVM_SET_USER_MEMORY_REGION: ENOMEM).
+ * (KVM_SET_USER_MEMORY_REGION: ENOMEM), metrics_render (a /metrics
+ * render out of memory).
  */
 #ifndef KEVD_FAULT_H
 #define KEVD_FAULT_H
