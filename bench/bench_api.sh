@@ -7,13 +7,14 @@
 # Plain-text tables on stdout; every baseline comes from the same run.
 #
 # usage: bench/bench_api.sh [-n RUNS] [--count M] [--clients "1 4"] [--threads K]
-#                           [--seconds T] [--idle-vms V] [--churn P] [--quick]
+#                           [--seconds T] [--idle-vms V] [--idle-mode M] [--churn P] [--quick]
 #   -n RUNS        rounds of each measurement, the median is shown (default 3)
 #   --count M      VMs created per create round (default 20)
 #   --clients L    concurrent create/delete clients, a list (default "1 4")
 #   --threads K    client threads of the latency measurement (default 4)
 #   --seconds T    seconds per endpoint and condition (default 5)
-#   --idle-vms V   VMs in mode=loop present during the latency measurement (default 4)
+#   --idle-vms V   VMs present during the latency measurement (default 4)
+#   --idle-mode M  their test-guest mode: loop (spin a vCPU in ring 3) or idle (HLT) (default loop)
 #   --churn P      VMs faulting (touch=all) at once in the loaded condition (default 3)
 #   --quick        -n 1 --count 10 --seconds 2
 #
@@ -29,9 +30,10 @@ clients_list="1 4"
 threads=4
 seconds=5
 idle_vms=4
+idle_mode=loop
 churn=3
 
-usage() { sed -n '9,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '9,18p' "$0" | sed 's/^# \{0,1\}//'; }
 posint() { case $2 in '' | *[!0-9]* | 0*) echo "bench_api.sh: $1 needs a positive number" >&2; exit 2 ;; esac; }
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -41,6 +43,7 @@ while [ $# -gt 0 ]; do
 	--threads) threads=${2:?}; shift 2 ;;
 	--seconds) seconds=${2:?}; shift 2 ;;
 	--idle-vms) idle_vms=${2:?}; shift 2 ;;
+	--idle-mode) idle_mode=${2:?}; shift 2 ;;
 	--churn) churn=${2:?}; shift 2 ;;
 	--quick) runs=1 count=10 seconds=2; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -49,6 +52,7 @@ while [ $# -gt 0 ]; do
 done
 posint -n "$runs"; posint --count "$count"; posint --threads "$threads"; posint --seconds "$seconds"
 posint --idle-vms "$idle_vms"; posint --churn "$churn"
+case $idle_mode in loop | idle) ;; *) echo "bench_api.sh: --idle-mode is loop or idle" >&2; exit 2 ;; esac
 for c in $clients_list; do posint --clients "$c"; done
 
 if ! (exec 3<>/dev/kvm) 2>/dev/null; then
@@ -167,10 +171,17 @@ load_mid=$(loadavg)
 
 # --- 2. latency under load -----------------------------------------------------------
 
-"$gen" "$sock" spawn --count "$idle_vms" --memory 64 --cmdline "touch=percent:10 mode=loop" >"$tmp/idle" 2>"$tmp/idle.err" ||
+"$gen" "$sock" spawn --count "$idle_vms" --memory 64 --cmdline "touch=percent:10 mode=$idle_mode" >"$tmp/idle" 2>"$tmp/idle.err" ||
 	{ cat "$tmp/idle.err" >&2; echo "bench_api.sh: cannot create the idle VMs" >&2; exit 1; }
 vm=$(kv "$tmp/idle" id)
-sleep 1 # past their emulated ring-0 set-up, into the ring-3 loop
+# Past their boots (none holds or waits for a boot slot), then past their
+# emulated ring-0 set-up, into the ring-3 loop.
+for _ in $(seq 1 300); do
+	api http://localhost/metrics | grep -qx -e 'kevd_boot_slots_busy 0' && 
+		api http://localhost/metrics | grep -qx -e 'kevd_boot_slot_queue 0' && break
+	sleep 0.1
+done
+sleep 1
 paths=("/v1/vms/$vm" "/v1/vms/$vm/paging" "/metrics" "/v1/health")
 labels=("GET /v1/vms/{id}" "GET /v1/vms/{id}/paging" "GET /metrics" "GET /v1/health")
 metrics_bytes=$(api http://localhost/metrics | wc -c | tr -d ' ')
@@ -261,7 +272,11 @@ echo "   for $(nproc) cores -- context only, a different guest, machine and meas
 echo
 
 echo "== API latency: $threads client threads back to back for $seconds s per endpoint and condition"
-echo "   idle:     $idle_vms VMs in mode=loop (each spins one vCPU in ring 3; no paging activity)"
+if [ "$idle_mode" = loop ]; then
+	echo "   idle:     $idle_vms VMs in mode=loop (each spins one vCPU in ring 3; no paging activity)"
+else
+	echo "   idle:     $idle_vms VMs in mode=idle (each halts its vCPU; no paging activity)"
+fi
 echo "   faulting: the same, plus $churn VMs at a time created with \"touch=all\" (each faults its 32 MiB image),"
 echo "             polled every 10 ms, deleted when exited, again, for the whole measurement"
 echo "   {id} = $vm; /metrics was $metrics_bytes bytes; req/s, p50, p99: median of rounds; max: over all rounds"

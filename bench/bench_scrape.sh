@@ -15,12 +15,13 @@
 # alternate within a round so that drift hits both.
 #
 # usage: bench/bench_scrape.sh [-n ROUNDS] [--vms V] [--vcpus C] [--seconds T] [--idle-seconds T2]
-#                              [--base REV] [--quick]
+#                              [--clients K] [--base REV] [--quick]
 #   -n ROUNDS          rounds, the median is shown (default 3)
 #   --vms V            VMs (default 50)
 #   --vcpus C          vCPUs per VM (default 4)
 #   --seconds T        seconds of scraping while the VMs fault (default 5)
 #   --idle-seconds T2  seconds of scraping once they are stopped (default 3)
+#   --clients K        clients scraping back to back, one connection each (default 1)
 #   --base REV         the "before" commit (default: the commit "vm: kevd_vm_vcpu_info_from ...")
 #   --quick            -n 1 --seconds 3 --idle-seconds 2
 #
@@ -37,9 +38,10 @@ nvms=50
 vcpus=4
 seconds=5
 idle_seconds=3
+clients=1
 base=''
 
-usage() { sed -n '17,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '17,26p' "$0" | sed 's/^# \{0,1\}//'; }
 posint() { case $2 in '' | *[!0-9]* | 0*) echo "bench_scrape.sh: $1 needs a positive number" >&2; exit 2 ;; esac; }
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -48,6 +50,7 @@ while [ $# -gt 0 ]; do
 	--vcpus) vcpus=${2:?}; shift 2 ;;
 	--seconds) seconds=${2:?}; shift 2 ;;
 	--idle-seconds) idle_seconds=${2:?}; shift 2 ;;
+	--clients) clients=${2:?}; shift 2 ;;
 	--base) base=${2:?}; shift 2 ;;
 	--quick) runs=1 seconds=3 idle_seconds=2; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -55,7 +58,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 posint -n "$runs"; posint --vms "$nvms"; posint --vcpus "$vcpus"; posint --seconds "$seconds"
-posint --idle-seconds "$idle_seconds"
+posint --idle-seconds "$idle_seconds"; posint --clients "$clients"
 
 if ! (exec 3<>/dev/kvm) 2>/dev/null; then
 	echo "bench_scrape.sh: /dev/kvm cannot be opened: skipped"
@@ -186,7 +189,7 @@ measure() {
 	t0=$(now)
 	f=$tmp/fault-$n-$r
 	c0=$(loop_cpu) w0=$(loop_waits)
-	"$gen" "$sock" load --threads 1 --seconds "$seconds" --path /metrics >"$f" 2>"$f.err" || {
+	"$gen" "$sock" load --threads "$clients" --seconds "$seconds" --path /metrics >"$f" 2>"$f.err" || {
 		failed=1; echo "bench_scrape.sh: $n round $r: scrapes failed:" >&2; head -n 3 "$f.err" >&2; }
 	c1=$(loop_cpu) w1=$(loop_waits)
 	api -o "$tmp/s1" http://localhost/metrics
@@ -206,7 +209,7 @@ measure() {
 	done
 	f=$tmp/idle-$n-$r
 	c0=$(loop_cpu) w0=$(loop_waits)
-	"$gen" "$sock" load --threads 1 --seconds "$idle_seconds" --path /metrics >"$f" 2>"$f.err" || {
+	"$gen" "$sock" load --threads "$clients" --seconds "$idle_seconds" --path /metrics >"$f" 2>"$f.err" || {
 		failed=1; echo "bench_scrape.sh: $n round $r: idle scrapes failed:" >&2; head -n 3 "$f.err" >&2; }
 	c1=$(loop_cpu) w1=$(loop_waits)
 	res "$n" icpu "$(per "$((c1 - c0))" "$(kv "$f" lat_n)")"
@@ -256,7 +259,7 @@ echo "after:   $describe ($after), $after_built"
 echo "load:    load average (1/5/15 min) $load_start at start, $load_end at end"
 echo "method:  per variant and round a fresh \`kevd serve\` (Unix socket, log level warn) holding $nvms VMs of $vcpus vCPUs,"
 echo "         64 MiB, cmdline \"touch=all\", window_pages 1 (each page its own fault), created stopped, then started;"
-echo "         once all run, 1 client (bench/bench_api load, one kept-alive connection) GETs /metrics back to back"
+echo "         once all run, $clients client(s) (bench/bench_api load, one kept-alive connection each) GET /metrics back to back"
 echo "         for $seconds s while they fault; then the VMs are stopped and it scrapes the $nvms held VMs for $idle_seconds s."
 echo "         A second daemon runs the same VMs over the same window unscraped (two single scrapes bound it)."
 echo "         Variants alternate within a round; median of $runs rounds, max over all rounds"
@@ -287,7 +290,7 @@ for phase in f i; do
 		"$(ratio "$(med after ${phase}waits)" "$(med before ${phase}waits)")"
 done
 echo "   VMs still running at the end of the faulting window: before $(med before running_end), after $(med after running_end) (of $nvms)"
-echo "   bytes: one scrape at the end of the faulting window (after has one more family, kevd_vm_pager_faults_unserved_total)"
+echo "   bytes: one scrape at the end of the faulting window"
 echo
 
 echo "== pager faults/s of the $nvms VMs over the $seconds s window, scraped back to back vs not scraped"
