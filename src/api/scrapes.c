@@ -52,7 +52,6 @@ void kevd_scrapes_free(struct kevd_scrapes *s)
 {
 	if (!s)
 		return;
-	kevd_scrapes_flush(s);
 	event_free(s->due);
 	free(s->queued);
 	free(s);
@@ -96,7 +95,6 @@ void kevd_scrapes_flush(struct kevd_scrapes *s)
 		else
 			kevd_http_send(s->http, s->queued[i], 200, PROM_TEXT_TYPE, text, len);
 	}
-	s->stats.answered += r < 0 ? 0 : n;
 	free(text);
 }
 

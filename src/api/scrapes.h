@@ -27,15 +27,16 @@ struct kevd_scrapes;
 typedef int (*kevd_scrapes_render_fn)(void *arg, char **text, size_t *len);
 
 struct kevd_scrapes_stats {
-	uint64_t renders;   /* renders run, failed ones included */
-	uint64_t answered;  /* scrapes answered with one of them */
+	uint64_t renders;  /* renders run, failed ones included */
 };
 
 /* Answers through HTTP with the Content-Type of the text format. */
 int kevd_scrapes_new(struct event_base *base, struct kevd_http *http, kevd_scrapes_render_fn render, void *arg,
 		     struct kevd_scrapes **out, struct kevd_error *err);
-/* Answers the scrapes still queued, then frees S.  Before the listeners
- * that own their requests are freed. */
+/* Frees S.  Scrapes still queued are dropped: the loop has stopped, so no
+ * answer would leave, and their requests are freed with their
+ * connections when the listeners are.  (A stop by signal runs the loop a
+ * while longer first, and that answers them.) */
 void kevd_scrapes_free(struct kevd_scrapes *s);
 
 /* Queues REQ for the next render (answered 500 at once when it cannot be

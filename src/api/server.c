@@ -311,7 +311,7 @@ void kevd_server_free(struct kevd_server *srv)
 	 * they made into the registry freed below. */
 	kevd_jobs_free(srv->jobs);
 	kevd_spares_free(srv->spares);
-	/* Answers the scrapes queued: their requests are the listeners'. */
+	/* Before the listeners, whose connections own the queued scrapes. */
 	kevd_scrapes_free(srv->scrapes);
 	kevd_listener_free(srv->metrics_l);
 	kevd_listener_free(srv->tcp_l);
