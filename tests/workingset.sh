@@ -2,7 +2,9 @@
 # Working sets through the real daemon (docs/pager.md, "Working set"):
 #   - kernel boots: the first boot of the test guest records its working
 #     set under state_dir/workingsets/<the image's cache id>; a second boot
-#     of it prefetches that list and takes far fewer faults;
+#     of it prefetches that list, some of the guest's pages come from the
+#     prefetch, and it takes fewer faults (how many fewer races the guest:
+#     a figure for bench/);
 #   - restores: a snapshot of the test guest taken once its touch pass is
 #     done (its work phase begun) is restored; the first clone records
 #     snapshots/NAME/workingset, the second prefetches it and takes at most
@@ -142,8 +144,15 @@ finish boot2
 [ "$result" = "$want" ] || die "boot2: '$result', boot1 printed '$want'"
 grep -q '"working_set":"prefetched"' "$tmp/paging" || die "boot2 did not prefetch"
 boot2_faults=$(pnum faults)
-[ "$((boot2_faults * 4))" -le "$boot1_faults" ] ||
-	die "boot2 took $boot2_faults faults, boot1 $boot1_faults: not far fewer"
+# The prefetch races the guest: on a loaded machine (make -j distcheck) the
+# guest can run ahead of it, and how many faults it saves is a figure for
+# bench/, not a bound for here.  That it served the guest, and saved some,
+# holds however the two are scheduled.
+hits=$(pnum prefetch_hits) premapped=$(pnum pages_premapped)
+served=$((${hits:-0} + ${premapped:-0}))
+[ "$served" -gt 0 ] || die "boot2: none of the prefetched pages served the guest"
+[ "$boot2_faults" -lt "$boot1_faults" ] ||
+	die "boot2 took $boot2_faults faults, boot1 $boot1_faults: not fewer"
 echo "$me: boots: $boot1_faults faults recording, $boot2_faults prefetching ($(pnum pages_prefetched) pages prefetched, $(pnum prefetch_hits) hits)"
 api DELETE /v1/vms/boot2
 
