@@ -215,7 +215,10 @@ static void plan_window(struct handler *h, struct run *r, pid_t tid, bool listed
 	uint64_t from = st ? __atomic_load_n(&st->start_gfn, __ATOMIC_RELAXED) : 0;
 	bool grow = p->cfg.window_max_pages > p->cfg.window_pages;
 	bool seq = window && r->gfn >= next && r->gfn < next + window;
-	bool catchup = grow && window && !seq && r->gfn >= from && r->gfn < next;
+	/* Not for a listed page, which is read forward from the fault below:
+	 * a catch-up reaches to the stream's next page, and faults served by
+	 * the prefetch's loads move that on (stream_passed) arbitrarily far. */
+	bool catchup = grow && window && !seq && !listed && r->gfn >= from && r->gfn < next;
 	unsigned size, b = 0;
 	uint64_t end;
 
@@ -260,6 +263,13 @@ static void plan_window(struct handler *h, struct run *r, pid_t tid, bool listed
 		r->wend = r->gfn + readahead_chunk(p);
 		r->ra_end = end;
 	}
+	/* A run is read into the handler's buffer and claimed into r->words,
+	 * both window_max_pages long: every window above fits (the fault is
+	 * within window_max_pages of wstart), and no plan may make a longer
+	 * one (ci87: a listed fault planned as a catch-up claimed 715 pages
+	 * and overran both). */
+	if (r->wend - r->wstart > p->cfg.window_max_pages)
+		r->wend = r->wstart + p->cfg.window_max_pages;
 	if (st && (seq || catchup)) {
 		__atomic_store_n(&st->start_gfn, r->gfn, __ATOMIC_RELAXED);
 		__atomic_store_n(&st->next_gfn, end, __ATOMIC_RELAXED);
