@@ -279,16 +279,21 @@ static void daemon_stop(struct daemon *d)
 		fprintf(stderr, "test_listener: could not remove %s\n", d->dir);
 }
 
-/* An open connection, served once so that it is surely counted. */
-static int served_connection(const struct daemon *d)
+/* FD, served once so that it is surely counted. */
+static int served(int fd, const char *what)
 {
-	int fd = connect_tcp(d->port);
 	struct answer a;
 
 	ck_assert_int_ge(fd, 0);
 	a = ask(fd, health_req, false, 2000);
-	ck_assert_msg(a.status == 200 && !a.closed, "a connection within the cap: %d %s", a.status, a.data);
+	ck_assert_msg(a.status == 200 && !a.closed, "%s: %d %s", what, a.status, a.data);
 	return fd;
+}
+
+/* An open connection to the metrics listener, served once. */
+static int served_connection(const struct daemon *d)
+{
+	return served(connect_tcp(d->port), "a connection within the cap");
 }
 
 static void expect_refused(const struct daemon *d, const char *why)
@@ -661,13 +666,7 @@ static long renders_in(const struct answer *a, const char **body)
  * kevd's receive queue when send() returns. */
 static int served_unix_connection(const struct daemon *d)
 {
-	int fd = connect_unix(d->sock);
-	struct answer a;
-
-	ck_assert_int_ge(fd, 0);
-	a = ask(fd, health_req, false, 2000);
-	ck_assert_msg(a.status == 200 && !a.closed, "a connection on the Unix socket: %d %s", a.status, a.data);
-	return fd;
+	return served(connect_unix(d->sock), "a connection on the Unix socket");
 }
 
 START_TEST(scrapes_share_a_render)
