@@ -440,13 +440,12 @@ static void vcpu_unlease(struct kevd_vcpu *v)
 	kevd_bootgate_leave(v->vm->cfg.boot_gate, &v->lease);
 }
 
-static void *vcpu_main(void *arg)
+/* The thread's own set-up: its id and name, the signals it takes, the
+ * registers KVM syncs, its seccomp filter. */
+static void vcpu_thread_setup(struct kevd_vcpu *v)
 {
-	struct kevd_vcpu *v = arg;
-	struct kevd_vm *vm = v->vm;
 	sigset_t unblock;
 	char name[16];
-	bool go;
 
 	in_vcpu_thread = true;
 	__atomic_store_n(&v->tid, (int)syscall(SYS_gettid), __ATOMIC_RELEASE);
@@ -457,19 +456,33 @@ static void *vcpu_main(void *arg)
 	sigaddset(&unblock, SIGBUS);
 	pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
 	v->run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
-	confine(vm, v);
-	/* Made with the VM, so that its start, which only lets it in here,
-	 * does not wait for a thread to be made, scheduled and confined.  A
-	 * VM that ends before its start ends the thread here (done, not
-	 * counted live). */
+	confine(v->vm, v);
+}
+
+/* Made with the VM, so that its start, which only lets it in here, does
+ * not wait for a thread to be made, scheduled and confined.  False for a
+ * VM that ends before its start: the thread ends (done, not counted
+ * live). */
+static bool vcpu_wait_start(struct kevd_vcpu *v)
+{
+	struct kevd_vm *vm = v->vm;
+	bool go;
+
 	pthread_mutex_lock(&vm->lock);
 	while (!vm->vcpus_go && !__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE))
 		pthread_cond_wait(&vm->unhalt, &vm->lock);
 	go = vm->vcpus_go;
 	v->done = !go;
 	pthread_mutex_unlock(&vm->lock);
-	if (!go)
-		return NULL;
+	return go;
+}
+
+/* From the start to the guest's first instruction: niced, let in by the
+ * boot slots.  False if the VM ended in line. */
+static bool vcpu_enter(struct kevd_vcpu *v)
+{
+	struct kevd_vm *vm = v->vm;
+
 	/* Niced after the wait, which would otherwise have the rest of the
 	 * way to the guest's first instruction wait behind every other thread
 	 * of the daemon.  Below the pager's and the API's threads: a guest spinning on every
@@ -479,7 +492,7 @@ static void *vcpu_main(void *arg)
 	if (vm->cfg.vcpu_nice && setpriority(PRIO_PROCESS, 0, (int)vm->cfg.vcpu_nice) < 0)
 		kevd_warn("vm '%s': vcpu %u: setpriority: %s", vm->name, v->index, strerror(errno));
 	if (!vcpu_admit(v))
-		goto out;
+		return false;
 	/* Let in while paused (a vCPU in line counts as parked): the guest
 	 * has not run, so the slot goes back to the line at once. */
 	if (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE)) {
@@ -490,6 +503,13 @@ static void *vcpu_main(void *arg)
 	 * the closest point to it the VMM can stamp. */
 	if (v->index == 0)
 		__atomic_store_n(&vm->first_run_ns, kevd_now_ns(CLOCK_MONOTONIC), __ATOMIC_RELEASE);
+	return true;
+}
+
+/* KVM_RUN and its exits until the VM stops or an exit ends it. */
+static void vcpu_run_loop(struct kevd_vcpu *v)
+{
+	struct kevd_vm *vm = v->vm;
 
 	while (!__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE)) {
 		int r = kevd_unlikely(kevd_fault("kvm_run")) ? (errno = EFAULT, -1) : ioctl(v->fd, KVM_RUN, 0);
@@ -519,7 +539,18 @@ static void *vcpu_main(void *arg)
 		if (!handle_exit(v))
 			break;
 	}
-out:
+}
+
+static void *vcpu_main(void *arg)
+{
+	struct kevd_vcpu *v = arg;
+	struct kevd_vm *vm = v->vm;
+
+	vcpu_thread_setup(v);
+	if (!vcpu_wait_start(v))
+		return NULL;
+	if (vcpu_enter(v))
+		vcpu_run_loop(v);
 	vcpu_unlease(v);
 
 	pthread_mutex_lock(&vm->lock);
